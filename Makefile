@@ -1,0 +1,21 @@
+# The usual commands. `make run` and `make test` set everything up first.
+.PHONY: run test lint format bench
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format:
+	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+bench:
+	.venv/bin/python -m bench.indexing
+	.venv/bin/python -m bench.retrieval_quality
+	.venv/bin/python -m bench.retrieval_latency
+	.venv/bin/python -m bench.ingest
+	.venv/bin/python -m bench.reply_overhead

@@ -1,0 +1,1 @@
+"""The backend: Sanic API, gateway webhooks and reply workers."""

@@ -1,0 +1,123 @@
+"""The app factory: `create_app(settings)` builds the whole backend."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import structlog
+from pydantic import ValidationError
+from sanic import Request, Sanic
+from sanic.exceptions import SanicException
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from backend import lifecycle
+from backend.database import is_connection_error
+from backend.errors import AppError, Unauthorized
+from backend.logging import configure_logging
+from backend.routes import blueprints
+from backend.security import read_token
+from backend.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Routes anyone may call; every other /api route needs an operator token.
+PUBLIC_API_PATHS = {"/api/auth/login"}
+
+
+def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sanic:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = Sanic(name, configure_logging=False)
+    # Uploads are checked against MAX_UPLOAD_MB by the documents service; this only stops
+    # bodies so large that they would never be accepted.
+    app.config.REQUEST_MAX_SIZE = settings.max_upload_bytes + 1024 * 1024
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 30
+    app.ctx.settings = settings
+    app.ctx.db = None
+    app.ctx.not_ready_reason = "starting"
+    app.ctx.started_at = time.time()
+
+    for bp in blueprints():
+        app.blueprint(bp)
+
+    app.register_middleware(_bind_request_id, "request")
+    app.register_middleware(_authenticate, "request")
+    app.register_middleware(_add_request_id_header, "response")
+    app.error_handler.add(Exception, _error_response)
+
+    app.register_listener(lifecycle.before_start, "before_server_start")
+    app.register_listener(lifecycle.after_stop, "after_server_stop")
+    return app
+
+
+async def _bind_request_id(request: Request) -> None:
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request.ctx.request_id = request_id[:64]
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request.ctx.request_id)
+
+
+async def _authenticate(request: Request) -> None:
+    request.ctx.operator = None
+    if not request.path.startswith("/api/") or request.path in PUBLIC_API_PATHS:
+        return
+    if request.method == "OPTIONS":
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Log in first: send 'Authorization: Bearer <token>'.", code="missing_token")
+    claims = read_token(request.app.ctx.settings.secret_key.get_secret_value(), token.strip())
+    request.ctx.operator = {"id": int(claims["sub"]), "role": claims.get("role", "operator")}
+
+
+async def _add_request_id_header(request: Request, response: HTTPResponse) -> None:
+    request_id = getattr(request.ctx, "request_id", None)
+    if request_id:
+        response.headers["x-request-id"] = request_id
+
+
+def _error_response(request: Request, exc: Exception) -> HTTPResponse:
+    if isinstance(exc, AppError):
+        if exc.status >= 500:
+            log.warning("request.failed", path=request.path, code=exc.code, error=exc.message)
+        return json_response(exc.body(), status=exc.status)
+    if isinstance(exc, ValidationError):
+        return json_response(
+            {
+                "error": {
+                    "code": "invalid",
+                    "message": "Invalid input.",
+                    "details": exc.errors(include_url=False, include_input=False),
+                }
+            },
+            status=400,
+            default=str,
+        )
+    if isinstance(exc, SanicException) and exc.status_code < 500:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
+        message = {
+            404: f"No route for {request.method} {request.path}.",
+            413: "The request body is too large.",
+        }.get(exc.status_code, str(exc) or "Bad request.")
+        return json_response({"error": {"code": code, "message": message, "details": None}}, status=exc.status_code)
+    if isinstance(exc, asyncio.TimeoutError) or is_connection_error(exc):
+        log.warning("request.unavailable", path=request.path, error=type(exc).__name__)
+        return json_response(
+            {
+                "error": {
+                    "code": "unavailable",
+                    "message": "A dependency is unavailable; try again shortly.",
+                    "details": None,
+                }
+            },
+            status=503,
+        )
+    log.exception("request.crashed", path=request.path)
+    return json_response(
+        {"error": {"code": "internal", "message": "Something went wrong on our side.", "details": None}}, status=500
+    )

@@ -1,0 +1,72 @@
+"""What every route handler shares: body/query parsing, auth checks, JSON responses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sanic import Request
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+
+from backend.errors import Forbidden, Invalid
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(default=50, ge=1, le=500)
+    offset: int = Field(default=0, ge=0)
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"field": ".".join(str(part) for part in err["loc"]) or "body", "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+
+
+def parse_body(request: Request, model: type[M]) -> M:
+    """Validate a JSON body; malformed JSON and wrong fields are 400 with field details."""
+    raw = request.body or b""
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("The request body is not valid JSON.", code="malformed_json") from exc
+    if data is None:
+        raise Invalid("A JSON object is required in the request body.", code="missing_body")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid("The request body has invalid fields.", details=_validation_details(exc)) from exc
+
+
+def parse_query(request: Request, model: type[M]) -> M:
+    values = {key: request.args.get(key) for key in request.args}
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise Invalid("The query string has invalid parameters.", details=_validation_details(exc)) from exc
+
+
+def require_admin(request: Request) -> None:
+    if request.ctx.operator["role"] != "admin":
+        raise Forbidden("This action needs an admin.")
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [to_json(item) for item in value]
+    return value
+
+
+def ok(value: Any, status: int = 200) -> HTTPResponse:
+    return json_response(to_json(value), status=status, default=str)
+
+
+def page_of(items: list[Any], total: int, page: Page) -> dict[str, Any]:
+    return {"items": to_json(items), "total": total, "limit": page.limit, "offset": page.offset}

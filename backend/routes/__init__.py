@@ -1,0 +1,38 @@
+"""HTTP routes, one blueprint per area. Handlers stay thin: parse, call a service, shape."""
+
+from __future__ import annotations
+
+from sanic import Blueprint
+
+
+def blueprints() -> list[Blueprint]:
+    from backend.routes import (
+        answers,
+        assistants,
+        auth,
+        channels,
+        contacts,
+        documents,
+        health,
+        models,
+        sandbox,
+        stats,
+        webhooks,
+    )
+
+    return [
+        module.bp
+        for module in (
+            health,
+            auth,
+            assistants,
+            documents,
+            answers,
+            models,
+            channels,
+            sandbox,
+            webhooks,
+            contacts,
+            stats,
+        )
+    ]

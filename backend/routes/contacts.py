@@ -1,0 +1,7 @@
+"""Routes: contacts (to be filled in)."""
+
+from __future__ import annotations
+
+from sanic import Blueprint
+
+bp = Blueprint("contacts")

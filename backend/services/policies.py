@@ -1,0 +1,30 @@
+"""Per-assistant reply policies, stored in `assistants.settings` (defaults fit most teams)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ReplyPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ignore_groups: bool = True
+    ignore_broadcasts: bool = True
+    burst_window_seconds: float = Field(
+        default=2.0, ge=0, le=60, description="Messages this close are answered together"
+    )
+    history_turns: int = Field(default=6, ge=0, le=50, description="Recent turns sent to the model as memory")
+    memory_idle_minutes: int = Field(
+        default=120, ge=1, description="After this much silence the conversation starts afresh"
+    )
+    handoff_words: list[str] = Field(default_factory=lambda: ["human", "agent", "operator", "person"])
+    resume_words: list[str] = Field(default_factory=lambda: ["#bot"])
+    pause_minutes: int = Field(default=60, ge=1, description="Human takeover lasts this long unless resumed")
+    opt_out_words: list[str] = Field(default_factory=lambda: ["stop", "unsubscribe"])
+    opt_in_words: list[str] = Field(default_factory=lambda: ["start"])
+    max_replies_per_contact_per_minute: int = Field(default=6, ge=1)
+    max_replies_per_channel_per_minute: int = Field(default=60, ge=1)
+    media_reply: str = "Thanks! I can only read text messages for now — could you write your question?"
+    handoff_reply: str = "Thanks — a person from our team will reply here shortly."
+    opt_out_reply: str = "You won't get more messages from us. Write START to opt back in."
+    min_retrieval_score: float = Field(default=0.0, ge=0, description="Below this the fallback message is used")

@@ -1,0 +1,76 @@
+"""All configuration, read once from the environment into one typed object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every variable here is documented in `.env.example` (a test keeps them in step)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Database
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL with pgvector; unset = embedded PostgreSQL under DATA_DIR"
+    )
+    data_dir: Path = Field(default=Path("./data"), description="Embedded database and local files")
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    backend_url: str = Field(default="http://127.0.0.1:8000", description="Where the console reaches the backend")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where gateways send webhooks")
+    max_upload_mb: int = Field(default=20, ge=1, le=512)
+
+    # Security
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), description="Signs operator tokens; empty = generated once and kept under DATA_DIR"
+    )
+    token_ttl_minutes: int = Field(default=720, ge=1)
+    admin_email: str = "admin@example.com"
+    admin_password: SecretStr = SecretStr("admin-password")
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per email+IP per window")
+    login_window_seconds: int = Field(default=300, ge=1)
+
+    # Models
+    ollama_host: str = "http://127.0.0.1:11434"
+    ollama_model: str = "llama3.2"
+    ollama_timeout_seconds: float = Field(default=120.0, gt=0)
+    embedding_provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
+    embedding_model: str = "all-MiniLM-L6-v2"
+
+    # WhatsApp gateways
+    gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"
+    waha_url: str = "http://127.0.0.1:3000"
+    waha_api_key: SecretStr = SecretStr("")
+    evolution_url: str = "http://127.0.0.1:8080"
+    evolution_api_key: SecretStr = SecretStr("")
+    gateway_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # Workers
+    run_workers: bool = Field(default=True, description="Run reply/indexing workers inside the backend process")
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    job_max_attempts: int = Field(default=5, ge=1)
+    job_lease_seconds: int = Field(default=300, ge=5, description="A job whose worker died is reclaimed after this")
+    job_poll_seconds: float = Field(default=5.0, gt=0, description="Safety-net poll besides LISTEN/NOTIFY")
+
+    # Logging
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "console"
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_scheme(cls, value: str | None) -> str | None:
+        # Render and Heroku hand out postgres://, which asyncpg accepts but SQLAlchemy does not.
+        if value and value.startswith("postgres://"):
+            return "postgresql://" + value.removeprefix("postgres://")
+        return value or None
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024

@@ -1,0 +1,151 @@
+"""SQL for the job queue: enqueue, claim (SKIP LOCKED), finish, retry, reclaim."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from databases import Database
+
+from backend.database import row, rows
+
+CHANNEL = "jobs"
+COLUMNS = (
+    "id, kind, payload, status, dedup_key, serial_key, attempts, max_attempts, run_at, locked_by, "
+    "locked_until, last_error, progress, created_at, updated_at"
+)
+
+
+async def enqueue_job(
+    db: Database,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    dedup_key: str | None = None,
+    serial_key: str | None = None,
+    delay_seconds: float = 0,
+    max_attempts: int = 5,
+) -> int | None:
+    """Queue a job and wake the workers. With a dedup key already queued, nothing is added
+    and None is returned. Inside a transaction the wake-up is sent on commit."""
+    job_id = await db.fetch_val(
+        """
+        INSERT INTO jobs (kind, payload, dedup_key, serial_key, run_at, max_attempts)
+        VALUES (:kind, :payload, :dedup_key, :serial_key, now() + make_interval(secs => :delay), :max_attempts)
+        ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
+        RETURNING id
+        """,
+        {
+            "kind": kind,
+            "payload": payload,
+            "dedup_key": dedup_key,
+            "serial_key": serial_key,
+            "delay": float(delay_seconds),
+            "max_attempts": max_attempts,
+        },
+    )
+    await db.execute(f"SELECT pg_notify('{CHANNEL}', :kind)", {"kind": kind})
+    return job_id
+
+
+async def claim_next_job(db: Database, worker_id: str, kinds: list[str], lease_seconds: int) -> dict | None:
+    """Take the oldest due job no other worker holds; None when there is none."""
+    try:
+        return row(
+            await db.fetch_one(
+                f"""
+                UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = :worker,
+                       locked_until = now() + make_interval(secs => :lease), updated_at = now()
+                WHERE id = (
+                    SELECT j.id FROM jobs j
+                    WHERE j.status = 'queued' AND j.run_at <= now() AND j.kind = ANY(:kinds)
+                      AND (j.serial_key IS NULL OR NOT EXISTS (
+                          SELECT 1 FROM jobs r WHERE r.serial_key = j.serial_key AND r.status = 'running'))
+                    ORDER BY j.run_at, j.id
+                    FOR UPDATE SKIP LOCKED
+                    LIMIT 1
+                )
+                RETURNING {COLUMNS}
+                """,
+                {"worker": worker_id, "lease": lease_seconds, "kinds": kinds},
+            )
+        )
+    except asyncpg.UniqueViolationError:
+        # Another worker started a job with the same serial key at the same moment.
+        return None
+
+
+async def finish_job(db: Database, job_id: int, worker_id: str) -> None:
+    await db.execute(
+        "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, progress = 1, updated_at = now() "
+        "WHERE id = :id AND locked_by = :worker",
+        {"id": job_id, "worker": worker_id},
+    )
+
+
+async def retry_job(db: Database, job_id: int, worker_id: str, error: str, delay_seconds: float) -> None:
+    await db.execute(
+        """
+        UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, last_error = :error,
+               run_at = now() + make_interval(secs => :delay), updated_at = now()
+        WHERE id = :id AND locked_by = :worker
+        """,
+        {"id": job_id, "worker": worker_id, "error": error[:2000], "delay": float(delay_seconds)},
+    )
+
+
+async def fail_job(db: Database, job_id: int, worker_id: str | None, error: str) -> None:
+    await db.execute(
+        """
+        UPDATE jobs SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error = :error, updated_at = now()
+        WHERE id = :id AND (locked_by = :worker OR :worker IS NULL)
+        """,
+        {"id": job_id, "worker": worker_id, "error": error[:2000]},
+    )
+
+
+async def extend_lease(
+    db: Database, job_id: int, worker_id: str, lease_seconds: int, progress: float | None = None
+) -> bool:
+    """Keep a long job ours (and record its progress); False if we lost it."""
+    return (
+        await db.fetch_val(
+            """
+            UPDATE jobs SET locked_until = now() + make_interval(secs => :lease),
+                   progress = coalesce(:progress, progress), updated_at = now()
+            WHERE id = :id AND locked_by = :worker AND status = 'running' RETURNING id
+            """,
+            {"id": job_id, "worker": worker_id, "lease": lease_seconds, "progress": progress},
+        )
+        is not None
+    )
+
+
+async def reclaim_expired_jobs(db: Database) -> list[dict]:
+    """Jobs whose worker died (lease over): back to the queue, or failed when out of attempts."""
+    return rows(
+        await db.fetch_all(
+            f"""
+            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+                   last_error = coalesce(last_error, 'worker lost (lease expired)'),
+                   locked_by = NULL, locked_until = NULL, updated_at = now()
+            WHERE status = 'running' AND locked_until < now()
+            RETURNING {COLUMNS}
+            """
+        )
+    )
+
+
+async def queue_depth(db: Database) -> dict:
+    return row(
+        await db.fetch_one(
+            """
+            SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+                   count(*) FILTER (WHERE status = 'running') AS running,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now())), 0)
+                       AS oldest_queued_age_seconds
+            FROM jobs
+            """
+        )
+    )

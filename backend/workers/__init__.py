@@ -1,0 +1,1 @@
+"""Background work: one job queue in PostgreSQL, handlers by job kind."""
