@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     ollama_timeout_seconds: float = Field(default=120.0, gt=0)
     embedding_provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
     embedding_model: str = "all-MiniLM-L6-v2"
+    # -- knowledge settings (rag) go here --
 
     # WhatsApp gateways
     gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     evolution_url: str = "http://127.0.0.1:8080"
     evolution_api_key: SecretStr = SecretStr("")
     gateway_timeout_seconds: float = Field(default=15.0, gt=0)
+    # -- gateway/channel settings go here --
 
     # Workers
     run_workers: bool = Field(default=True, description="Run reply/indexing workers inside the backend process")
@@ -58,6 +60,7 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1)
     job_lease_seconds: int = Field(default=300, ge=5, description="A job whose worker died is reclaimed after this")
     job_poll_seconds: float = Field(default=5.0, gt=0, description="Safety-net poll besides LISTEN/NOTIFY")
+    # -- reply pipeline settings go here --
 
     # Logging
     log_level: str = "INFO"

@@ -21,9 +21,7 @@ async def test_health_and_readiness(backend):
 
 async def test_login_returns_a_token_and_wrong_password_is_refused(backend):
     async with backend.client() as client:
-        good = await client.post(
-            "/api/auth/login", json={"email": "ADMIN@example.com", "password": "test-admin-password"}
-        )
+        good = await client.post("/api/auth/login", json={"email": "ADMIN@example.com", "password": "test-admin-password"})
         bad = await client.post("/api/auth/login", json={"email": "admin@example.com", "password": "nope"})
     assert good.status_code == 200 and good.json()["token"]
     assert bad.status_code == 401
@@ -37,9 +35,7 @@ async def test_login_attempts_are_rate_limited(backend):
             for _ in range(6)
         ]
         # Even the right password waits out the window once it is locked.
-        locked = await client.post(
-            "/api/auth/login", json={"email": "admin@example.com", "password": "test-admin-password"}
-        )
+        locked = await client.post("/api/auth/login", json={"email": "admin@example.com", "password": "test-admin-password"})
     assert codes == [401] * 5 + [429]
     assert locked.status_code == 429 and locked.json()["error"]["code"] == "too_many_requests"
 

@@ -13,10 +13,12 @@ def blueprints() -> list[Blueprint]:
         channels,
         contacts,
         documents,
+        gaps,
         health,
         models,
         sandbox,
         stats,
+        status,
         webhooks,
     )
 
@@ -34,5 +36,7 @@ def blueprints() -> list[Blueprint]:
             webhooks,
             contacts,
             stats,
+            gaps,
+            status,
         )
     ]

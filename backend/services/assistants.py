@@ -25,13 +25,9 @@ class AssistantFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     instructions: str = Field(default="You are a helpful assistant. Answer from the sources.", max_length=20000)
-    model: str | None = Field(
-        default=None, min_length=1, max_length=200, description="Ollama model; default OLLAMA_MODEL"
-    )
+    model: str | None = Field(default=None, min_length=1, max_length=200, description="Ollama model; default OLLAMA_MODEL")
     temperature: float = Field(default=0.2, ge=0, le=2)
-    fallback_message: str = Field(
-        default="Sorry, I don't know that yet. A person from our team will follow up.", max_length=4000
-    )
+    fallback_message: str = Field(default="Sorry, I don't know that yet. A person from our team will follow up.", max_length=4000)
     language: str = Field(default="english", description="Full-text search language", pattern="^[a-z]+$")
     policies: ReplyPolicy = Field(default_factory=ReplyPolicy)
 

@@ -10,13 +10,9 @@ class ReplyPolicy(BaseModel):
 
     ignore_groups: bool = True
     ignore_broadcasts: bool = True
-    burst_window_seconds: float = Field(
-        default=2.0, ge=0, le=60, description="Messages this close are answered together"
-    )
+    burst_window_seconds: float = Field(default=2.0, ge=0, le=60, description="Messages this close are answered together")
     history_turns: int = Field(default=6, ge=0, le=50, description="Recent turns sent to the model as memory")
-    memory_idle_minutes: int = Field(
-        default=120, ge=1, description="After this much silence the conversation starts afresh"
-    )
+    memory_idle_minutes: int = Field(default=120, ge=1, description="After this much silence the conversation starts afresh")
     handoff_words: list[str] = Field(default_factory=lambda: ["human", "agent", "operator", "person"])
     resume_words: list[str] = Field(default_factory=lambda: ["#bot"])
     pause_minutes: int = Field(default=60, ge=1, description="Human takeover lasts this long unless resumed")

@@ -40,9 +40,7 @@ async def update_assistant(db: Database, assistant_id: int, changes: dict) -> di
     sets = ", ".join(f"{column} = :{column}" for column in changes)
     sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
     return row(
-        await db.fetch_one(
-            f"UPDATE assistants SET {sets} WHERE id = :id RETURNING {COLUMNS}", {**changes, "id": assistant_id}
-        )
+        await db.fetch_one(f"UPDATE assistants SET {sets} WHERE id = :id RETURNING {COLUMNS}", {**changes, "id": assistant_id})
     )
 
 

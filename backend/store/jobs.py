@@ -104,9 +104,7 @@ async def fail_job(db: Database, job_id: int, worker_id: str | None, error: str)
     )
 
 
-async def extend_lease(
-    db: Database, job_id: int, worker_id: str, lease_seconds: int, progress: float | None = None
-) -> bool:
+async def extend_lease(db: Database, job_id: int, worker_id: str, lease_seconds: int, progress: float | None = None) -> bool:
     """Keep a long job ours (and record its progress); False if we lost it."""
     return (
         await db.fetch_val(

@@ -177,11 +177,7 @@ class Workers:
             if job.attempts >= job.max_attempts:
                 await self._give_up(job, handler, error, bound)
             else:
-                delay = (
-                    exc.delay
-                    if isinstance(exc, RetryLater) and exc.delay is not None
-                    else backoff_seconds(job.attempts)
-                )
+                delay = exc.delay if isinstance(exc, RetryLater) and exc.delay is not None else backoff_seconds(job.attempts)
                 bound.warning("job.retry", error=error, retry_in_s=delay)
                 if not isinstance(exc, (RetryLater,)) and not is_connection_error(exc):
                     bound.debug("job.traceback", traceback=traceback.format_exc())

@@ -1,0 +1,20 @@
+"""Prometheus metrics, defined once; `/metrics` serves them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_IN = Counter("wa_messages_in_total", "Inbound messages stored", ["provider"])
+MESSAGES_IGNORED = Counter("wa_messages_ignored_total", "Inbound messages not answered, by reason", ["reason"])
+MESSAGES_OUT = Counter("wa_messages_out_total", "Outbound messages sent", ["provider", "author"])
+REPLY_FAILURES = Counter("wa_reply_failures_total", "Replies that failed, by reason", ["reason"])
+REPLY_LATENCY = Histogram(
+    "wa_reply_latency_seconds",
+    "From the customer's message stored to the reply sent",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
+)
+DUPLICATE_WEBHOOKS = Counter("wa_duplicate_webhooks_total", "Webhook deliveries of an already stored message", ["provider"])
+GATEWAY_CALLS = Histogram("wa_gateway_call_seconds", "Calls to WhatsApp gateways", ["provider", "operation", "outcome"])
+OLLAMA_CALLS = Histogram("wa_ollama_call_seconds", "Calls to Ollama", ["operation", "outcome"])
+JOB_QUEUE_DEPTH = Gauge("wa_job_queue_depth", "Jobs by status", ["status"])
+JOB_QUEUE_OLDEST_AGE = Gauge("wa_job_queue_oldest_age_seconds", "Age of the oldest due queued job")

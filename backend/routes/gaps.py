@@ -1,0 +1,7 @@
+"""Routes: gaps (to be filled in)."""
+
+from __future__ import annotations
+
+from sanic import Blueprint
+
+bp = Blueprint("gaps")
