@@ -59,8 +59,10 @@ def require_admin(request: Request) -> None:
 def to_json(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: to_json(item) for key, item in value.items()}
     return value
 
 

@@ -206,3 +206,19 @@ async def test_two_backends_migrating_at_once_apply_each_step_once(pg_url):
         await conn.close()
     finally:
         await drop_database(pg_url, url)
+
+
+async def test_admin_creates_an_operator_who_cannot_manage_operators(api, backend):
+    created = await api.post("/api/operators", json={"email": "ana@example.com", "password": "long-enough-pw"})
+    assert created.status_code == 201 and created.json()["role"] == "operator"
+    assert "password" not in created.text and "hash" not in created.text
+    again = await api.post("/api/operators", json={"email": "ANA@example.com", "password": "long-enough-pw"})
+    assert again.status_code == 409
+
+    token = await login(backend, "ana@example.com", "long-enough-pw")
+    async with backend.client(token) as ana:
+        assert (await ana.get("/api/assistants")).status_code == 200
+        refused = await ana.post("/api/operators", json={"email": "eve@example.com", "password": "long-enough-pw"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    emails = [o["email"] for o in (await api.get("/api/operators")).json()["items"]]
+    assert emails == ["admin@example.com", "ana@example.com"]

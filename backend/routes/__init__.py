@@ -16,6 +16,7 @@ def blueprints() -> list[Blueprint]:
         gaps,
         health,
         models,
+        operators,
         sandbox,
         stats,
         status,
@@ -27,6 +28,7 @@ def blueprints() -> list[Blueprint]:
         for module in (
             health,
             auth,
+            operators,
             assistants,
             documents,
             answers,

@@ -7,7 +7,7 @@ from databases import Database
 
 async def find_operator_by_email(db: Database, email: str) -> dict | None:
     row = await db.fetch_one(
-        "SELECT id, email, role, password_hash FROM operators WHERE lower(email) = lower(:email)", {"email": email}
+        "SELECT id, email, role, password_hash, created_at FROM operators WHERE lower(email) = lower(:email)", {"email": email}
     )
     return dict(row._mapping) if row else None
 
@@ -39,3 +39,13 @@ async def record_login_attempt(db: Database, email: str, ip: str, succeeded: boo
         "INSERT INTO login_attempts (email, ip, succeeded) VALUES (:email, :ip, :ok)",
         {"email": email, "ip": ip, "ok": succeeded},
     )
+
+
+async def list_operators(db: Database) -> list[dict]:
+    from backend.database import rows
+
+    return rows(await db.fetch_all("SELECT id, email, role, created_at FROM operators ORDER BY id"))
+
+
+async def delete_operator(db: Database, operator_id: int) -> bool:
+    return await db.fetch_val("DELETE FROM operators WHERE id = :id RETURNING id", {"id": operator_id}) is not None
