@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 
+import asyncpg
 import structlog
 from pydantic import ValidationError
 from sanic import Request, Sanic
@@ -15,7 +16,8 @@ from sanic.response import json as json_response
 
 from backend import lifecycle
 from backend.database import is_connection_error
-from backend.errors import AppError, Unauthorized
+from backend.errors import AppError, NotFound, Unauthorized
+from backend.http import MAX_ID
 from backend.logging import configure_logging
 from backend.routes import blueprints
 from backend.security import read_token
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sa
 
     app.register_middleware(_bind_request_id, "request")
     app.register_middleware(_authenticate, "request")
+    app.register_middleware(_check_path_ids, "request")
     app.register_middleware(_add_request_id_header, "response")
     app.error_handler.add(Exception, _error_response)
 
@@ -73,6 +76,13 @@ async def _authenticate(request: Request) -> None:
         raise Unauthorized("Log in first: send 'Authorization: Bearer <token>'.", code="missing_token")
     claims = read_token(request.app.ctx.settings.secret_key.get_secret_value(), token.strip())
     request.ctx.operator = {"id": int(claims["sub"]), "role": claims.get("role", "operator")}
+
+
+async def _check_path_ids(request: Request) -> None:
+    # A path id beyond bigint can name nothing we store: answer 404 before any query.
+    for name, value in (request.match_info or {}).items():
+        if isinstance(value, int) and not 0 <= value <= MAX_ID:
+            raise NotFound(f"No such {name.removesuffix('_id')}: {value}.", code="not_found")
 
 
 async def _add_request_id_header(request: Request, response: HTTPResponse) -> None:
@@ -105,6 +115,13 @@ def _error_response(request: Request, exc: Exception) -> HTTPResponse:
             413: "The request body is too large.",
         }.get(exc.status_code, str(exc) or "Bad request.")
         return json_response({"error": {"code": code, "message": message, "details": None}}, status=exc.status_code)
+    if isinstance(exc, (asyncpg.DataError, OverflowError)):
+        # Values the database cannot hold (out-of-range numbers, bad characters) that slipped past validation.
+        log.warning("request.bad_value", path=request.path, error=type(exc).__name__)
+        return json_response(
+            {"error": {"code": "invalid", "message": "A value in the request cannot be stored.", "details": None}},
+            status=400,
+        )
     if isinstance(exc, asyncio.TimeoutError) or is_connection_error(exc):
         log.warning("request.unavailable", path=request.path, error=type(exc).__name__)
         return json_response(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sanic import Request
@@ -14,11 +14,43 @@ from backend.errors import Forbidden, Invalid
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_ID = 2**63 - 1  # PostgreSQL bigint
+# An id of ours in a body or query: anything else is a 400, never a database error.
+DbId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
 
 class Page(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=10**9)
+
+
+def _find_nul(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in decoded JSON (PostgreSQL text cannot hold one)."""
+    if isinstance(value, str):
+        return path or "body" if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key}".lstrip(".")
+        found = _find_nul(item, f"{path}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
+
+
+def _refuse_nul(data: Any) -> None:
+    field = _find_nul(data)
+    if field is not None:
+        raise Invalid(
+            "Text may not contain NUL characters.",
+            details=[{"field": field, "message": "contains a NUL (\\u0000) character"}],
+        )
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -37,6 +69,7 @@ def parse_body(request: Request, model: type[M]) -> M:
         raise Invalid("The request body is not valid JSON.", code="malformed_json") from exc
     if data is None:
         raise Invalid("A JSON object is required in the request body.", code="missing_body")
+    _refuse_nul(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -45,6 +78,7 @@ def parse_body(request: Request, model: type[M]) -> M:
 
 def parse_query(request: Request, model: type[M]) -> M:
     values = {key: request.args.get(key) for key in request.args}
+    _refuse_nul(values)
     try:
         return model.model_validate(values)
     except ValidationError as exc:
