@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     backend_url: str = Field(default="http://127.0.0.1:8000", description="Where the console reaches the backend")
-    public_base_url: str = Field(default="http://127.0.0.1:8000", description="Where gateways send webhooks")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where gateways send webhooks",
+        # On Render the service's own public URL is given as RENDER_EXTERNAL_URL.
+        validation_alias=AliasChoices("public_base_url", "render_external_url"),
+    )
     max_upload_mb: int = Field(default=20, ge=1, le=512)
 
     # Security
@@ -44,6 +49,12 @@ class Settings(BaseSettings):
     embedding_provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
     embedding_model: str = "all-MiniLM-L6-v2"
     # -- knowledge settings (rag) go here --
+    rag_chunk_tokens: int = Field(default=200, ge=32, le=512, description="Chunk size in embedding-model tokens")
+    rag_chunk_overlap_tokens: int = Field(default=40, ge=0, le=256, description="Tokens repeated between chunks")
+    rag_top_k: int = Field(default=6, ge=1, le=50, description="Passages retrieved for an answer")
+    rag_min_score: float = Field(default=0.25, ge=0, le=1, description="Best cosine below this = fallback message")
+    rag_max_context_tokens: int = Field(default=8192, ge=1024, description="Largest num_ctx ever asked of Ollama")
+    rag_answer_tokens: int = Field(default=512, ge=32, le=8192, description="Tokens kept for the answer")
 
     # WhatsApp gateways
     gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"
@@ -53,6 +64,16 @@ class Settings(BaseSettings):
     evolution_api_key: SecretStr = SecretStr("")
     gateway_timeout_seconds: float = Field(default=15.0, gt=0)
     # -- gateway/channel settings go here --
+    gateway_attempts: int = Field(default=3, ge=1, le=10, description="Tries per gateway call (back-off between)")
+    waha_session_name: str = Field(
+        default="", description="Fixed WAHA session name (WAHA Core runs only 'default'); empty = one per channel"
+    )
+    channel_reconcile_seconds: float = Field(
+        default=30.0, ge=0, description="How often channels are checked against their gateway; 0 = never"
+    )
+    channel_stale_seconds: float = Field(
+        default=300.0, gt=0, description="A ready channel silent this long is checked against its gateway"
+    )
 
     # Workers
     run_workers: bool = Field(default=True, description="Run reply/indexing workers inside the backend process")
@@ -73,6 +94,12 @@ class Settings(BaseSettings):
         if value and value.startswith("postgres://"):
             return "postgresql://" + value.removeprefix("postgres://")
         return value or None
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _default_ollama_scheme(cls, value: str) -> str:
+        # Ollama itself accepts OLLAMA_HOST without a scheme ("host:11434"), as Render's hostport gives it.
+        return value if "://" in value else f"http://{value}"
 
     @property
     def max_upload_bytes(self) -> int:

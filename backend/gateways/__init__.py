@@ -2,6 +2,28 @@
 
 from __future__ import annotations
 
+import aiohttp
+from databases import Database
 
-def make_gateway(provider, settings, http, db):  # noqa: ANN001, ANN201
-    raise NotImplementedError(provider)
+from backend.errors import Invalid
+from backend.gateways.base import Gateway
+from backend.settings import Settings
+
+PROVIDERS = ("sandbox", "waha", "evolution")
+
+
+def make_gateway(provider: str, settings: Settings, http: aiohttp.ClientSession, db: Database) -> Gateway:
+    """The gateway for `provider`; the sandbox keeps its state in `db`, the others talk over `http`."""
+    if provider == "sandbox":
+        from backend.gateways.sandbox import SandboxGateway
+
+        return SandboxGateway(db)
+    if provider == "waha":
+        from backend.gateways.waha import WahaGateway
+
+        return WahaGateway(settings, http)
+    if provider == "evolution":
+        from backend.gateways.evolution import EvolutionGateway
+
+        return EvolutionGateway(settings, http)
+    raise Invalid(f"Unknown gateway provider '{provider}' (one of {', '.join(PROVIDERS)}).", code="unknown_provider")

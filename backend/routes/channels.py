@@ -1,7 +1,55 @@
-"""Routes: channels (to be filled in)."""
+"""Routes: WhatsApp connections (create, read, reconnect, log out, delete)."""
 
 from __future__ import annotations
 
-from sanic import Blueprint
+from sanic import Blueprint, Request
+from sanic.response import empty
 
-bp = Blueprint("channels")
+from backend.http import ok, parse_body, parse_query
+from backend.openapi import doc
+from backend.routes.deps import db_of, runtime_of
+from backend.services import channels as service
+from backend.services.channels import Channel, ChannelCreate, ChannelPage, ChannelQuery
+from backend.workers.reconcile import start_reconciliation
+
+bp = Blueprint("channels", url_prefix="/api/channels")
+bp.after_server_start(start_reconciliation)
+
+
+@bp.post("")
+@doc("Connect an assistant to WhatsApp: starts pairing (pending_qr with a QR)", body=ChannelCreate, response=Channel, status=201)
+async def create_channel(request: Request):
+    body = parse_body(request, ChannelCreate)
+    return ok(await service.create_channel(runtime_of(request), body), status=201)
+
+
+@bp.get("")
+@doc("List channels (optionally of one assistant)", query=ChannelQuery, response=ChannelPage)
+async def list_channels(request: Request):
+    query = parse_query(request, ChannelQuery)
+    return ok(await service.list_channels(db_of(request), query))
+
+
+@bp.get("/<channel_id:int>")
+@doc("Read a channel: status, detail, QR while pairing, number, last error", response=Channel)
+async def get_channel(request: Request, channel_id: int):
+    return ok(await service.read_channel(runtime_of(request), channel_id))
+
+
+@bp.post("/<channel_id:int>/reconnect")
+@doc("Start pairing again (new QR) or resume the session", response=Channel)
+async def reconnect_channel(request: Request, channel_id: int):
+    return ok(await service.reconnect_channel(runtime_of(request), channel_id))
+
+
+@bp.post("/<channel_id:int>/logout")
+@doc("Unpair the phone; the channel stays, disconnected, ready to pair again", response=Channel)
+async def logout_channel(request: Request, channel_id: int):
+    return ok(await service.logout_channel(runtime_of(request), channel_id))
+
+
+@bp.delete("/<channel_id:int>")
+@doc("Delete a channel and its gateway session", status=204)
+async def delete_channel(request: Request, channel_id: int):
+    await service.delete_channel(runtime_of(request), channel_id)
+    return empty()

@@ -1,7 +1,20 @@
-"""Routes: gaps (to be filled in)."""
+"""Knowledge gaps: questions the assistant could not answer well, grouped, most frequent first."""
 
 from __future__ import annotations
 
-from sanic import Blueprint
+from sanic import Blueprint, Request
 
-bp = Blueprint("gaps")
+from backend.http import ok, parse_query
+from backend.openapi import doc
+from backend.routes.deps import runtime_of
+from backend.services.gaps import GapsQuery, GapsResponse, knowledge_gaps
+
+bp = Blueprint("gaps", url_prefix="/api/assistants/<assistant_id:int>")
+
+
+@bp.get("/gaps")
+@doc("Questions answered with the fallback or a low retrieval score, grouped by similarity", query=GapsQuery,
+     response=GapsResponse)  # fmt: skip
+async def list_gaps(request: Request, assistant_id: int):
+    query = parse_query(request, GapsQuery)
+    return ok(await knowledge_gaps(runtime_of(request), assistant_id, query))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -24,3 +26,28 @@ class ReplyPolicy(BaseModel):
     handoff_reply: str = "Thanks — a person from our team will reply here shortly."
     opt_out_reply: str = "You won't get more messages from us. Write START to opt back in."
     min_retrieval_score: float = Field(default=0.0, ge=0, description="Below this the fallback message is used")
+    opt_in_reply: str = "Welcome back! Ask me anything."
+    typing_seconds_per_char: float = Field(
+        default=0.01, ge=0, le=1, description="Typing indicator shown before each part, by its length"
+    )
+    max_typing_seconds: float = Field(default=3.0, ge=0, le=30, description="Cap of the typing pause per part")
+
+
+def _normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w#@+\s]", " ", text.casefold()).split())
+
+
+def is_exact_command(text: str, words: list[str]) -> bool:
+    """The whole message is one of `words` ("STOP", "stop!"), so "don't stop" is not an opt-out."""
+    message = _normalise(text)
+    return bool(message) and any(message == _normalise(word) for word in words if word.strip())
+
+
+def mentions_any(text: str, words: list[str]) -> bool:
+    """One of `words` (or phrases) appears as whole words anywhere in the message."""
+    message = f" {_normalise(text)} "
+    return any(f" {_normalise(word)} " in message for word in words if _normalise(word))
+
+
+def typing_seconds(policy: ReplyPolicy, text: str) -> float:
+    return min(policy.max_typing_seconds, len(text) * policy.typing_seconds_per_char)

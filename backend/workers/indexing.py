@@ -1,5 +1,57 @@
-"""Indexing jobs: load, chunk, embed and store a document's chunks."""
+"""Background knowledge work: index a document (`index_document`), pull an Ollama model (`pull_model`)."""
 
 from __future__ import annotations
 
-HANDLERS: dict = {}
+import time
+
+import structlog
+
+from backend.runtime import Runtime
+from backend.services import knowledge
+from backend.services.models import PULL_JOB
+from backend.store import documents as store
+from backend.workers.runner import Job, PermanentFailure, RetryLater
+from rag.errors import DocumentError, EmbeddingError, LLMUnavailable
+
+log = structlog.get_logger(__name__)
+
+
+class IndexDocument:
+    async def run(self, rt: Runtime, job: Job) -> None:
+        document_id = job.payload["document_id"]
+        try:
+            count = await knowledge.index_document(rt, document_id, on_progress=job.heartbeat)
+        except (DocumentError, EmbeddingError) as exc:
+            raise PermanentFailure(exc.message) from exc
+        except LLMUnavailable as exc:  # the Ollama embedder is down: try again later
+            await store.mark_pending(rt.db, document_id)
+            raise RetryLater(exc.message) from exc
+        log.info("document.indexed", document=document_id, chunks=count)
+
+    async def failed(self, rt: Runtime, job: Job, error: str) -> None:
+        await store.mark_failed(rt.db, job.payload["document_id"], error)
+
+
+class PullModel:
+    async def run(self, rt: Runtime, job: Job) -> None:
+        model = job.payload["model"]
+        last = 0.0
+        try:
+            async for step in rt.llm.pull(model):
+                total, completed = step.get("total"), step.get("completed")
+                now = time.monotonic()
+                if total and completed is not None and now - last > 0.5:
+                    await job.heartbeat(min(completed / total, 0.99))
+                    last = now
+        except LLMUnavailable as exc:
+            if exc.code in ("model_not_found", "ollama_error"):
+                raise PermanentFailure(exc.message) from exc
+            raise RetryLater(exc.message) from exc
+        await job.heartbeat(1.0)
+        log.info("model.pulled", model=model)
+
+    async def failed(self, rt: Runtime, job: Job, error: str) -> None:
+        log.warning("model.pull_failed", model=job.payload.get("model"), error=error)
+
+
+HANDLERS: dict = {knowledge.INDEX_JOB: IndexDocument(), PULL_JOB: PullModel()}

@@ -1,4 +1,4 @@
-"""WhatsApp connections: channels and the numbers linked to assistants.
+"""WhatsApp connections: channels, the numbers linked to assistants, the sandbox gateway's state.
 
 Revision ID: 0003
 Revises: 0002
@@ -44,10 +44,32 @@ def upgrade() -> None:
             channel_id bigint REFERENCES channels (id) ON DELETE SET NULL,
             created_at timestamptz NOT NULL DEFAULT now()
         );
+        CREATE INDEX assistant_phone_numbers_channel ON assistant_phone_numbers (channel_id);
+
+        -- The built-in sandbox gateway keeps its "phone" in the database, so every backend
+        -- instance sees the same session and outbox.
+        CREATE TABLE sandbox_sessions (
+            channel_id bigint PRIMARY KEY REFERENCES channels (id) ON DELETE CASCADE,
+            state text NOT NULL CHECK (state IN ('scan_qr', 'working', 'logged_out', 'stopped')),
+            qr text,
+            phone_number text,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+
+        -- Every text the sandbox gateway was asked to send.
+        CREATE TABLE sandbox_outbox (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            channel_id bigint NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+            provider_message_id text NOT NULL UNIQUE,
+            chat_id text NOT NULL,
+            text text NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX sandbox_outbox_channel ON sandbox_outbox (channel_id, id);
         """
     ):
         op.execute(statement)
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE assistant_phone_numbers, channels")
+    op.execute("DROP TABLE sandbox_outbox, sandbox_sessions, assistant_phone_numbers, channels")

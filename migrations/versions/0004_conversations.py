@@ -31,6 +31,9 @@ def upgrade() -> None:
             UNIQUE (channel_id, chat_id)
         );
 
+        -- Inbound: pending (waiting for its reply: the burst buffer) -> answered | ignored | failed.
+        -- Outbound: pending -> sending (committed before the gateway call) -> sent -> delivered/read,
+        -- or failed, or stale (a newer customer message made the draft obsolete).
         CREATE TABLE messages (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             channel_id bigint NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
@@ -40,7 +43,8 @@ def upgrade() -> None:
             provider_message_id text,
             idempotency_key text UNIQUE,
             text text NOT NULL DEFAULT '',
-            status text NOT NULL,
+            status text NOT NULL CHECK (status IN (
+                'pending', 'answered', 'ignored', 'sending', 'sent', 'delivered', 'read', 'played', 'failed', 'stale')),
             reason text,
             error text,
             sources jsonb,
@@ -48,16 +52,25 @@ def upgrade() -> None:
             degraded boolean NOT NULL DEFAULT false,
             reply_to_id bigint REFERENCES messages (id) ON DELETE SET NULL,
             provider_timestamp timestamptz,
+            latency_ms integer,
+            attempts integer NOT NULL DEFAULT 0,
             created_at timestamptz NOT NULL DEFAULT now(),
+            updated_at timestamptz NOT NULL DEFAULT now(),
             sent_at timestamptz,
             UNIQUE (channel_id, provider_message_id)
         );
         CREATE INDEX messages_contact ON messages (contact_id, id);
         CREATE INDEX messages_created ON messages (created_at);
+        -- Rate limits count recent bot replies per channel and per contact.
+        CREATE INDEX messages_recent_out ON messages (channel_id, created_at) WHERE direction = 'out';
+        CREATE INDEX messages_waiting ON messages (contact_id, id) WHERE status IN ('pending', 'sending');
+        -- Ingest asks "is a reply job for this contact already queued?" on every message.
+        CREATE INDEX jobs_serial_queued ON jobs (serial_key) WHERE status = 'queued';
         """
     ):
         op.execute(statement)
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS jobs_serial_queued")
     op.execute("DROP TABLE messages, contacts")

@@ -1,0 +1,279 @@
+"""WAHA (WhatsApp HTTP API): sessions, QR, sending, and its webhooks (HMAC-SHA512 signed)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from backend.gateways.base import (
+    ChannelRef,
+    GatewayEvent,
+    InboundMessage,
+    MessageAck,
+    SentMessage,
+    SessionState,
+    SessionStatusEvent,
+    UnknownEvent,
+)
+from backend.gateways.ids import from_unix, is_broadcast, is_group, phone_from_jid
+from backend.gateways.transport import GatewayClient, GatewayHttpError
+from backend.settings import Settings
+
+# `message` only: with `message.any` too, WAHA delivers every message twice (and our own sends).
+EVENTS = ["message", "session.status", "message.ack"]
+# WAHA status → (our status, detail)
+STATES = {
+    "STARTING": ("pending_qr", "starting"),
+    "SCAN_QR_CODE": ("pending_qr", "scan_qr"),
+    "PASSKEY_REQUIRED": ("pending_qr", "passkey"),
+    "PASSKEY_CONFIRMATION_REQUIRED": ("pending_qr", "passkey"),
+    "WORKING": ("ready", "working"),
+    "FAILED": ("disconnected", "failed"),
+    "STOPPED": ("disconnected", "stopped"),
+}
+ACKS = {-1: "failed", 0: "pending", 1: "sent", 2: "delivered", 3: "read", 4: "played"}
+ACK_NAMES = {"ERROR": "failed", "PENDING": "pending", "SERVER": "sent", "DEVICE": "delivered", "READ": "read", "PLAYED": "played"}
+
+
+def session_state(status: str, me: Any) -> SessionState:
+    """Our state for a WAHA session status and its `me` (the paired account)."""
+    ours, detail = STATES.get(status, ("pending_qr", "starting"))
+    phone = phone_from_jid(me.get("id")) if isinstance(me, dict) else None
+    error = "The WhatsApp session failed: the QR code expired or the phone unlinked it." if status == "FAILED" else None
+    return SessionState(status=ours, detail=detail, phone_number=phone if ours == "ready" else None, error=error)  # type: ignore[arg-type]
+
+
+def _message_id(value: Any) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, dict):  # WEBJS gives {fromMe, remote, id, _serialized}
+        return value.get("_serialized") or value.get("id")
+    return None
+
+
+def parse_message(payload: Mapping) -> InboundMessage:
+    """A WAMessage (`message` payload) as an InboundMessage."""
+    message_id = _message_id(payload.get("id"))
+    sender = payload.get("from")
+    if not message_id or not isinstance(sender, str):
+        raise ValueError("a WAHA message needs 'id' and 'from'")
+    from_me = bool(payload.get("fromMe"))
+    to = payload.get("to") if isinstance(payload.get("to"), str) else None
+    chat_id = (to or sender) if from_me else sender
+    participant = payload.get("participant") if isinstance(payload.get("participant"), str) else None
+    group = is_group(chat_id)
+    author = participant if group and participant else sender
+    media = payload.get("media") if isinstance(payload.get("media"), dict) else None
+    data = payload.get("_data") if isinstance(payload.get("_data"), dict) else {}
+    return InboundMessage(
+        provider_message_id=message_id,
+        chat_id=chat_id,
+        sender_id=author,
+        text=payload.get("body") if isinstance(payload.get("body"), str) else "",
+        from_me=from_me,
+        sent_by_api=from_me and payload.get("source") == "api",
+        is_group=group,
+        is_broadcast=is_broadcast(chat_id),
+        has_media=bool(payload.get("hasMedia")) or media is not None,
+        media_type=media.get("mimetype") if media else None,
+        timestamp=from_unix(payload.get("timestamp")),
+        sender_phone=None if from_me else phone_from_jid(author),
+        sender_name=data.get("notifyName") or data.get("pushName"),
+    )
+
+
+def parse_ack(payload: Mapping) -> MessageAck:
+    message_id = _message_id(payload.get("id"))
+    if not message_id:
+        raise ValueError("a WAHA message.ack needs 'id'")
+    status = ACK_NAMES.get(str(payload.get("ackName")).upper()) or ACKS.get(payload.get("ack"))  # type: ignore[arg-type]
+    return MessageAck(provider_message_id=message_id, status=status or "sent")
+
+
+class WahaGateway:
+    name = "waha"
+
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
+        key = settings.waha_api_key.get_secret_value()
+        self.client = GatewayClient(
+            http,
+            provider="WAHA",
+            base_url=settings.waha_url,
+            headers={"X-Api-Key": key} if key else {},
+            timeout=settings.gateway_timeout_seconds,
+            attempts=settings.gateway_attempts,
+        )
+
+    @staticmethod
+    def _config(channel: ChannelRef, webhook_url: str) -> dict:
+        return {
+            "webhooks": [
+                {
+                    "url": webhook_url,
+                    "events": EVENTS,
+                    "hmac": {"key": channel.webhook_secret},
+                    "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 8},
+                }
+            ],
+            "metadata": {"channel_id": str(channel.id)},
+        }
+
+    def _session(self, channel: ChannelRef) -> str:
+        return quote(channel.session_name, safe="")
+
+    async def start_session(self, channel: ChannelRef, webhook_url: str) -> SessionState:
+        config = self._config(channel, webhook_url)
+        try:
+            await self.client.call(
+                "POST",
+                "/api/sessions",
+                operation="create_session",
+                json_body={"name": channel.session_name, "start": True, "config": config},
+            )
+        except GatewayHttpError as exc:
+            if exc.http_status not in (409, 422):
+                raise
+            # It exists already (a restart of ours, or WAHA Core's "default"): point it at us and start it.
+            await self._update_and_start(channel, config)
+        return await self.get_state(channel)
+
+    async def _update_and_start(self, channel: ChannelRef, config: dict) -> None:
+        name = self._session(channel)
+        await self.client.call("PUT", f"/api/sessions/{name}", operation="update_session", json_body={"config": config})
+        info = await self.client.call("GET", f"/api/sessions/{name}", operation="get_session")
+        if isinstance(info, dict) and info.get("status") in ("STOPPED", "FAILED", None):
+            await self.client.call("POST", f"/api/sessions/{name}/start", operation="start_session")
+
+    async def get_state(self, channel: ChannelRef) -> SessionState:
+        name = self._session(channel)
+        try:
+            info = await self.client.call("GET", f"/api/sessions/{name}", operation="get_session")
+        except GatewayHttpError as exc:
+            if exc.http_status == 404:
+                return SessionState(
+                    status="disconnected", detail="stopped", error="WAHA has no such session; reconnect to create it."
+                )
+            raise
+        if not isinstance(info, dict) or not isinstance(info.get("status"), str):
+            raise GatewayHttpError("WAHA answered an unexpected session object.", http_status=502, body=info)
+        state = session_state(info["status"], info.get("me"))
+        if state.status == "ready" and state.phone_number is None:
+            me = await self.client.call("GET", f"/api/sessions/{name}/me", operation="get_me")
+            state = session_state(info["status"], me)
+        if state.detail == "scan_qr":
+            state = SessionState(status=state.status, detail=state.detail, qr=await self._qr(name))
+        return state
+
+    async def _qr(self, name: str) -> str | None:
+        try:
+            answer = await self.client.call("GET", f"/api/{name}/auth/qr", operation="get_qr", params={"format": "raw"})
+        except GatewayHttpError as exc:
+            if exc.http_status in (404, 422):  # not (or no longer) waiting for a scan
+                return None
+            raise
+        return answer.get("value") if isinstance(answer, dict) else None
+
+    async def send_text(self, channel: ChannelRef, chat_id: str, text: str) -> SentMessage:
+        answer = await self.client.call(
+            "POST",
+            "/api/sendText",
+            operation="send_text",
+            json_body={"session": channel.session_name, "chatId": chat_id, "text": text},
+            idempotent=False,
+        )
+        message_id = None
+        if isinstance(answer, dict):
+            key = answer.get("key") if isinstance(answer.get("key"), dict) else {}
+            message_id = _message_id(answer.get("id")) or key.get("id")
+        return SentMessage(provider_message_id=message_id, status="sent")
+
+    async def find_recent_outgoing(self, channel: ChannelRef, chat_id: str, text: str) -> str | None:
+        answer = await self.client.call(
+            "GET",
+            f"/api/{self._session(channel)}/chats/{quote(chat_id, safe='@.')}/messages",
+            operation="list_messages",
+            params={"limit": "20", "downloadMedia": "false"},
+        )
+        for message in answer if isinstance(answer, list) else []:
+            if isinstance(message, dict) and message.get("fromMe") and message.get("body") == text:
+                return _message_id(message.get("id"))
+        return None
+
+    async def mark_seen(self, channel: ChannelRef, chat_id: str, message_ids: list[str]) -> None:
+        await self.client.call(
+            "POST",
+            "/api/sendSeen",
+            operation="send_seen",
+            json_body={"session": channel.session_name, "chatId": chat_id, "messageIds": message_ids},
+        )
+
+    async def set_typing(self, channel: ChannelRef, chat_id: str, typing: bool) -> None:
+        path = "/api/startTyping" if typing else "/api/stopTyping"
+        await self.client.call("POST", path, operation="typing", json_body={"session": channel.session_name, "chatId": chat_id})
+
+    async def logout(self, channel: ChannelRef) -> None:
+        name = self._session(channel)
+        try:
+            await self.client.call("POST", f"/api/sessions/{name}/logout", operation="logout")
+            # Stopped, so it does not sit in SCAN_QR_CODE until someone asks for a new QR.
+            await self.client.call("POST", f"/api/sessions/{name}/stop", operation="stop_session")
+        except GatewayHttpError as exc:
+            if exc.http_status != 404:
+                raise
+
+    async def restart(self, channel: ChannelRef, webhook_url: str) -> SessionState:
+        name = self._session(channel)
+        try:
+            await self.client.call(
+                "PUT",
+                f"/api/sessions/{name}",
+                operation="update_session",
+                json_body={"config": self._config(channel, webhook_url)},
+            )
+        except GatewayHttpError as exc:
+            if exc.http_status != 404:
+                raise
+            return await self.start_session(channel, webhook_url)
+        await self.client.call("POST", f"/api/sessions/{name}/restart", operation="restart_session")
+        return await self.get_state(channel)
+
+    async def delete_session(self, channel: ChannelRef) -> None:
+        try:
+            await self.client.call("DELETE", f"/api/sessions/{self._session(channel)}", operation="delete_session")
+        except GatewayHttpError as exc:
+            if exc.http_status != 404:
+                raise
+
+    def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
+        """`X-Webhook-Hmac` must be the hex HMAC-SHA512 of the raw body under the channel's key."""
+        given = headers.get("x-webhook-hmac") or headers.get("X-Webhook-Hmac") or ""
+        algorithm = (headers.get("x-webhook-hmac-algorithm") or headers.get("X-Webhook-Hmac-Algorithm") or "sha512").lower()
+        if not given or algorithm != "sha512":
+            return False
+        expected = hmac.new(channel.webhook_secret.encode(), body, hashlib.sha512).hexdigest()
+        return hmac.compare_digest(given.strip().lower(), expected)
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+        data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+            raise ValueError("a WAHA webhook is an object with an 'event'")
+        event, payload = data["event"], data.get("payload")
+        if event == "session.status":
+            if not isinstance(payload, dict) or not isinstance(payload.get("status"), str):
+                raise ValueError("session.status needs payload.status")
+            return [SessionStatusEvent(session_state(payload["status"], data.get("me")))]
+        if event in ("message", "message.any"):
+            if not isinstance(payload, dict):
+                raise ValueError(f"{event} needs an object payload")
+            return [parse_message(payload)]
+        if event == "message.ack":
+            if not isinstance(payload, dict):
+                raise ValueError("message.ack needs an object payload")
+            return [parse_ack(payload)]
+        return [UnknownEvent(name=event, raw=data)]

@@ -1,0 +1,127 @@
+"""Answering a question from an assistant's documents (the reply pipeline and the console call this)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.metrics import OLLAMA_CALLS
+from backend.runtime import Runtime
+from backend.services.assistants import Assistant
+from rag import retrieval
+from rag.answer import AnswerConfig, generate_answer
+from rag.errors import EmbeddingError, LLMUnavailable
+from rag.types import Answer
+
+log = structlog.get_logger(__name__)
+
+
+class HistoryTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(pattern="^(user|assistant)$")
+    content: str = Field(max_length=20000)
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=4000)
+    history: list[HistoryTurn] = Field(default_factory=list, max_length=100, description="Oldest first")
+
+
+class GenerateResponse(BaseModel):
+    answer: str
+    parts: list[str]
+    sources: list[dict[str, Any]]
+    degraded: bool
+    degraded_reason: str | None
+    used_fallback: bool
+    top_score: float | None
+    timings_ms: dict[str, float]
+    trace: dict[str, Any]
+
+
+def answer_config(rt: Runtime, assistant: Assistant) -> AnswerConfig:
+    settings = rt.settings
+    return AnswerConfig(
+        model=assistant.model,
+        instructions=assistant.instructions,
+        fallback_message=assistant.fallback_message,
+        temperature=assistant.temperature,
+        min_score=assistant.policies.min_retrieval_score or settings.rag_min_score,
+        max_context_tokens=settings.rag_max_context_tokens,
+        answer_tokens=settings.rag_answer_tokens,
+    )
+
+
+def _llm(rt: Runtime):  # noqa: ANN202 - rag.llm.OllamaLLM with its calls measured
+    llm = rt.llm
+    if llm.on_call is None:
+        llm.on_call = lambda operation, outcome, seconds: OLLAMA_CALLS.labels(operation, outcome).observe(seconds)
+    return llm
+
+
+async def answer_question(rt: Runtime, assistant: Assistant, question: str, history: list[dict]) -> Answer:
+    """Retrieve, prompt, generate, shape. `history` is [{"role": "user"|"assistant", "content"}], oldest
+    first. Ollama problems never raise: the answer comes back `degraded` with the reason."""
+    started = time.perf_counter()
+    trace: dict[str, Any] = {}
+    try:
+        found = await retrieval.search(
+            rt.db, rt.embedder, assistant.id, question, top_k=rt.settings.rag_top_k, language=assistant.language
+        )
+    except (LLMUnavailable, EmbeddingError) as exc:
+        # The embedder is remote (Ollama) and down: exact words can still find passages.
+        log.warning("answer.embedding_unavailable", assistant=assistant.id, error=exc.message)
+        trace["embedding_error"] = exc.message
+        found = await retrieval.search(
+            rt.db, rt.embedder, assistant.id, question, top_k=rt.settings.rag_top_k, language=assistant.language, mode="lexical"
+        )
+    trace.update(
+        reindex_needed=found.reindex_needed,
+        stale_document_ids=found.stale_document_ids,
+        retrieval_ms=found.timings_ms,
+        embedding_model=rt.embedder.name,
+    )
+    recent = [{"role": t["role"], "content": t["content"]} for t in history if t.get("role") in ("user", "assistant")]
+    turns = assistant.policies.history_turns
+    recent = recent[-turns:] if turns else []
+    answer = await generate_answer(
+        _llm(rt),
+        answer_config(rt, assistant),
+        question,
+        recent,
+        found.passages,
+        trace=trace,
+        timings_ms={"retrieval": round((time.perf_counter() - started) * 1000, 1)},
+    )
+    if "embedding_error" in trace and not answer.degraded:
+        # Answered from exact words only: usable, but the operator should know why it may be weaker.
+        answer.degraded, answer.degraded_reason = True, "embeddings_unavailable"
+        answer.trace.update(degraded=True, degraded_reason="embeddings_unavailable")
+    log.info(
+        "answer.done",
+        assistant=assistant.id,
+        degraded=answer.degraded,
+        reason=answer.degraded_reason,
+        fallback=answer.used_fallback,
+        top_score=answer.top_score,
+        ms=answer.trace["timings_ms"].get("total"),
+    )
+    return answer
+
+
+def to_response(answer: Answer) -> GenerateResponse:
+    return GenerateResponse(
+        answer=answer.text,
+        parts=answer.parts,
+        sources=answer.sources,
+        degraded=answer.degraded,
+        degraded_reason=answer.degraded_reason,
+        used_fallback=answer.used_fallback,
+        top_score=answer.top_score,
+        timings_ms=answer.trace.get("timings_ms", {}),
+        trace=answer.trace,
+    )

@@ -1,0 +1,246 @@
+"""Conversations for the console: contacts with their last message, threads, human takeover,
+operator replies, and the overview numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+import structlog
+from databases import Database
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.errors import Conflict, GatewayError, NotFound
+from backend.http import Page, page_of
+from backend.runtime import Runtime
+from backend.services.inbound import load_policy, queue_reply_job
+from backend.store import contacts as contacts_store
+from backend.store import messages as store
+
+log = structlog.get_logger(__name__)
+
+OPERATOR_SEND_WAIT_SECONDS = 10.0
+
+
+class ContactQuery(Page):
+    assistant_id: int | None = Field(default=None, ge=1)
+    channel_id: int | None = Field(default=None, ge=1)
+    q: str | None = Field(default=None, max_length=200, description="Part of a name, number or chat id")
+    status: Literal["unanswered", "failed", "paused"] | None = None
+
+
+class LastMessage(BaseModel):
+    text: str
+    direction: str
+    author: str
+    status: str
+    created_at: datetime
+
+
+class Contact(BaseModel):
+    id: int
+    channel_id: int
+    assistant_id: int
+    chat_id: str
+    phone_number: str | None
+    name: str | None
+    owner: Literal["bot", "human"] = Field(description="Who answers now: human while the bot is paused")
+    paused_until: datetime | None
+    paused_by: str | None = Field(description="operator, owner (replied from the phone) or customer (asked for a person)")
+    opted_out: bool
+    opted_out_at: datetime | None
+    last_message_at: datetime | None
+    last_message: LastMessage | None = None
+    created_at: datetime
+
+
+class ContactPage(BaseModel):
+    items: list[Contact]
+    total: int
+    limit: int
+    offset: int
+
+
+class Message(BaseModel):
+    id: int
+    contact_id: int
+    direction: Literal["in", "out"]
+    author: Literal["customer", "bot", "operator", "owner"]
+    text: str
+    status: str
+    reason: str | None = Field(description="Why an inbound message was or was not answered")
+    error: str | None
+    sources: list[dict[str, Any]] | None
+    trace: dict[str, Any] | None
+    degraded: bool
+    latency_ms: int | None = Field(description="From the customer's message to this reply sent")
+    reply_to_id: int | None
+    provider_message_id: str | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class Thread(BaseModel):
+    contact: Contact
+    items: list[Message]
+    total: int
+    limit: int
+    offset: int
+
+
+class PauseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    minutes: int | None = Field(default=None, ge=1, le=525600, description="Default: the assistant's pause_minutes")
+
+
+class OperatorReply(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4096)
+
+
+class StatsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assistant_id: int | None = Field(default=None, ge=1)
+    days: int = Field(default=7, ge=1, le=365)
+
+
+class DayCount(BaseModel):
+    day: date
+    inbound: int
+    outbound: int
+
+
+class Stats(BaseModel):
+    days: int
+    assistant_id: int | None
+    per_day: list[DayCount]
+    inbound: int
+    outbound: int
+    failed: int
+    unanswered: int = Field(description="Customer messages waiting for a reply or whose reply failed")
+    ignored: int
+    degraded: int = Field(description="Replies sent while the model was unavailable")
+    median_latency_ms: float | None
+    p90_latency_ms: float | None
+
+
+def _contact(record: dict) -> Contact:
+    now = datetime.now(UTC)
+    paused = record["paused_until"] is not None and record["paused_until"] > now
+    last = None
+    if record.get("last_message_created_at") is not None:
+        last = LastMessage(
+            text=record["last_message_text"],
+            direction=record["last_message_direction"],
+            author=record["last_message_author"],
+            status=record["last_message_status"],
+            created_at=record["last_message_created_at"],
+        )
+    return Contact(
+        **{key: record[key] for key in ("id", "channel_id", "assistant_id", "chat_id", "phone_number", "name")},
+        owner="human" if paused else "bot",
+        paused_until=record["paused_until"] if paused else None,
+        paused_by=record["paused_by"] if paused else None,
+        opted_out=record["opted_out_at"] is not None,
+        opted_out_at=record["opted_out_at"],
+        last_message_at=record["last_message_at"],
+        last_message=last,
+        created_at=record["created_at"],
+    )
+
+
+async def _find(db: Database, contact_id: int) -> dict:
+    record = await contacts_store.find_contact(db, contact_id)
+    if record is None:
+        raise NotFound(f"Contact {contact_id} does not exist.", code="contact_not_found")
+    return record
+
+
+async def list_contacts(db: Database, query: ContactQuery) -> dict:
+    filters = query.model_dump(include={"assistant_id", "channel_id", "q", "status"})
+    records, total = await contacts_store.list_contacts(db, filters, query.limit, query.offset)
+    return page_of([_contact(r) for r in records], total, query)
+
+
+async def get_contact(db: Database, contact_id: int) -> Contact:
+    return _contact(await _find(db, contact_id))
+
+
+async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
+    contact = _contact(await _find(db, contact_id))
+    records, total = await store.thread(db, contact_id, page.limit, page.offset)
+    return Thread(contact=contact, items=[Message(**r) for r in records], total=total, limit=page.limit, offset=page.offset)
+
+
+async def pause_contact(db: Database, contact_id: int, minutes: int | None, by: str = "operator") -> Contact:
+    """Human takeover from the console: the bot stays quiet for this contact until resumed or the time is up."""
+    record = await _find(db, contact_id)
+    minutes = minutes or (await load_policy(db, record["assistant_id"])).pause_minutes
+    await contacts_store.pause_contact(db, contact_id, datetime.now(UTC) + timedelta(minutes=minutes), by)
+    log.info("contact.paused", contact=contact_id, minutes=minutes, by=by)
+    return await get_contact(db, contact_id)
+
+
+async def resume_contact(db: Database, contact_id: int) -> Contact:
+    await _find(db, contact_id)
+    await contacts_store.resume_contact(db, contact_id)
+    log.info("contact.resumed", contact=contact_id)
+    return await get_contact(db, contact_id)
+
+
+async def operator_reply(rt: Runtime, contact_id: int, body: OperatorReply) -> tuple[Message, bool]:
+    """Send an operator's message through the gateway (via the contact's reply queue, so it is
+    stored first, sent once and never overtakes a bot reply) and pause the bot for this contact.
+    Returns the message and whether the gateway confirmed it within a few seconds."""
+    db = rt.db
+    record = await _find(db, contact_id)
+    if record["opted_out_at"] is not None:
+        raise Conflict("This contact opted out of messages; they must write an opt-in word first.", code="opted_out")
+    policy = await load_policy(db, record["assistant_id"])
+    async with db.transaction():
+        contact = await contacts_store.lock_contact(db, contact_id)
+        message_id = await store.insert_outbound(
+            db,
+            {
+                "channel_id": contact["channel_id"],
+                "contact_id": contact_id,
+                "author": "operator",
+                "idempotency_key": f"operator:{uuid.uuid4().hex}",
+                "text": body.text,
+                "sources": None,
+                "trace": None,
+                "degraded": False,
+                "reply_to_id": None,
+            },
+        )
+        until = datetime.now(UTC) + timedelta(minutes=policy.pause_minutes)
+        if contact["paused_until"] is None or contact["paused_until"] < until:
+            await contacts_store.pause_contact(db, contact_id, until, "operator")
+        await queue_reply_job(rt, contact_id, contact["channel_id"], delay_seconds=0)
+    message = await _wait_for_send(db, message_id)
+    if message["status"] == "failed":
+        raise GatewayError(
+            f"The gateway did not send the message: {message['error']}",
+            details={"message_id": message_id},
+        )
+    return Message(**message), message["status"] not in ("pending", "sending")
+
+
+async def _wait_for_send(db: Database, message_id: int) -> dict:
+    deadline = time.monotonic() + OPERATOR_SEND_WAIT_SECONDS
+    delay = 0.02
+    while True:
+        message = await store.find_message(db, message_id)
+        if message["status"] not in ("pending", "sending") or time.monotonic() > deadline:
+            return message
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.25)
+
+
+async def stats(db: Database, query: StatsQuery) -> Stats:
+    per_day = await store.daily_counts(db, query.assistant_id, query.days)
+    totals = await store.totals(db, query.assistant_id, query.days)
+    return Stats(days=query.days, assistant_id=query.assistant_id, per_day=[DayCount(**d) for d in per_day], **totals)

@@ -1,0 +1,405 @@
+"""Knowledge documents: upload, index (in a job), list, delete, re-index, search, FAQ entries.
+
+`ingest_texts` and `search_assistant` are the entry points for code that runs without HTTP
+(benchmarks, scripts): they take a `Runtime` and do the whole real path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.errors import Invalid, NotFound, TooLarge, Unavailable, Unsupported
+from backend.http import Page
+from backend.runtime import Runtime
+from backend.services.assistants import Assistant, get_assistant
+from backend.store import documents as store
+from backend.store.jobs import enqueue_job
+from rag import retrieval
+from rag import store as chunk_store
+from rag.errors import CorruptDocument, DocumentError, DocumentTooLarge, EmbeddingError, EmptyDocument, LLMUnavailable
+from rag.indexing import chunk_document, embed_chunks
+from rag.loaders import Block, LoadedDocument, load_document
+
+log = structlog.get_logger(__name__)
+
+INDEX_JOB = "index_document"
+
+
+class Document(BaseModel):
+    id: int
+    assistant_id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    status: Literal["pending", "indexing", "ready", "failed"]
+    percent: int = Field(description="Indexing progress, 0-100")
+    error: str | None
+    chunk_count: int
+    embedding_model: str | None = Field(description="The embedding model of its chunks")
+    reindex_needed: bool = Field(description="Indexed with another embedding model than the one configured")
+    created_at: datetime
+    updated_at: datetime
+
+
+class UploadedDocument(Document):
+    duplicate: bool = Field(description="The same file (sha256) was already uploaded: nothing new is indexed")
+    message: str
+
+
+class DocumentPage(BaseModel):
+    items: list[Document]
+    total: int
+    limit: int
+    offset: int
+    reindex_needed: bool
+    notice: str | None
+
+
+class UploadResult(BaseModel):
+    items: list[UploadedDocument]
+
+
+class ReindexResult(BaseModel):
+    queued: list[int]
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=4000)
+    top_k: int = Field(default=8, ge=1, le=50)
+    mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+
+
+class SearchHit(BaseModel):
+    rank: int
+    chunk_id: int
+    document_id: int
+    filename: str
+    position: int
+    heading: str
+    text: str
+    score: float
+    dense_score: float | None
+    lexical_score: float | None
+    dense_rank: int | None
+    lexical_rank: int | None
+
+
+class SearchResponse(BaseModel):
+    query: str
+    mode: str
+    items: list[SearchHit]
+    embedding_model: str
+    reindex_needed: bool
+    stale_document_ids: list[int]
+    notice: str | None
+    timings_ms: dict[str, float]
+
+
+class FaqEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    question: str = Field(min_length=1, max_length=2000)
+    answer: str = Field(min_length=1, max_length=20000)
+
+
+def _reindex_notice(count: int) -> str | None:
+    if not count:
+        return None
+    return (
+        f"{count} document(s) were indexed with another embedding model and are left out of searches "
+        "until re-indexed: POST /api/assistants/{id}/reindex."
+    )
+
+
+def to_document(record: dict, embedding_model: str) -> Document:
+    model = record["embedding_model"]
+    return Document(
+        **{k: v for k, v in record.items() if k not in ("progress",)},
+        percent=round((record["progress"] or 0) * 100),
+        reindex_needed=model is not None and model != embedding_model,
+    )
+
+
+def _uploaded(record: dict, model: str, *, duplicate: bool, message: str) -> UploadedDocument:
+    return UploadedDocument(**to_document(record, model).model_dump(), duplicate=duplicate, message=message)
+
+
+def _model_name(rt: Runtime) -> str:
+    return f"{rt.settings.embedding_provider}:{rt.settings.embedding_model}"
+
+
+def _check(filename: str, data: bytes, max_bytes: int) -> LoadedDocument:
+    """Parse now so a bad file is refused at upload, not discovered later by a job."""
+    try:
+        return load_document(filename, data, max_bytes=max_bytes)
+    except DocumentTooLarge as exc:
+        raise TooLarge(exc.message, code=exc.code, details={"filename": filename}) from exc
+    except (CorruptDocument, EmptyDocument) as exc:
+        raise Invalid(exc.message, code=exc.code, details={"filename": filename}) from exc
+    except DocumentError as exc:
+        raise Unsupported(exc.message, code=exc.code, details={"filename": filename}) from exc
+
+
+async def upload_documents(rt: Runtime, assistant_id: int, files: list[tuple[str, bytes]]) -> list[UploadedDocument]:
+    """Every file is checked first; then all rows and their index jobs are written in one transaction."""
+    await get_assistant(rt.db, assistant_id)
+    if not files:
+        raise Invalid("Send one or more files in the multipart field 'files'.", code="no_files")
+    checked = []
+    for filename, data in files:
+        name = (filename or "").strip().replace("\\", "/").rsplit("/", 1)[-1][:255] or "document"
+        loaded = await asyncio.to_thread(_check, name, data, rt.settings.max_upload_bytes)
+        checked.append((name, data, loaded))
+    results: list[UploadedDocument] = []
+    model = _model_name(rt)
+    async with rt.db.transaction():
+        for name, data, loaded in checked:
+            sha = hashlib.sha256(data).hexdigest()
+            values = {
+                "assistant_id": assistant_id,
+                "filename": name,
+                "content_type": loaded.content_type,
+                "size_bytes": len(data),
+                "sha256": sha,
+                "content": data,
+            }
+            record = await store.insert_document(rt.db, values)
+            if record is None:
+                existing = await store.find_document_by_sha256(rt.db, assistant_id, sha)
+                message = (
+                    f"'{name}' was already uploaded as document {existing['id']} ('{existing['filename']}'); not indexed again."
+                )
+                results.append(UploadedDocument(**to_document(existing, model).model_dump(), duplicate=True, message=message))
+                continue
+            await _enqueue_index(rt, record["id"])
+            results.append(_uploaded(record, model, duplicate=False, message="Queued for indexing."))
+    log.info("documents.uploaded", assistant=assistant_id, files=len(files), new=sum(not r.duplicate for r in results))
+    return results
+
+
+async def _enqueue_index(rt: Runtime, document_id: int) -> None:
+    await enqueue_job(
+        rt.db,
+        INDEX_JOB,
+        {"document_id": document_id},
+        dedup_key=f"{INDEX_JOB}:{document_id}",
+        serial_key=f"document:{document_id}",
+        max_attempts=rt.settings.job_max_attempts,
+    )
+
+
+async def list_documents(rt: Runtime, assistant_id: int, page: Page) -> DocumentPage:
+    await get_assistant(rt.db, assistant_id)
+    records, total = await store.list_documents(rt.db, assistant_id, page.limit, page.offset)
+    stale = await chunk_store.stale_documents(rt.db, assistant_id, _model_name(rt))
+    return DocumentPage(
+        items=[to_document(r, _model_name(rt)) for r in records],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+        reindex_needed=bool(stale),
+        notice=_reindex_notice(len(stale)),
+    )
+
+
+async def get_document(rt: Runtime, assistant_id: int, document_id: int) -> Document:
+    record = await store.find_document(rt.db, assistant_id, document_id)
+    if record is None:
+        await get_assistant(rt.db, assistant_id)
+        raise NotFound(f"Document {document_id} does not exist for assistant {assistant_id}.", code="document_not_found")
+    return to_document(record, _model_name(rt))
+
+
+async def delete_document(rt: Runtime, assistant_id: int, document_id: int) -> None:
+    if not await store.delete_document(rt.db, assistant_id, document_id):
+        await get_assistant(rt.db, assistant_id)
+        raise NotFound(f"Document {document_id} does not exist for assistant {assistant_id}.", code="document_not_found")
+    log.info("documents.deleted", assistant=assistant_id, document=document_id)
+
+
+async def reindex_document(rt: Runtime, assistant_id: int, document_id: int) -> Document:
+    await get_document(rt, assistant_id, document_id)
+    async with rt.db.transaction():
+        await store.mark_pending(rt.db, document_id)
+        await _enqueue_index(rt, document_id)
+    return await get_document(rt, assistant_id, document_id)
+
+
+async def reindex_assistant(rt: Runtime, assistant_id: int) -> list[int]:
+    """Queue a re-index of every document (after a change of embedding model, say)."""
+    await get_assistant(rt.db, assistant_id)
+    ids = await store.list_document_ids(rt.db, assistant_id)
+    async with rt.db.transaction():
+        for document_id in ids:
+            await store.mark_pending(rt.db, document_id)
+            await _enqueue_index(rt, document_id)
+    return ids
+
+
+async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int | None:  # noqa: ANN001
+    """Load, chunk, embed and store one document; its chunks are swapped in one transaction.
+    Returns the chunk count, or None when the document was deleted meanwhile.
+    Raises `DocumentError` for a file that cannot be read."""
+    record = await store.find_document_for_indexing(rt.db, document_id)
+    if record is None:
+        return None
+    await store.mark_indexing(rt.db, document_id, 0.0)
+    loaded = await asyncio.to_thread(
+        load_document,
+        record["filename"],
+        bytes(record["content"]),
+        max_bytes=max(rt.settings.max_upload_bytes, len(record["content"])),
+    )
+    return await _store_blocks(rt, record["id"], record["assistant_id"], record["language"], loaded.blocks, on_progress)
+
+
+async def _store_blocks(
+    rt: Runtime,
+    document_id: int,
+    assistant_id: int,
+    language: str,
+    blocks: list[Block],
+    on_progress=None,  # noqa: ANN001
+) -> int | None:
+    embedder = rt.embedder
+    chunks = await chunk_document(
+        blocks, embedder, max_tokens=rt.settings.rag_chunk_tokens, overlap=rt.settings.rag_chunk_overlap_tokens
+    )
+    if not chunks:
+        raise EmptyDocument("The document has no text to index.")
+
+    async def progress(done: float) -> None:
+        fraction = 0.05 + 0.9 * done
+        await store.mark_indexing(rt.db, document_id, fraction)
+        if on_progress is not None:
+            await on_progress(fraction)
+
+    vectors = await embed_chunks(chunks, embedder, on_progress=progress)
+    try:
+        async with rt.db.transaction():
+            await chunk_store.replace_chunks(
+                rt.db,
+                document_id=document_id,
+                assistant_id=assistant_id,
+                language=language,
+                chunks=[(c.position, c.heading, c.text, c.token_count) for c in chunks],
+                vectors=vectors,
+            )
+            await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
+    except asyncpg.ForeignKeyViolationError:
+        return None  # deleted while we were embedding
+    return len(chunks)
+
+
+async def search_assistant(
+    rt: Runtime, assistant: Assistant, query: str, *, top_k: int = 8, mode: str = "hybrid"
+) -> retrieval.SearchResult:
+    return await retrieval.search(rt.db, rt.embedder, assistant.id, query, top_k=top_k, language=assistant.language, mode=mode)
+
+
+@contextmanager
+def _embedder_errors_as_unavailable() -> Iterator[None]:
+    """A remote (Ollama) embedder that is down is the client's 503, not our 500."""
+    try:
+        yield
+    except (LLMUnavailable, EmbeddingError) as exc:
+        raise Unavailable(exc.message, code="embeddings_unavailable") from exc
+
+
+async def search(rt: Runtime, assistant_id: int, request: SearchRequest) -> SearchResponse:
+    assistant = await get_assistant(rt.db, assistant_id)
+    with _embedder_errors_as_unavailable():
+        found = await search_assistant(rt, assistant, request.query, top_k=request.top_k, mode=request.mode)
+    return SearchResponse(
+        query=request.query,
+        mode=request.mode,
+        items=[SearchHit(rank=i, **p.__dict__) for i, p in enumerate(found.passages, start=1)],
+        embedding_model=rt.embedder.name,
+        reindex_needed=found.reindex_needed,
+        stale_document_ids=found.stale_document_ids,
+        notice=_reindex_notice(len(found.stale_document_ids)),
+        timings_ms=found.timings_ms,
+    )
+
+
+async def _insert_text_document(rt: Runtime, assistant_id: int, filename: str, text: str, content_type: str) -> tuple[dict, bool]:
+    data = text.encode("utf-8")
+    sha = hashlib.sha256(data).hexdigest()
+    values = {
+        "assistant_id": assistant_id,
+        "filename": filename,
+        "content_type": content_type,
+        "size_bytes": len(data),
+        "sha256": sha,
+        "content": data,
+    }
+    record = await store.insert_document(rt.db, values)
+    if record is None:
+        return await store.find_document_by_sha256(rt.db, assistant_id, sha), True
+    return record, False
+
+
+async def add_faq(rt: Runtime, assistant_id: int, entry: FaqEntry) -> UploadedDocument:
+    """A question and its answer as a small Markdown document, indexed before this returns."""
+    assistant = await get_assistant(rt.db, assistant_id)
+    question = " ".join(entry.question.split())
+    text = f"# {question}\n\n{entry.answer.strip()}\n"
+    slug = hashlib.sha256(question.encode()).hexdigest()[:8]
+    record, duplicate = await _insert_text_document(rt, assistant.id, f"faq-{slug}.md", text, "text/markdown")
+    if not duplicate:
+        blocks = [Block(question, 1), *[Block(p.strip()) for p in entry.answer.split("\n\n") if p.strip()]]
+        try:
+            with _embedder_errors_as_unavailable():
+                await _store_blocks(rt, record["id"], assistant.id, assistant.language, blocks)
+        except Unavailable:
+            await store.delete_document(rt.db, assistant.id, record["id"])  # nothing half-written
+            raise
+        record = await store.find_document(rt.db, assistant.id, record["id"])
+    message = "This FAQ entry already exists." if duplicate else "Indexed."
+    return UploadedDocument(**to_document(record, _model_name(rt)).model_dump(), duplicate=duplicate, message=message)
+
+
+async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, str]]) -> list[int]:
+    """Index (filename, text) pairs for an assistant right away, through the real load/chunk/embed/store
+    path but without the job queue (benchmarks, scripts); the chunks of all texts are embedded
+    together in large batches. Returns the document ids, in order."""
+    assistant = await get_assistant(rt.db, assistant_id)
+    embedder = rt.embedder
+    ids: list[int] = []
+    pending: list[tuple[int, list]] = []
+    for filename, text in texts:
+        record, duplicate = await _insert_text_document(rt, assistant.id, filename, text, "text/plain")
+        ids.append(record["id"])
+        if duplicate:
+            continue
+        data = text.encode("utf-8")
+        loaded = await asyncio.to_thread(load_document, filename, data, max_bytes=len(data) + 1)
+        chunks = await chunk_document(
+            loaded.blocks, embedder, max_tokens=rt.settings.rag_chunk_tokens, overlap=rt.settings.rag_chunk_overlap_tokens
+        )
+        pending.append((record["id"], chunks))
+    vectors = await embed_chunks([c for _, chunks in pending for c in chunks], embedder)
+    offset = 0
+    for document_id, chunks in pending:
+        async with rt.db.transaction():
+            await chunk_store.replace_chunks(
+                rt.db,
+                document_id=document_id,
+                assistant_id=assistant.id,
+                language=assistant.language,
+                chunks=[(c.position, c.heading, c.text, c.token_count) for c in chunks],
+                vectors=vectors[offset : offset + len(chunks)],
+            )
+            await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
+        offset += len(chunks)
+    return ids

@@ -1,0 +1,106 @@
+"""Ollama models: what the server has, and pulling one as a background job with progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.errors import NotFound
+from backend.runtime import Runtime
+from backend.store import models as store
+from backend.store.jobs import enqueue_job
+from rag.errors import LLMUnavailable
+from rag.llm import full_name
+
+PULL_JOB = "pull_model"
+
+
+class ModelList(BaseModel):
+    reachable: bool = Field(description="False when Ollama could not be reached (then `reason` says why)")
+    reason: str | None = None
+    message: str | None = None
+    host: str
+    models: list[dict[str, Any]]
+    configured_model: str
+    configured_model_pulled: bool
+    missing_models: list[str] = Field(description="Models assistants use that Ollama does not have")
+
+
+class PullRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+class PullStatus(BaseModel):
+    job_id: int
+    model: str
+    status: str = Field(description="queued, running, done or failed")
+    percent: int
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def list_models(rt: Runtime) -> ModelList:
+    """Always 200: an unreachable Ollama is reported in the body (`reachable: false`), not as an error."""
+    configured = rt.settings.ollama_model
+    wanted = sorted({configured, *await _assistant_models(rt)})
+    try:
+        models = await rt.llm.list_models()
+    except LLMUnavailable as exc:
+        return ModelList(
+            reachable=False,
+            reason=exc.code,
+            message=exc.message,
+            host=rt.settings.ollama_host,
+            models=[],
+            configured_model=configured,
+            configured_model_pulled=False,
+            missing_models=wanted,
+        )
+    have = {m["name"] for m in models}
+    missing = [m for m in wanted if full_name(m) not in have]
+    message = None
+    if missing:
+        message = f"Not pulled in Ollama: {', '.join(missing)}. Pull with POST /api/models/pull."
+    return ModelList(
+        reachable=True,
+        reason="model_not_found" if missing else None,
+        message=message,
+        host=rt.settings.ollama_host,
+        models=models,
+        configured_model=configured,
+        configured_model_pulled=full_name(configured) in have,
+        missing_models=missing,
+    )
+
+
+async def _assistant_models(rt: Runtime) -> list[str]:
+    records = await rt.db.fetch_all("SELECT DISTINCT model FROM assistants")
+    return [r._mapping["model"] for r in records]
+
+
+async def start_pull(rt: Runtime, request: PullRequest) -> PullStatus:
+    job_id = await enqueue_job(rt.db, PULL_JOB, {"model": request.model}, dedup_key=f"{PULL_JOB}:{request.model}", max_attempts=3)
+    if job_id is None:  # the same pull is already queued
+        job_id = await rt.db.fetch_val(
+            "SELECT id FROM jobs WHERE dedup_key = :key AND status = 'queued'", {"key": f"{PULL_JOB}:{request.model}"}
+        )
+    return await pull_status(rt, job_id)
+
+
+async def pull_status(rt: Runtime, job_id: int) -> PullStatus:
+    record = await store.find_pull_job(rt.db, job_id)
+    if record is None:
+        raise NotFound(f"There is no model pull with id {job_id}.", code="pull_not_found")
+    return PullStatus(
+        job_id=record["id"],
+        model=record["payload"]["model"],
+        status=record["status"],
+        percent=round((record["progress"] or 0) * 100),
+        error=record["last_error"] if record["status"] in ("failed", "queued") else None,
+        created_at=record["created_at"],
+        updated_at=record["updated_at"],
+    )

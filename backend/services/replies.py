@@ -1,0 +1,286 @@
+"""The reply job: answer a contact's waiting messages once, in order, surviving crashes.
+
+A reply is stored (idempotency key `reply:<last inbound id>:<part>`) before it is sent, marked
+`sending` (committed) before the gateway call and `sent` with the provider's id after it. A retry
+skips what is sent and, for a message left in `sending` by a crash, first asks the gateway
+whether it already has it. A customer message arriving while an answer is generated makes that
+draft stale: it is dropped and the next job answers the whole, newer state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from databases import Database
+
+from backend import metrics
+from backend.gateways.base import ChannelRef
+from backend.runtime import Runtime
+from backend.services.assistants import Assistant, get_assistant
+from backend.services.channels import channel_ref, get_channel
+from backend.services.inbound import queue_reply_job
+from backend.services.policies import ReplyPolicy, typing_seconds
+from backend.store import contacts as contacts_store
+from backend.store import messages as store
+
+log = structlog.get_logger(__name__)
+
+CANNED_REASONS = ("opt_out", "opt_in", "handoff_request")
+SEND_AFTER_FAILURE = "the gateway did not confirm the send"
+
+
+class ChannelBusy(Exception):
+    """The channel reached its replies-per-minute limit; try again when the window moves on."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(f"channel rate limit reached; retry in {delay:.0f}s")
+        self.delay = delay
+
+
+@dataclass
+class Conversation:
+    """What one reply job works with."""
+
+    contact: dict
+    channel: dict
+    assistant: Assistant
+    gateway: Any
+    ref: ChannelRef
+
+    @property
+    def policy(self) -> ReplyPolicy:
+        return self.assistant.policies
+
+
+async def load_conversation(rt: Runtime, contact_id: int) -> Conversation | None:
+    contact = await contacts_store.find_contact(rt.db, contact_id)
+    if contact is None:
+        return None  # deleted with its channel: nothing left to answer
+    channel = await get_channel(rt.db, contact["channel_id"])
+    assistant = await get_assistant(rt.db, channel["assistant_id"])
+    return Conversation(contact, channel, assistant, rt.gateway(channel["provider"]), channel_ref(channel))
+
+
+async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:  # noqa: ANN001
+    """The whole reply job for one contact (safe to run again at any point)."""
+    conversation = await load_conversation(rt, contact_id)
+    if conversation is None:
+        return
+    # Anything stored by an earlier attempt (or an operator) goes out first, in order.
+    await deliver_waiting(rt, conversation)
+    batch = await _take_burst(rt.db, contact_id)
+    if not batch:
+        return
+    draft = await _draft_reply(rt, conversation, batch)
+    if heartbeat is not None:
+        await heartbeat()
+    if draft is None:
+        return
+    if await _store_draft(rt, conversation, batch, draft):
+        await deliver_waiting(rt, conversation)
+
+
+async def _take_burst(db: Database, contact_id: int) -> list[dict]:
+    # Read under the contact lock: an ingest in flight either committed before or sees this job running.
+    async with db.transaction():
+        await contacts_store.lock_contact(db, contact_id)
+        return await store.pending_inbound(db, contact_id)
+
+
+@dataclass
+class Draft:
+    parts: list[str]
+    sources: list[dict] | None = None
+    trace: dict | None = None
+    degraded: bool = False
+
+
+def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
+    """A fixed reply (reason, text) when the latest message asks for one, or nothing but media came."""
+    texts = {
+        "opt_out": policy.opt_out_reply,
+        "opt_in": policy.opt_in_reply,
+        "handoff_request": policy.handoff_reply,
+        "media_without_text": policy.media_reply,
+    }
+    last = batch[-1]["reason"]
+    if last in CANNED_REASONS:
+        return last, texts[last]
+    if all(message["reason"] == "media_without_text" for message in batch):
+        return "media_without_text", texts["media_without_text"]
+    return None
+
+
+async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict]) -> Draft | None:
+    db, policy, contact = rt.db, conversation.policy, conversation.contact
+    ids = [message["id"] for message in batch]
+    canned = _canned(policy, batch)
+    if canned is None or canned[0] != "opt_out":
+        # The contact's state may have changed since these messages were stored.
+        now = datetime.now(UTC)
+        if canned is None or canned[0] != "handoff_request":
+            if contact["opted_out_at"] is not None:
+                return await _ignore(db, ids, "opted_out")
+            if contact["paused_until"] is not None and contact["paused_until"] > now:
+                return await _ignore(db, ids, "paused")
+        recent = await store.recent_bot_replies(db, contact["channel_id"], contact["id"])
+        if recent["contact"] >= policy.max_replies_per_contact_per_minute:
+            # A contact (often another bot) writing faster than any person: stop the loop.
+            metrics.REPLY_FAILURES.labels("rate_limited").inc()
+            return await _ignore(db, ids, "rate_limited")
+        if recent["channel"] >= policy.max_replies_per_channel_per_minute:
+            raise ChannelBusy(delay=15)
+    if canned is not None:
+        return Draft(parts=[canned[1]], trace={"canned": canned[0]})
+    await _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch)))
+    await _best_effort(conversation.gateway.set_typing(conversation.ref, contact["chat_id"], True))
+    question = "\n".join(message["text"] for message in batch if message["text"].strip())
+    history = await conversation_history(db, policy, contact["id"], batch[0])
+    from backend.services.answers import answer_question
+
+    started = time.perf_counter()
+    answer = await answer_question(rt, conversation.assistant, question, history)
+    trace = {
+        **answer.trace,
+        "used_fallback": answer.used_fallback,
+        "top_score": answer.top_score,
+        "degraded_reason": answer.degraded_reason,
+        "question": question,
+        "answered_message_ids": ids,
+        "history_turns": len(history),
+        "answer_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+    parts = [part for part in answer.parts if part.strip()] or [answer.text or conversation.assistant.fallback_message]
+    return Draft(parts=parts, sources=answer.sources, trace=trace, degraded=answer.degraded)
+
+
+def _provider_ids(batch: list[dict]) -> list[str]:
+    return [message["provider_message_id"] for message in batch if message["provider_message_id"]]
+
+
+async def _ignore(db: Database, ids: list[int], reason: str) -> None:
+    await store.set_inbound_status(db, ids, "ignored", reason)
+    metrics.MESSAGES_IGNORED.labels(reason).inc()
+    log.info("reply.skipped", messages=ids, reason=reason)
+
+
+async def conversation_history(db: Database, policy: ReplyPolicy, contact_id: int, first: dict) -> list[dict]:
+    """Recent turns as memory, oldest first; a silence longer than the idle time starts afresh."""
+    if policy.history_turns == 0:
+        return []
+    idle = timedelta(minutes=policy.memory_idle_minutes)
+    turns, newer_at = [], first["created_at"]
+    for message in await store.conversation_before(db, contact_id, first["id"], policy.history_turns * 2):
+        if newer_at - message["created_at"] > idle:
+            break
+        turns.append({"role": "user" if message["direction"] == "in" else "assistant", "content": message["text"]})
+        newer_at = message["created_at"]
+    return turns[::-1]
+
+
+async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict], draft: Draft) -> bool:
+    """Store the reply and mark its messages answered — unless a newer message made it stale."""
+    db, contact_id = rt.db, conversation.contact["id"]
+    ids = [message["id"] for message in batch]
+    async with db.transaction():
+        contact = await contacts_store.lock_contact(db, contact_id)
+        if _taken_over(contact, draft):
+            # An operator (or the owner's phone) took the conversation while we were thinking.
+            await _ignore(db, ids, "paused")
+            return False
+        pending = await store.pending_inbound(db, contact_id)
+        if any(message["id"] > ids[-1] for message in pending):
+            # Make sure the newer state gets its own job (its ingest may have seen this one queued).
+            await queue_reply_job(rt, contact_id, conversation.channel["id"], delay_seconds=0)
+            log.info("reply.stale_draft_dropped", contact=contact_id, answered=ids, newer=pending[-1]["id"])
+            return False
+        latest = batch[-1]
+        for number, text in enumerate(draft.parts):
+            await store.insert_outbound(
+                db,
+                {
+                    "channel_id": conversation.channel["id"],
+                    "contact_id": contact_id,
+                    "author": "bot",
+                    "idempotency_key": f"reply:{latest['id']}:{number}",
+                    "text": text,
+                    "sources": draft.sources if number == 0 else None,
+                    "trace": draft.trace if number == 0 else None,
+                    "degraded": draft.degraded,
+                    "reply_to_id": latest["id"],
+                },
+            )
+        await store.set_inbound_status(db, [m["id"] for m in pending if m["id"] in ids], "answered")
+    return True
+
+
+def _taken_over(contact: dict, draft: Draft) -> bool:
+    canned = (draft.trace or {}).get("canned")
+    paused = contact["paused_until"] is not None and contact["paused_until"] > datetime.now(UTC)
+    return paused and canned not in ("opt_out", "handoff_request")
+
+
+async def deliver_waiting(rt: Runtime, conversation: Conversation) -> None:
+    """Send the contact's stored, unsent messages in order; each at most once."""
+    contact, gateway, ref = conversation.contact, conversation.gateway, conversation.ref
+    waiting = await store.waiting_outbound(rt.db, contact["id"])
+    typing = False
+    try:
+        for message in waiting:
+            if message["status"] == "sending":
+                # A crash or timeout left the outcome unknown: the gateway may have it already.
+                found = await gateway.find_recent_outgoing(ref, contact["chat_id"], message["text"])
+                if found:
+                    await store.mark_sent(rt.db, message["id"], found)
+                    log.info("reply.recovered", message=message["id"], provider_message_id=found)
+                    continue
+            await store.mark_sending(rt.db, message["id"])
+            if message["author"] == "bot":
+                pause = typing_seconds(conversation.policy, message["text"])
+                if pause > 0:
+                    typing = True
+                    await _best_effort(gateway.set_typing(ref, contact["chat_id"], True))
+                    await asyncio.sleep(pause)
+            try:
+                sent = await gateway.send_text(ref, contact["chat_id"], message["text"])
+            except Exception as exc:
+                await store.record_send_error(rt.db, message["id"], _describe(exc))
+                raise
+            await store.mark_sent(rt.db, message["id"], sent.provider_message_id)
+            _count_sent(conversation, message)
+    finally:
+        if typing:
+            await _best_effort(gateway.set_typing(ref, contact["chat_id"], False))
+
+
+def _count_sent(conversation: Conversation, message: dict) -> None:
+    metrics.MESSAGES_OUT.labels(conversation.channel["provider"], message["author"]).inc()
+    if message["author"] == "bot" and message["idempotency_key"].endswith(":0"):
+        latency = (datetime.now(UTC) - message["created_at"]).total_seconds()
+        metrics.REPLY_LATENCY.observe(max(latency, 0))
+        log.info("reply.sent", contact=conversation.contact["id"], message=message["id"], degraded=message["degraded"])
+
+
+def _describe(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+async def _best_effort(call) -> None:  # noqa: ANN001 - a gateway coroutine
+    """Typing and read receipts are niceties: a provider without them must not block a reply."""
+    try:
+        await call
+    except Exception as exc:  # noqa: BLE001
+        log.debug("gateway.nicety_failed", error=_describe(exc))
+
+
+async def give_up(rt: Runtime, contact_id: int, error: str) -> None:
+    """After the last attempt: what is still waiting becomes `failed`, with the reason, in the thread."""
+    count = await store.fail_waiting(rt.db, contact_id, error)
+    metrics.REPLY_FAILURES.labels("gave_up").inc()
+    log.error("reply.failed", contact=contact_id, messages=count, error=error)

@@ -1,0 +1,247 @@
+"""What the operator needs to know is up: the database, Ollama and its models, each gateway, the queue.
+
+Every probe is short and bounded; a dependency that is down is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Literal
+
+import aiohttp
+import ollama
+import structlog
+from databases import Database
+from pydantic import BaseModel
+
+from backend import metrics
+from backend.database import current_revision, head_revision
+from backend.settings import Settings
+from backend.store import jobs as jobs_store
+from backend.store import status as status_store
+
+log = structlog.get_logger(__name__)
+
+PROBE_TIMEOUT_SECONDS = 3.0
+GATEWAYS = ("sandbox", "waha", "evolution")
+
+
+class DatabaseStatus(BaseModel):
+    ok: bool
+    kind: Literal["embedded", "external"]
+    revision: str | None = None
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class OllamaStatus(BaseModel):
+    ok: bool
+    host: str
+    reachable: bool
+    model: str  # OLLAMA_MODEL, the default for new assistants
+    models_required: list[str]  # OLLAMA_MODEL plus every model an assistant uses
+    models_missing: list[str]  # required but not pulled: answers are degraded until pulled
+    models_available: list[str]
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class GatewayStatus(BaseModel):
+    provider: str
+    url: str | None  # None for the built-in sandbox
+    configured: bool  # the default provider, given an API key, or used by a channel
+    ok: bool
+    reachable: bool
+    latency_ms: float | None = None
+    error: str | None = None
+    channels: dict[str, int]  # channels of this provider by status (pending_qr, ready, disconnected)
+
+
+class QueueStatus(BaseModel):
+    queued: int
+    running: int
+    failed: int
+    oldest_queued_age_seconds: float
+
+
+class WorkersStatus(BaseModel):
+    in_process: bool  # RUN_WORKERS: the backend works on jobs itself
+    concurrency: int
+
+
+class Status(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: DatabaseStatus
+    ollama: OllamaStatus
+    gateways: list[GatewayStatus]
+    queue: QueueStatus | None
+    workers: WorkersStatus
+    uptime_seconds: float
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
+
+
+def _model_key(name: str) -> str:
+    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2".
+    return name if ":" in name else f"{name}:latest"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return f"no answer within {PROBE_TIMEOUT_SECONDS:g} s"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+async def database_status(settings: Settings, db: Database | None, not_ready_reason: str | None) -> DatabaseStatus:
+    kind = "external" if settings.database_url else "embedded"
+    if db is None:
+        return DatabaseStatus(ok=False, kind=kind, error=f"not ready yet ({not_ready_reason or 'starting'})")
+    started = time.perf_counter()
+    try:
+        revision = await asyncio.wait_for(current_revision(db), timeout=PROBE_TIMEOUT_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - any failure means "down", with the reason shown
+        return DatabaseStatus(ok=False, kind=kind, error=_describe(exc))
+    latency = _ms(started)
+    if revision != head_revision():
+        return DatabaseStatus(
+            ok=False, kind=kind, revision=revision, latency_ms=latency, error=f"migrations not at head ({head_revision()})"
+        )
+    return DatabaseStatus(ok=True, kind=kind, revision=revision, latency_ms=latency)
+
+
+async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus:
+    """Reachable, and every required model pulled (through Ollama's /api/tags)."""
+    base: dict[str, Any] = {"host": settings.ollama_host, "model": settings.ollama_model, "models_required": required}
+    client = ollama.AsyncClient(host=settings.ollama_host, timeout=PROBE_TIMEOUT_SECONDS)
+    started = time.perf_counter()
+    try:
+        listing = await asyncio.wait_for(client.list(), timeout=PROBE_TIMEOUT_SECONDS + 0.5)
+    except Exception as exc:  # noqa: BLE001 - unreachable, refused, timed out, or an error status
+        metrics.OLLAMA_CALLS.labels(operation="list", outcome="error").observe(time.perf_counter() - started)
+        return OllamaStatus(
+            ok=False,
+            reachable=False,
+            models_missing=required,
+            models_available=[],
+            latency_ms=_ms(started),
+            error=_describe(exc),
+            **base,
+        )
+    finally:
+        await client.close()
+    metrics.OLLAMA_CALLS.labels(operation="list", outcome="ok").observe(time.perf_counter() - started)
+    available = sorted(m.model for m in listing.models if m.model)
+    pulled = {_model_key(name) for name in available}
+    missing = [name for name in required if _model_key(name) not in pulled]
+    return OllamaStatus(
+        ok=not missing,
+        reachable=True,
+        models_missing=missing,
+        models_available=available,
+        latency_ms=_ms(started),
+        error=f"not pulled: {', '.join(missing)} (ollama pull {missing[0]})" if missing else None,
+        **base,
+    )
+
+
+# Per bridge: a cheap authenticated read, the header carrying the key, and the setting holding it.
+GATEWAY_PROBES = {
+    "waha": ("/api/server/version", "X-Api-Key", "WAHA_API_KEY"),
+    "evolution": ("/instance/fetchInstances", "apikey", "EVOLUTION_API_KEY"),
+}
+
+
+async def gateway_status(
+    settings: Settings, http: aiohttp.ClientSession, provider: str, channels: dict[str, int]
+) -> GatewayStatus:
+    if provider == "sandbox":
+        return GatewayStatus(provider=provider, url=None, configured=True, ok=True, reachable=True, channels=channels)
+    path, header, key_setting = GATEWAY_PROBES[provider]
+    url: str = getattr(settings, f"{provider}_url")
+    key: str = getattr(settings, key_setting.lower()).get_secret_value()
+    configured = settings.gateway_provider == provider or bool(key) or bool(channels)
+    common = {"provider": provider, "url": url, "configured": configured, "channels": channels}
+    if not url.strip():
+        return GatewayStatus(ok=False, reachable=False, error=f"{provider.upper()}_URL is not set", **common)
+    started = time.perf_counter()
+    status: int | None = None
+    failure: str | None = None
+    try:
+        async with http.get(
+            url.rstrip("/") + path,
+            headers={header: key} if key else {},
+            timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS),
+        ) as response:
+            status = response.status
+    except Exception as exc:  # noqa: BLE001 - refused, DNS, timeout: all mean unreachable
+        failure = _describe(exc)
+    outcome = "ok" if status is not None and status < 400 else "error"
+    metrics.GATEWAY_CALLS.labels(provider=provider, operation="status", outcome=outcome).observe(time.perf_counter() - started)
+    if status is None:
+        return GatewayStatus(ok=False, reachable=False, latency_ms=_ms(started), error=failure, **common)
+    if status in (401, 403):
+        error = f"the gateway refused the API key (check {key_setting})"
+    elif status >= 400:
+        error = f"the gateway answered HTTP {status}"
+    else:
+        error = None
+    return GatewayStatus(ok=error is None, reachable=True, latency_ms=_ms(started), error=error, **common)
+
+
+async def refresh_queue_gauges(db: Database) -> dict[str, Any]:
+    """Read the job queue and publish it as gauges (called on every /metrics scrape)."""
+    depth = await jobs_store.queue_depth(db)
+    for state in ("queued", "running", "failed"):
+        metrics.JOB_QUEUE_DEPTH.labels(status=state).set(depth[state])
+    metrics.JOB_QUEUE_OLDEST_AGE.set(float(depth["oldest_queued_age_seconds"]))
+    return depth
+
+
+async def collect_status(
+    settings: Settings,
+    db: Database | None,
+    http: aiohttp.ClientSession,
+    *,
+    not_ready_reason: str | None = None,
+    uptime_seconds: float = 0.0,
+) -> Status:
+    database = await database_status(settings, db, not_ready_reason)
+    required = [settings.ollama_model]
+    channels: dict[str, dict[str, int]] = {}
+    queue = None
+    if database.ok and db is not None:
+        models, channels, depth = await asyncio.gather(
+            status_store.assistant_models(db), status_store.channel_counts(db), refresh_queue_gauges(db)
+        )
+        required += [m for m in models if _model_key(m) not in {_model_key(r) for r in required}]
+        queue = QueueStatus(
+            queued=depth["queued"],
+            running=depth["running"],
+            failed=depth["failed"],
+            oldest_queued_age_seconds=round(float(depth["oldest_queued_age_seconds"]), 1),
+        )
+    ollama_state, *gateways = await asyncio.gather(
+        ollama_status(settings, required),
+        *(gateway_status(settings, http, provider, channels.get(provider, {})) for provider in GATEWAYS),
+    )
+    healthy = database.ok and ollama_state.ok and all(g.ok for g in gateways if g.configured)
+    if not healthy:
+        log.info(
+            "status.degraded",
+            database=database.ok,
+            ollama=ollama_state.ok,
+            gateways={g.provider: g.ok for g in gateways if g.configured},
+        )
+    return Status(
+        status="ok" if healthy else "degraded",
+        database=database,
+        ollama=ollama_state,
+        gateways=gateways,
+        queue=queue,
+        workers=WorkersStatus(in_process=settings.run_workers, concurrency=settings.worker_concurrency),
+        uptime_seconds=round(uptime_seconds, 1),
+    )

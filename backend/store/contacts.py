@@ -1,0 +1,121 @@
+"""SQL for contacts: the people (or groups) writing to a channel, with their pause/opt-out state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from databases import Database
+
+from backend.database import row, rows
+
+COLUMNS = (
+    "c.id, c.channel_id, c.chat_id, c.phone_number, c.name, c.paused_until, c.paused_by, c.opted_out_at, "
+    "c.last_message_at, c.created_at"
+)
+
+
+async def upsert_contact(db: Database, channel_id: int, chat_id: str, phone_number: str | None, name: str | None) -> dict:
+    """The contact for this chat, created on first contact. Takes the row lock until commit,
+    which serialises a contact's ingests with its reply job's reads."""
+    return row(
+        await db.fetch_one(
+            f"""
+            INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
+            VALUES (:channel_id, :chat_id, :phone, :name, now())
+            ON CONFLICT (channel_id, chat_id) DO UPDATE
+                SET last_message_at = now(),
+                    phone_number = coalesce(excluded.phone_number, c.phone_number),
+                    name = coalesce(excluded.name, c.name)
+            RETURNING {COLUMNS}
+            """,
+            {"channel_id": channel_id, "chat_id": chat_id, "phone": phone_number, "name": name},
+        )
+    )
+
+
+async def lock_contact(db: Database, contact_id: int) -> dict | None:
+    """Read a contact and hold its row lock (inside a transaction) against concurrent ingests."""
+    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM contacts c WHERE c.id = :id FOR UPDATE", {"id": contact_id}))
+
+
+async def find_contact(db: Database, contact_id: int) -> dict | None:
+    return row(
+        await db.fetch_one(
+            f"SELECT {COLUMNS}, ch.assistant_id FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE c.id = :id",
+            {"id": contact_id},
+        )
+    )
+
+
+async def pause_contact(db: Database, contact_id: int, until: datetime, by: str) -> dict | None:
+    return row(
+        await db.fetch_one(
+            f"UPDATE contacts c SET paused_until = :until, paused_by = :by WHERE id = :id RETURNING {COLUMNS}",
+            {"id": contact_id, "until": until, "by": by},
+        )
+    )
+
+
+async def resume_contact(db: Database, contact_id: int) -> dict | None:
+    return row(
+        await db.fetch_one(
+            f"UPDATE contacts c SET paused_until = NULL, paused_by = NULL WHERE id = :id RETURNING {COLUMNS}",
+            {"id": contact_id},
+        )
+    )
+
+
+async def set_opted_out(db: Database, contact_id: int, opted_out: bool) -> None:
+    await db.execute(
+        "UPDATE contacts SET opted_out_at = CASE WHEN :out THEN coalesce(opted_out_at, now()) END WHERE id = :id",
+        {"id": contact_id, "out": opted_out},
+    )
+
+
+def _contact_filters(filters: dict) -> tuple[str, dict]:
+    clauses, params = ["TRUE"], {}
+    if filters.get("assistant_id") is not None:
+        clauses.append("ch.assistant_id = :assistant_id")
+        params["assistant_id"] = filters["assistant_id"]
+    if filters.get("channel_id") is not None:
+        clauses.append("c.channel_id = :channel_id")
+        params["channel_id"] = filters["channel_id"]
+    if filters.get("q"):
+        clauses.append("(c.name ILIKE :q OR c.phone_number ILIKE :q OR c.chat_id ILIKE :q)")
+        params["q"] = "%" + filters["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    status = filters.get("status")
+    if status == "paused":
+        clauses.append("c.paused_until > now()")
+    elif status == "unanswered":
+        clauses.append(
+            "EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in' "
+            "AND m.status IN ('pending', 'failed'))"
+        )
+    elif status == "failed":
+        clauses.append("EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.status = 'failed')")
+    return " AND ".join(clauses), params
+
+
+async def list_contacts(db: Database, filters: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Contacts, most recently active first, each with its last message."""
+    where, params = _contact_filters(filters)
+    records = await db.fetch_all(
+        f"""
+        SELECT {COLUMNS}, ch.assistant_id, ch.provider,
+               last.text AS last_message_text, last.direction AS last_message_direction,
+               last.author AS last_message_author, last.status AS last_message_status,
+               last.created_at AS last_message_created_at
+        FROM contacts c
+        JOIN channels ch ON ch.id = c.channel_id
+        LEFT JOIN LATERAL (
+            SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
+            WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
+        ) last ON TRUE
+        WHERE {where}
+        ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
+        LIMIT :limit OFFSET :offset
+        """,
+        {**params, "limit": limit, "offset": offset},
+    )
+    total = await db.fetch_val(f"SELECT count(*) FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE {where}", params)
+    return rows(records), total

@@ -1,0 +1,199 @@
+"""nDCG@10 and recall@10 of dense, lexical and hybrid retrieval through our real ingestion and search.
+
+Every BEIR document goes through `backend.services.knowledge.ingest_texts` (load, normalise,
+chunk, embed, store in pgvector + tsvector); every query through `rag.retrieval.search` in the
+three modes. A document's rank is the rank of its best chunk.
+
+    python -m bench.retrieval_quality [BEIR folder] [--queries N] [--docs N] [--sweep]
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Sequence
+
+from bench.common import (
+    BeirDataset,
+    bench_assistant,
+    bench_runtime,
+    dataset_path,
+    doc_id_of,
+    document_filename,
+    document_text,
+    load_beir,
+    parser,
+    quiet_logs,
+    run,
+    subset,
+    table,
+    warm_up_embedder,
+)
+
+MODES = ("dense", "lexical", "hybrid")
+CUTOFF = 10
+# Published nDCG@10 on the BEIR *test* split of SciFact, for orientation only (we measure on train).
+PUBLISHED = "published SciFact test-split nDCG@10 (orientation): BM25 0.665, all-MiniLM-L6-v2 0.645"
+
+
+def ndcg_at(ranking: Sequence[str], relevant: dict[str, int], k: int = CUTOFF) -> float:
+    """nDCG@k with linear gains, as pytrec_eval/BEIR compute it."""
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranking[:k]))
+    ideal = sorted(relevant.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranking: Sequence[str], relevant: dict[str, int], k: int = CUTOFF) -> float:
+    return len(set(ranking[:k]) & set(relevant)) / len(relevant) if relevant else 0.0
+
+
+def doc_ranking(passages, doc_ids_of: dict[int, list[str]]) -> list[str]:  # noqa: ANN001 - list[Passage]
+    """BEIR doc ids in the order of their best chunk (identical texts share one stored document)."""
+    ranking: list[str] = []
+    seen: set[str] = set()
+    for passage in passages:
+        for doc in doc_ids_of.get(passage.document_id, []):
+            if doc not in seen:
+                seen.add(doc)
+                ranking.append(doc)
+    return ranking
+
+
+async def index_corpus(rt, assistant, data: BeirDataset, batch: int) -> dict[int, list[str]]:  # noqa: ANN001
+    """Ingest the documents not indexed yet (an earlier run's, with --data-dir, are reused);
+    returns stored document id -> BEIR doc ids."""
+    from backend.services.knowledge import ingest_texts
+
+    # Rows an interrupted run left without chunks would count as duplicates (same sha256): drop them.
+    await rt.db.execute("DELETE FROM documents WHERE assistant_id = :a AND status <> 'ready'", {"a": assistant.id})
+    records = await rt.db.fetch_all("SELECT id, filename FROM documents WHERE assistant_id = :a", {"a": assistant.id})
+    doc_ids_of: dict[int, list[str]] = {}
+    done: set[str] = set()
+    for r in records:
+        doc_ids_of.setdefault(r._mapping["id"], []).append(doc_id_of(r._mapping["filename"]))
+        done.add(doc_id_of(r._mapping["filename"]))
+    todo = [d for d in data.corpus if d not in done]
+    if len(done):
+        print(f"reusing {len(done):,} documents indexed by an earlier run; {len(todo):,} to index", flush=True)
+    started = time.perf_counter()
+    for start in range(0, len(todo), batch):
+        part = todo[start : start + batch]
+        ids = await ingest_texts(rt, assistant.id, [(document_filename(d), document_text(*data.corpus[d])) for d in part])
+        for document_id, doc in zip(ids, part, strict=True):
+            doc_ids_of.setdefault(document_id, []).append(doc)
+        elapsed = time.perf_counter() - started
+        n = start + len(part)
+        print(f"  indexed {n:,}/{len(todo):,} documents, {elapsed:,.0f} s, {n / elapsed:.1f} docs/s", file=sys.stderr, flush=True)
+    # Documents outside this (sub)set from an earlier, larger run must not take part.
+    wanted = set(data.corpus)
+    return {k: [d for d in v if d in wanted] for k, v in doc_ids_of.items() if any(d in wanted for d in v)}
+
+
+async def evaluate(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, pool: int | None):  # noqa: ANN001
+    from rag.retrieval import search
+
+    scores = {m: {"ndcg": [], "recall": [], "ms": [], "short": 0} for m in MODES}
+    for number, (query_id, query) in enumerate(data.queries.items(), start=1):
+        for mode in MODES:
+            t = time.perf_counter()
+            found = await search(
+                rt.db, rt.embedder, assistant.id, query, top_k=top_chunks, language=assistant.language, mode=mode, candidates=pool
+            )
+            elapsed = (time.perf_counter() - t) * 1000
+            ranking = doc_ranking(found.passages, doc_ids_of)
+            s = scores[mode]
+            s["ndcg"].append(ndcg_at(ranking, data.qrels[query_id]))
+            s["recall"].append(recall_at(ranking, data.qrels[query_id]))
+            s["ms"].append(elapsed)
+            s["short"] += len(ranking) < CUTOFF
+        if number % 100 == 0:
+            print(f"  evaluated {number:,}/{len(data.queries):,} queries", file=sys.stderr, flush=True)
+    return {m: {k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in s.items()} for m, s in scores.items()}
+
+
+async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -> None:  # noqa: ANN001
+    """Hybrid with other RRF constants and candidate pools: one dense and one lexical list per
+    query (the library's own store functions), truncated and fused with the library's `fuse`."""
+    from rag import store
+    from rag.retrieval import fuse
+
+    pools = (20, 32, 50, 100, 200)
+    ks = (10, 20, 40, 60, 100)
+    lists = []
+    for query_id, query in data.queries.items():
+        vector = (await rt.embedder.embed([query]))[0]
+        dense = await store.dense_search(rt.db, assistant.id, vector, max(pools))
+        lexical = await store.lexical_search(rt.db, assistant.id, query, assistant.language, max(pools), vector=vector)
+        lists.append((query_id, dense, lexical))
+    rows = []
+    for p in pools:
+        for k in ks:
+            ndcg = recall = 0.0
+            for query_id, dense, lexical in lists:
+                ranking = doc_ranking(fuse(dense[:p], lexical[:p], top_chunks, k=k), doc_ids_of)
+                ndcg += ndcg_at(ranking, data.qrels[query_id])
+                recall += recall_at(ranking, data.qrels[query_id])
+            rows.append((p, k, ndcg / len(lists), recall / len(lists)))
+    print("\nhybrid sweep (candidate pool per list x RRF k; same queries, same index):")
+    print(table(["pool", "rrf_k", "nDCG@10", "recall@10"], rows))
+    best = max(rows, key=lambda r: r[2])
+    print(f"best: pool={best[0]} rrf_k={best[1]} nDCG@10={best[2]:.4f} recall@10={best[3]:.4f}")
+
+
+async def main() -> None:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--queries", type=int, default=None, help="Evaluate a random sample of this many queries")
+    p.add_argument("--docs", type=int, default=None, help="Index at most this many documents (judged ones always kept)")
+    p.add_argument("--split", default=None, help="qrels split (default: test if present, else the only one)")
+    p.add_argument("--top-chunks", type=int, default=40, help="Chunks asked per search (collapsed to documents)")
+    p.add_argument("--pool", type=int, default=None, help="Candidates per list for hybrid (default: the library's)")
+    p.add_argument("--batch", type=int, default=500, help="Documents per ingest_texts call")
+    p.add_argument("--sweep", action="store_true", help="Also try other RRF k and candidate pools for hybrid")
+    args = p.parse_args()
+    quiet_logs()
+    full = load_beir(dataset_path(args.dataset), args.split)
+    data = subset(full, max_queries=args.queries, max_docs=args.docs, seed=args.seed)
+    whole = len(data.corpus) == len(full.corpus) and len(data.queries) == len(full.queries)
+    print(f"dataset {data.describe()}" + ("" if whole else f" (subset of {len(full.corpus):,} / {len(full.queries):,})"))
+
+    async with bench_runtime(args) as rt:
+        assistant = await bench_assistant(rt, f"bench retrieval quality: {full.name}", reuse=args.data_dir is not None)
+        load_s = await warm_up_embedder(rt)
+        started = time.perf_counter()
+        doc_ids_of = await index_corpus(rt, assistant, data, args.batch)
+        index_s = time.perf_counter() - started
+        chunks = await rt.db.fetch_val(
+            "SELECT count(*) FROM chunks WHERE document_id = ANY(CAST(:ids AS bigint[]))", {"ids": list(doc_ids_of)}
+        )
+        s = rt.settings
+        pool = args.pool or max(args.top_chunks * 4, 20)
+        print(
+            f"indexed {len(doc_ids_of):,} documents -> {chunks:,} chunks in {index_s:,.0f} s "
+            f"(model load {load_s:.0f} s); embedder {rt.embedder.name}, chunks {s.rag_chunk_tokens} tokens "
+            f"/ overlap {s.rag_chunk_overlap_tokens}, full-text '{assistant.language}'"
+        )
+        print(f"search: top {args.top_chunks} chunks -> documents by best chunk; hybrid pool {pool} per list", flush=True)
+        started = time.perf_counter()
+        results = await evaluate(rt, assistant, data, doc_ids_of, args.top_chunks, args.pool)
+        print(f"evaluated {len(data.queries):,} queries x 3 modes in {time.perf_counter() - started:,.0f} s\n")
+        print(
+            table(
+                ["mode", "nDCG@10", "recall@10", "mean ms", "<10 docs"],
+                [(m, r["ndcg"], r["recall"], f"{r['ms']:.1f}", r["short"]) for m, r in results.items()],
+            )
+        )
+        for m, r in results.items():
+            print(f"{m}: nDCG@10={r['ndcg']:.4f} recall@10={r['recall']:.4f}")
+        best_single = max(results["dense"]["ndcg"], results["lexical"]["ndcg"])
+        margin = results["hybrid"]["ndcg"] - best_single
+        verdict = "MET" if margin > 0.01 else "NOT MET"
+        print(f"goal: hybrid nDCG@10 clearly above both dense and lexical -> {verdict} (hybrid - best single = {margin:+.4f})")
+        print(PUBLISHED)
+        if args.sweep:
+            await sweep(rt, assistant, data, doc_ids_of, args.top_chunks)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,51 @@
+"""Entry point of the operator console: `streamlit run console/app.py`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# `streamlit run console/app.py` puts only console/ on the path; the pages import `console.*`.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from console import ui  # noqa: E402
+from console.config import console_settings  # noqa: E402
+
+# One file a page. Not named `pages/`: Streamlit would also serve such files directly as
+# old-style pages (bypassing this script and its login) until st.navigation first runs.
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="WhatsApp assistants", page_icon=":material/forum:", layout="wide")
+
+if not ui.token():
+    page = st.navigation([st.Page(VIEWS / "login.py", title="Log in", icon=":material/login:")], position="hidden")
+else:
+    page = st.navigation(
+        {
+            "": [st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True)],
+            "Build": [
+                st.Page(VIEWS / "assistants.py", title="Assistants", icon=":material/smart_toy:"),
+                st.Page(VIEWS / "knowledge.py", title="Knowledge", icon=":material/library_books:"),
+                st.Page(VIEWS / "gaps.py", title="Knowledge gaps", icon=":material/help_center:"),
+            ],
+            "Talk": [
+                st.Page(VIEWS / "whatsapp.py", title="WhatsApp", icon=":material/qr_code_2:"),
+                st.Page(VIEWS / "conversations.py", title="Conversations", icon=":material/forum:"),
+            ],
+        }
+    )
+    with st.sidebar:
+        st.caption(f"Signed in as **{st.session_state.get(ui.OPERATOR, 'operator')}**")
+        st.caption(f"Backend: `{console_settings().backend_url}`")
+        if st.button("Log out", icon=":material/logout:"):
+            ui.log_out()
+            ui.flash("You are logged out.", "success")
+            st.rerun()
+
+ui.show_flash()
+with ui.friendly():
+    page.run()

@@ -1,0 +1,26 @@
+"""The console's settings, read from the environment in this one place."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REQUEST_TIMEOUT_SECONDS = 30.0
+# QR pairing is watched this often, and for this long; then the operator restarts it by hand.
+PAIRING_POLL_SECONDS = 2.0
+PAIRING_WATCH_SECONDS = 180.0
+# After a message is sent from the sandbox chat, its thread is refreshed for this long.
+REPLY_WATCH_SECONDS = 60.0
+# Documents being indexed are refreshed this often.
+INDEXING_POLL_SECONDS = 2.0
+
+
+class ConsoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    backend_url: str = Field(default="http://127.0.0.1:8000", description="Where the console reaches the backend")
+
+
+def console_settings() -> ConsoleSettings:
+    """Read on every run: cheap, and a changed environment needs no restart."""
+    return ConsoleSettings()

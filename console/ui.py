@@ -1,0 +1,285 @@
+"""What every page shares: the session's client, friendly errors, badges, the chosen assistant."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import streamlit as st
+
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Message, SessionExpired
+from console.config import console_settings
+
+TOKEN = "token"
+OPERATOR = "operator_email"
+FLASH = "flash"
+CURRENT_ASSISTANT = "current_assistant_id"
+ASSISTANT_PICKER = "assistant_picker"
+CLIENT = "api_client"
+
+CHANNEL_BADGES = {
+    "ready": ("green", "Connected"),
+    "pending_qr": ("orange", "Waiting for QR scan"),
+    "disconnected": ("red", "Disconnected"),
+}
+DOCUMENT_BADGES = {
+    "ready": ("green", "Ready"),
+    "indexing": ("blue", "Indexing"),
+    "pending": ("gray", "Waiting"),
+    "failed": ("red", "Failed"),
+}
+
+
+def token() -> str | None:
+    return st.session_state.get(TOKEN)
+
+
+def client() -> Api:
+    """The session's client (kept across runs for its connection pool), with the operator's token."""
+    base_url, current = console_settings().backend_url, token()
+    api = st.session_state.get(CLIENT)
+    if not isinstance(api, Api) or (api.base_url, api.token) != (base_url.rstrip("/"), current):
+        if isinstance(api, Api):
+            api.close()
+        api = st.session_state[CLIENT] = Api(base_url, current)
+    return api
+
+
+def log_in(token_value: str, email: str) -> None:
+    st.session_state[TOKEN] = token_value
+    st.session_state[OPERATOR] = email
+
+
+def log_out(message: str | None = None) -> None:
+    for key in (TOKEN, OPERATOR, CURRENT_ASSISTANT, ASSISTANT_PICKER):
+        st.session_state.pop(key, None)
+    if message:
+        flash(message, "warning")
+
+
+def flash(message: str, kind: str = "success") -> None:
+    """A message shown once, on the next run (survives `st.rerun`)."""
+    st.session_state.setdefault(FLASH, []).append((kind, message))
+
+
+def show_flash() -> None:
+    for kind, message in st.session_state.pop(FLASH, []):
+        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+
+
+def show_error(error: ApiError) -> None:
+    if isinstance(error, BackendUnreachable):
+        st.error(f"**The backend is not reachable.** {error.message}", icon=":material/cloud_off:")
+        return
+    problems = error.field_problems()
+    text = error.message + ("\n\n" + "\n".join(f"- {p}" for p in problems) if problems else "")
+    st.error(text, icon=":material/error:")
+
+
+@contextmanager
+def friendly() -> Iterator[None]:
+    """Show an API failure as a message in the page; an expired session goes back to login."""
+    try:
+        yield
+    except SessionExpired as error:
+        log_out(error.message)
+        st.rerun()
+    except ApiError as error:
+        show_error(error)
+
+
+def badge(kind: str, table: dict[str, tuple[str, str]]) -> None:
+    color, label = table.get(kind, ("gray", kind or "unknown"))
+    st.badge(label, color=color)  # type: ignore[arg-type]
+
+
+def channel_badge_markdown(status: str, phone_number: str | None = None) -> str:
+    color, label = CHANNEL_BADGES.get(status, ("gray", status or "unknown"))
+    if status == "ready" and phone_number:
+        label = f"Connected as {phone_number}"
+    return f":{color}-badge[{label}]"
+
+
+def choose_assistant(api: Api, *, label: str = "Assistant") -> Assistant | None:
+    """A selector shared by the pages; the choice follows the operator from page to page."""
+    assistants = api.assistants()
+    if not assistants:
+        st.info("No assistant yet. Create one on the **Assistants** page first.", icon=":material/smart_toy:")
+        st.page_link("views/assistants.py", label="Create an assistant", icon=":material/add:")
+        return None
+    ids = [a.id for a in assistants]
+    by_id = {a.id: a for a in assistants}
+    # A link from another page names the assistant once (?assistant=ID); then the picker rules.
+    wanted = st.query_params.get("assistant")
+    if wanted is not None:
+        del st.query_params["assistant"]
+        if wanted.isdigit() and int(wanted) in ids:
+            st.session_state[CURRENT_ASSISTANT] = st.session_state[ASSISTANT_PICKER] = int(wanted)
+    if st.session_state.get(ASSISTANT_PICKER) not in ids:
+        current = st.session_state.get(CURRENT_ASSISTANT)
+        st.session_state[ASSISTANT_PICKER] = current if current in ids else ids[0]
+    chosen = st.selectbox(label, ids, key=ASSISTANT_PICKER, format_func=lambda i: by_id[i].name)
+    st.session_state[CURRENT_ASSISTANT] = chosen
+    return by_id[chosen]
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def ago(value: Any) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return "—"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+def clock(value: Any) -> str:
+    moment = parse_time(value)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def number_of(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+DEGRADED_REASONS = {
+    "ollama_unreachable": "Ollama could not be reached",
+    "model_not_found": "the model is not pulled in Ollama",
+    "timeout": "Ollama took too long to answer",
+    "empty_answer": "the model gave an empty answer",
+}
+
+
+def size(value: int | None) -> str:
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value} bytes"
+    return f"{value / 1024:.0f} KB" if value < 1024 * 1024 else f"{value / 1024 / 1024:.1f} MB"
+
+
+def ms(value: Any) -> str:
+    number = number_of(value)
+    if number is None:
+        return "—"
+    return f"{number / 1000:.2f} s" if number >= 1000 else f"{number:.0f} ms"
+
+
+def answer_flags(degraded: bool, reason: str | None, used_fallback: bool) -> None:
+    if degraded:
+        why = DEGRADED_REASONS.get(reason or "", reason or "the model was unavailable")
+        st.warning(f"**Degraded answer**: {why}, so the best passage from the documents was sent instead.", icon="⚠️")
+    if used_fallback:
+        st.info("No passage in the documents was good enough, so the fallback message was used. See **Knowledge gaps**.")
+
+
+def show_sources_and_trace(sources: list[dict[str, Any]] | None, trace: dict[str, Any] | None, *, collapsed: bool = True) -> None:
+    """The documents an answer used, and how it was made (passages, scores, prompt size, timings)."""
+    trace = trace or {}
+    if sources:
+        st.markdown("**Sources**")
+        st.dataframe(
+            [
+                {
+                    "document": s.get("filename"),
+                    "part": s.get("position"),
+                    "score": s.get("score"),
+                }
+                for s in sources
+            ],
+            hide_index=True,
+        )
+    if not trace:
+        return
+    # Expanders cannot nest: inside one already, the trace is shown as is.
+    with st.expander("Trace: passages, scores, prompt and timings") if collapsed else st.container():
+        passages = trace.get("passages") or []
+        if passages:
+            st.dataframe(
+                [
+                    {
+                        "document": p.get("filename"),
+                        "heading": p.get("heading"),
+                        "score": p.get("score"),
+                        "similarity": p.get("dense_score"),
+                        "keyword score": p.get("lexical_score"),
+                        "text": (p.get("text") or "")[:300],
+                    }
+                    for p in passages
+                    if isinstance(p, dict)
+                ],
+                hide_index=True,
+            )
+        cols = st.columns(4)
+        cols[0].metric("Prompt tokens", trace.get("prompt_tokens") if trace.get("prompt_tokens") is not None else "—")
+        cols[1].metric("Context window", trace.get("num_ctx") if trace.get("num_ctx") is not None else "—")
+        cols[2].metric("Truncated", "yes" if trace.get("truncated") else "no")
+        cols[3].metric("Model", str(trace.get("model") or "—"))
+        if trace.get("truncated"):
+            st.warning("Ollama cut the prompt: some sources or history were not seen by the model.")
+        timings = trace.get("timings_ms") or {}
+        if timings:
+            st.caption(" · ".join(f"{name}: {ms(value)}" for name, value in timings.items()))
+        st.caption("Raw trace")
+        st.json(trace, expanded=False)
+
+
+AUTHORS = {
+    "customer": ("user", ":material/person:", "Customer"),
+    "bot": ("assistant", ":material/smart_toy:", "Assistant"),
+    "operator": ("assistant", ":material/support_agent:", "Operator"),
+    "owner": ("assistant", ":material/smartphone:", "Owner (from the phone)"),
+}
+DELIVERY = {
+    "received": "received",
+    "queued": "queued",
+    "sending": "sending…",
+    "sent": "sent ✓",
+    "delivered": "delivered ✓✓",
+    "read": "read ✓✓",
+    "failed": "failed ✗",
+    "ignored": "not answered",
+}
+
+
+def chat_bubble(message: Message, *, details: bool = False) -> None:
+    """One message of a thread, as a chat bubble with who wrote it, when, and its delivery status."""
+    role, avatar, who = AUTHORS.get(message.author, ("assistant", None, message.author))
+    with st.chat_message(role, avatar=avatar):
+        st.markdown(message.text or "_(no text)_")
+        facts = [who, clock(message.created_at), DELIVERY.get(message.status or "", message.status or "")]
+        if message.latency_ms is not None and message.direction == "out":
+            facts.append(f"replied in {ms(message.latency_ms)}")
+        if message.reason and message.direction == "in" and message.status == "ignored":
+            facts.append(f"why: {message.reason}")
+        st.caption(" · ".join(f for f in facts if f))
+        if message.degraded:
+            st.badge("Degraded answer", color="orange", icon=":material/warning:")
+        if message.error:
+            st.error(message.error)
+        if details and (message.sources or message.trace):
+            with st.expander("Sources and trace"):
+                if message.trace:
+                    answer_flags(False, None, bool(message.trace.get("used_fallback")))
+                show_sources_and_trace(message.sources, message.trace, collapsed=False)

@@ -1,0 +1,205 @@
+"""Assistants: create, edit and delete them, choose their model, and try them in a playground."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from console import ui
+from console.api import Api, ApiError, Assistant, ModelList
+
+st.title("Assistants")
+api: Api = ui.client()
+CONFIRM_DELETE = "confirm_delete_assistant"
+PULL_JOB = "model_pull_job"
+
+
+def same_model(a: str, b: str) -> bool:
+    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2".
+    return (a if ":" in a else f"{a}:latest") == (b if ":" in b else f"{b}:latest")
+
+
+def model_choices(models: ModelList | None, current: str | None) -> list[str]:
+    """Ollama's models, spelled as the assistant already has them, plus names not pulled yet."""
+    names = list(models.names) if models else []
+    for wanted in (current, models.configured_model if models else None):
+        if not wanted:
+            continue
+        same = [i for i, name in enumerate(names) if same_model(name, wanted)]
+        if same:
+            names[same[0]] = wanted
+        else:
+            names.append(wanted)
+    return names
+
+
+def model_label(models: ModelList | None, name: str) -> str:
+    if models and models.reachable and not any(same_model(name, pulled) for pulled in models.names):
+        return f"{name} (not pulled yet)"
+    return name
+
+
+def assistant_form(key: str, models: ModelList | None, current: Assistant | None) -> dict | None:
+    """The fields of an assistant; returns them when the form is submitted."""
+    with st.form(key):
+        name = st.text_input("Name", value=current.name if current else "", placeholder="Shop helper")
+        instructions = st.text_area(
+            "Instructions",
+            value=current.instructions if current else "You are a helpful assistant. Answer from the sources, briefly.",
+            help="How the assistant should behave. It answers from its knowledge documents.",
+        )
+        choices = model_choices(models, current.model if current else None)
+        if choices:
+            default = current.model if current else (models.configured_model if models else choices[0])
+            model = st.selectbox(
+                "Model",
+                choices,
+                index=choices.index(default) if default in choices else 0,
+                format_func=lambda n: model_label(models, n),
+            )
+        else:
+            model = st.text_input("Model", value=current.model if current else "", placeholder="llama3.2")
+        temperature = st.slider(
+            "Temperature", 0.0, 2.0, float(current.temperature) if current else 0.2, 0.05, help="Lower = more factual"
+        )
+        fallback = st.text_area(
+            "Fallback message",
+            value=current.fallback_message if current else "Sorry, I don't know that yet. A person from our team will follow up.",
+            help="Sent when the documents hold no good answer.",
+        )
+        submitted = st.form_submit_button("Save" if current else "Create assistant", type="primary")
+    if not submitted:
+        return None
+    if not name.strip():
+        st.warning("Give the assistant a name.")
+        return None
+    fields = {"name": name.strip(), "instructions": instructions, "temperature": temperature, "fallback_message": fallback}
+    if model and model.strip():
+        fields["model"] = model.strip()
+    return fields
+
+
+def load_models() -> ModelList | None:
+    try:
+        models = api.models()
+    except ApiError as error:
+        st.caption(f"Could not list Ollama's models: {error.message}")
+        return None
+    if not models.reachable:
+        st.warning(
+            f"Ollama is not reachable at `{models.host}` ({models.message or models.reason or 'no answer'}). "
+            "You can still save a model name; answers are degraded until Ollama is back.",
+            icon=":material/cloud_off:",
+        )
+    elif models.missing_models:
+        st.warning(f"Assistants use models Ollama does not have: {', '.join(models.missing_models)}. Pull them below.")
+    return models
+
+
+def pull_section(models: ModelList | None) -> None:
+    with st.expander("Pull a model into Ollama", icon=":material/download:", expanded=bool(models and models.missing_models)):
+        suggestion = models.missing_models[0] if models and models.missing_models else ""
+        with st.form("pull"):
+            name = st.text_input("Model name", value=suggestion, placeholder="llama3.2")
+            if st.form_submit_button("Pull model"):
+                if not name.strip():
+                    st.warning("Write the name of a model, for example `llama3.2`.")
+                else:
+                    with ui.friendly():
+                        st.session_state[PULL_JOB] = api.pull_model(name.strip()).job_id
+        if st.session_state.get(PULL_JOB):
+            pull_progress()
+
+
+@st.fragment(run_every=1.0)
+def pull_progress() -> None:
+    job_id = st.session_state.get(PULL_JOB)
+    if not job_id:
+        return
+    with ui.friendly():
+        pull = api.pull_status(job_id)
+        if pull.status in ("failed", "done"):
+            st.session_state.pop(PULL_JOB, None)
+            if pull.status == "done":
+                ui.flash(f"{pull.model} is ready to use.")
+            else:
+                ui.flash(f"Pulling {pull.model} failed: {pull.error or 'unknown reason'}", "error")
+            st.rerun()  # the whole page: the model lists and warnings change
+        else:
+            st.progress(pull.percent / 100, text=f"Pulling {pull.model}… {pull.percent}%")
+
+
+def playground(assistant: Assistant) -> None:
+    st.caption("Ask a question as a customer would. Nothing is sent to WhatsApp.")
+    with st.form("playground"):
+        question = st.text_input("Question", placeholder="What are your opening hours?")
+        asked = st.form_submit_button("Ask", type="primary")
+    if not asked:
+        return
+    if not question.strip():
+        st.warning("Write a question first.")
+        return
+    with st.spinner("Thinking…"), ui.friendly():
+        answer = api.generate(assistant.id, question.strip())
+        with st.chat_message("user"):
+            st.markdown(question)
+        with st.chat_message("assistant"):
+            st.markdown(answer.answer)
+        ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback)
+        timings = answer.timings_ms or answer.trace.get("timings_ms", {})
+        cols = st.columns(3)
+        cols[0].metric("Total", ui.ms(timings.get("total")))
+        cols[1].metric("Retrieval", ui.ms(timings.get("retrieval")))
+        cols[2].metric("Generation", ui.ms(timings.get("generation")))
+        ui.show_sources_and_trace(answer.sources, answer.trace)
+
+
+def danger_zone(assistant: Assistant) -> None:
+    if not st.session_state.get(CONFIRM_DELETE) == assistant.id:
+        if st.button("Delete this assistant", icon=":material/delete:"):
+            st.session_state[CONFIRM_DELETE] = assistant.id
+            st.rerun()
+        return
+    st.warning(
+        f"Delete **{assistant.name}** with all its documents, WhatsApp connections and conversations? This cannot be undone."
+    )
+    yes, no = st.columns(2)
+    if yes.button("Yes, delete it", type="primary"):
+        st.session_state.pop(CONFIRM_DELETE, None)
+        with ui.friendly():
+            api.delete_assistant(assistant.id)
+            ui.flash(f"Deleted {assistant.name}.")
+            st.rerun()
+    if no.button("Cancel"):
+        st.session_state.pop(CONFIRM_DELETE, None)
+        st.rerun()
+
+
+models = load_models()
+assistants = api.assistants()
+
+with st.expander("New assistant", icon=":material/add:", expanded=not assistants):
+    fields = assistant_form("create", models, None)
+    if fields:
+        with ui.friendly():
+            created = api.create_assistant(fields)
+            st.session_state[ui.CURRENT_ASSISTANT] = st.session_state[ui.ASSISTANT_PICKER] = created.id
+            ui.flash(f"Created {created.name}. Next: add documents on the Knowledge page, then connect WhatsApp.")
+            st.rerun()
+
+pull_section(models)
+
+if assistants:
+    assistant = ui.choose_assistant(api)
+    if assistant:
+        settings_tab, playground_tab, delete_tab = st.tabs(["Settings", "Playground", "Delete"])
+        with settings_tab:
+            changes = assistant_form(f"edit-{assistant.id}", models, assistant)
+            if changes:
+                with ui.friendly():
+                    api.update_assistant(assistant.id, changes)
+                    ui.flash(f"Saved {changes['name']}.")
+                    st.rerun()
+        with playground_tab:
+            playground(assistant)
+        with delete_tab:
+            danger_zone(assistant)

@@ -1,0 +1,136 @@
+"""Knowledge: the documents an assistant answers from, their indexing, and a search tester."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from console import ui
+from console.api import Api, Assistant, Document
+from console.config import INDEXING_POLL_SECONDS
+
+st.title("Knowledge")
+api: Api = ui.client()
+UPLOADER_ROUND = "uploader_round"
+FILE_TYPES = ["txt", "md", "markdown", "pdf", "docx", "html", "htm"]
+BUSY = ("pending", "indexing")
+
+
+def upload_section(assistant: Assistant) -> None:
+    # A new key after each upload empties the uploader, so the same files are not sent twice.
+    round_ = st.session_state.setdefault(UPLOADER_ROUND, 0)
+    files = st.file_uploader(
+        "Add documents (text, Markdown, PDF, Word, HTML)",
+        type=FILE_TYPES,
+        accept_multiple_files=True,
+        key=f"uploader-{round_}",
+    )
+    if files and st.button(f"Upload {len(files)} document{'s' if len(files) > 1 else ''}", type="primary"):
+        with st.spinner("Uploading…"), ui.friendly():
+            results = api.upload_documents(assistant.id, [(f.name, f.getvalue(), f.type or "") for f in files])
+            for doc in results:
+                if doc.duplicate:
+                    ui.flash(f"{doc.filename}: already uploaded, nothing new to index.", "warning")
+                else:
+                    ui.flash(f"{doc.filename}: uploaded, indexing now.")
+            st.session_state[UPLOADER_ROUND] = round_ + 1
+            st.rerun()
+
+
+def document_row(assistant: Assistant, doc: Document) -> None:
+    with st.container(border=True):
+        name, state, actions = st.columns([4, 3, 2])
+        passages = f"{doc.chunk_count} passage{'' if doc.chunk_count == 1 else 's'}"
+        name.markdown(f"**{doc.filename}**  \n{passages} · {ui.size(doc.size_bytes)} · added {ui.ago(doc.created_at)}")
+        with state:
+            ui.badge(doc.status, ui.DOCUMENT_BADGES)
+            if doc.status == "indexing":
+                st.progress(min(max(doc.percent, 0), 100) / 100, text=f"{doc.percent}%")
+            elif doc.status == "failed":
+                st.error(doc.error or "Indexing failed.", icon=":material/error:")
+            elif doc.reindex_needed:
+                st.caption("Indexed with another embedding model: re-index it.")
+        with actions:
+            if st.button("Re-index", key=f"reindex-{doc.id}", icon=":material/refresh:", disabled=doc.status in BUSY):
+                with ui.friendly():
+                    api.reindex_document(assistant.id, doc.id)
+                    st.rerun()
+            confirm_key = f"confirm-delete-doc-{doc.id}"
+            if not st.session_state.get(confirm_key):
+                if st.button("Delete", key=f"delete-{doc.id}", icon=":material/delete:"):
+                    st.session_state[confirm_key] = True
+                    st.rerun()
+            else:
+                st.caption("Delete it and its passages?")
+                if st.button("Yes, delete", key=f"yes-delete-{doc.id}", type="primary"):
+                    st.session_state.pop(confirm_key, None)
+                    with ui.friendly():
+                        api.delete_document(assistant.id, doc.id)
+                        ui.flash(f"Deleted {doc.filename}.")
+                        st.rerun()
+                if st.button("Cancel", key=f"cancel-delete-{doc.id}"):
+                    st.session_state.pop(confirm_key, None)
+                    st.rerun()
+
+
+def documents_section(assistant: Assistant) -> None:
+    listing = api.documents(assistant.id)
+    busy = any(doc.status in BUSY for doc in listing.items)
+
+    # Refreshes itself while something is being indexed; a full rerun stops the polling once done.
+    @st.fragment(run_every=INDEXING_POLL_SECONDS if busy else None)
+    def documents() -> None:
+        with ui.friendly():
+            current = api.documents(assistant.id)
+            if not current.items:
+                st.info("No documents yet. Upload the files your customers' answers are in: FAQs, price lists, manuals.")
+                return
+            if current.notice:
+                st.warning(current.notice)
+            counts = {s: sum(d.status == s for d in current.items) for s in ("ready", "indexing", "pending", "failed")}
+            st.caption(" · ".join(f"{n} {status}" for status, n in counts.items() if n))
+            for doc in current.items:
+                document_row(assistant, doc)
+            if busy and not any(doc.status in BUSY for doc in current.items):
+                st.rerun()
+
+    documents()
+
+
+def search_section(assistant: Assistant) -> None:
+    st.subheader("Search tester")
+    st.caption("See which passages the assistant would use for a question, and how well they match.")
+    with st.form("search"):
+        query = st.text_input("Question or words", placeholder="opening hours")
+        top_k = st.slider("Passages", 1, 20, 5)
+        searched = st.form_submit_button("Search")
+    if not searched:
+        return
+    if not query.strip():
+        st.warning("Write something to search for.")
+        return
+    with ui.friendly():
+        result = api.search(assistant.id, query.strip(), top_k)
+        if result.notice:
+            st.warning(result.notice)
+        if not result.items:
+            st.info("Nothing found. Upload a document that covers this, or try other words.")
+            return
+        st.caption(f"{len(result.items)} passages in {ui.ms(result.timings_ms.get('total'))}")
+        for passage in result.items:
+            with st.container(border=True):
+                similarity = f"{passage.dense_score:.3f}" if passage.dense_score is not None else "—"
+                keyword = f"{passage.lexical_score:.3f}" if passage.lexical_score is not None else "—"
+                st.markdown(
+                    f"**#{passage.rank or '?'} · {passage.filename or 'document'}**"
+                    + (f" › {passage.heading}" if passage.heading else "")
+                    + f"  \nscore {passage.score or 0:.4f} · similarity {similarity} · keywords {keyword}"
+                )
+                st.text(passage.text[:1500])
+
+
+assistant = ui.choose_assistant(api)
+if assistant:
+    upload_section(assistant)
+    st.subheader("Documents")
+    documents_section(assistant)
+    search_section(assistant)

@@ -1,0 +1,105 @@
+"""Overview: is everything up, how busy are we, and which assistant needs attention."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from console import ui
+from console.api import Api, FeatureMissing, Stats
+
+st.title("Overview")
+api: Api = ui.client()
+
+
+def show_health(status: dict[str, Any]) -> None:
+    ollama = status.get("ollama") or {}
+    database = status.get("database") or {}
+    cols = st.columns(3)
+    with cols[0]:
+        st.markdown("**Database**")
+        ui.badge("up" if database.get("ok") else "down", {"up": ("green", "Up"), "down": ("red", "Down")})
+        if database.get("error"):
+            st.caption(database["error"])
+    with cols[1]:
+        st.markdown("**Ollama (answers)**")
+        if not ollama.get("reachable"):
+            st.badge("Not reachable", color="red")
+            st.caption(
+                f"No answer from Ollama at `{ollama.get('host', '?')}`. Customers get the best passage from your"
+                " documents instead of a written answer until it is back."
+            )
+        elif ollama.get("models_missing"):
+            st.badge("Model missing", color="orange")
+            st.caption(f"Pull {', '.join(ollama['models_missing'])} on the Assistants page.")
+        else:
+            st.badge("Reachable", color="green")
+    with cols[2]:
+        st.markdown("**WhatsApp gateways**")
+        for gateway in status.get("gateways") or []:
+            if isinstance(gateway, dict) and gateway.get("configured"):
+                color = "green" if gateway.get("ok") else "red"
+                problem = f" {gateway['error']}" if gateway.get("error") else ""
+                st.markdown(f":{color}-badge[{gateway.get('provider', '?')}]{problem}")
+
+
+def show_numbers(stats: Stats) -> None:
+    median = stats.median_latency_ms
+    cols = st.columns(4)
+    cols[0].metric(f"Messages, last {stats.days} days", stats.inbound + stats.outbound)
+    cols[1].metric("Median reply time", f"{median / 1000:.1f} s" if median is not None else "—")
+    cols[2].metric("Failed replies", stats.failed, help="Replies that could not be sent after every retry")
+    cols[3].metric("Unanswered", stats.unanswered, help="Customer messages still waiting for a reply")
+    if stats.failed or stats.unanswered:
+        st.page_link("views/conversations.py", label="See the conversations that need you", icon=":material/priority_high:")
+    if stats.degraded:
+        st.caption(f"{stats.degraded} replies were sent without the model (Ollama unavailable): check them in Conversations.")
+    if not stats.per_day or not (stats.inbound + stats.outbound):
+        st.caption("No messages yet. Connect WhatsApp and write to the number (or use the sandbox chat) to see traffic here.")
+        return
+    frame = pd.DataFrame(stats.per_day).set_index("day")[["inbound", "outbound"]]
+    st.markdown("**Messages per day**")
+    st.bar_chart(frame.rename(columns={"inbound": "received", "outbound": "sent"}))
+
+
+def link(column, page: str, label: str, icon: str, assistant_id: int) -> None:  # noqa: ANN001 - a Streamlit column
+    column.page_link(f"views/{page}.py", label=label, icon=icon, query_params={"assistant": assistant_id})
+
+
+with ui.friendly():
+    try:
+        show_health(api.status())
+    except FeatureMissing:
+        st.caption("Dependency status is not available on this backend.")
+
+st.subheader("Assistants")
+with ui.friendly():
+    assistants = api.assistants()
+    if not assistants:
+        st.info("You have no assistant yet. Create one, give it documents, then connect a WhatsApp number.")
+        st.page_link("views/assistants.py", label="Create your first assistant", icon=":material/add:")
+    else:
+        try:
+            channels = api.channels()
+        except FeatureMissing:
+            channels = []
+        for assistant in assistants:
+            mine = [c for c in channels if c.assistant_id == assistant.id]
+            with st.container(border=True):
+                left, right = st.columns([2, 3])
+                left.markdown(f"**{assistant.name}**  \n`{assistant.model}`")
+                badges = " ".join(ui.channel_badge_markdown(c.status, c.phone_number) for c in mine)
+                right.markdown(badges or ":gray-badge[No WhatsApp number]")
+                links = right.columns(3)
+                link(links[0], "whatsapp", "WhatsApp", ":material/qr_code_2:", assistant.id)
+                link(links[1], "knowledge", "Knowledge", ":material/library_books:", assistant.id)
+                link(links[2], "conversations", "Conversations", ":material/forum:", assistant.id)
+
+st.subheader("Activity")
+with ui.friendly():
+    try:
+        show_numbers(api.stats())
+    except FeatureMissing:
+        st.caption("Message statistics are not available on this backend yet.")

@@ -1,0 +1,199 @@
+"""WhatsApp: pair an assistant's number by QR code, watch its status, and (sandbox) chat as a customer."""
+
+from __future__ import annotations
+
+import time
+
+import streamlit as st
+
+from console import ui
+from console.api import Api, Assistant, Channel
+from console.config import PAIRING_POLL_SECONDS, PAIRING_WATCH_SECONDS, REPLY_WATCH_SECONDS
+from console.qr import qr_png
+
+st.title("WhatsApp")
+api: Api = ui.client()
+WATCH = "pairing_watch_started"  # {channel_id: time.time()} while a QR is on screen
+LAST_STATUS = "channel_last_status"  # {channel_id: status}, to notice a change while polling
+SENT_AT = "sandbox_sent_at"  # {channel_id: time.time()} of the last customer message sent
+PROVIDERS = {
+    "": "Default (from the backend's settings)",
+    "sandbox": "Sandbox (no phone)",
+    "waha": "WAHA",
+    "evolution": "Evolution API",
+}
+
+DETAILS = {
+    "starting": "Starting the WhatsApp session…",
+    "scan_qr": "Waiting for the QR code to be scanned.",
+    "failed": "The session failed.",
+    "logged_out": "Logged out from the phone.",
+    "stopped": "The session is stopped.",
+    "expired": "The QR code expired before it was scanned.",
+}
+
+
+def watching(channel_id: int) -> bool:
+    started = st.session_state.setdefault(WATCH, {}).get(channel_id)
+    return started is not None and time.time() - started < PAIRING_WATCH_SECONDS
+
+
+def start_watch(channel_id: int) -> None:
+    st.session_state.setdefault(WATCH, {})[channel_id] = time.time()
+
+
+def show_status(channel: Channel) -> None:
+    st.markdown(ui.channel_badge_markdown(channel.status, channel.phone_number))
+    detail = DETAILS.get(channel.detail or "", channel.detail)
+    if channel.status == "ready":
+        since = f" since {ui.clock(channel.connected_at)}" if channel.connected_at else ""
+        st.success(f"Connected as **{channel.phone_number or 'your number'}**{since}. Customers who write to it get answers.")
+    elif channel.status == "disconnected" and detail:
+        st.caption(detail)
+    if channel.last_error:
+        st.error(f"Last problem: {channel.last_error}", icon=":material/error:")
+
+
+def show_qr(channel: Channel) -> None:
+    if not channel.qr:
+        st.info("Waiting for the QR code from the WhatsApp gateway…", icon=":material/hourglass_top:")
+        return
+    left, right = st.columns([1, 2])
+    left.image(qr_png(channel.qr), caption="Scan with WhatsApp", width=260)
+    right.markdown(
+        "On the phone whose number the assistant should use:\n"
+        "1. Open **WhatsApp** → **Settings** (or ⋮ on Android) → **Linked devices**.\n"
+        "2. Tap **Link a device** and point the camera at this code.\n\n"
+        "This page switches to *connected* by itself once it is scanned."
+    )
+
+
+def pairing(channel: Channel) -> None:
+    """The status and QR; refreshed every few seconds while a QR is waiting, for a few minutes only."""
+    polling = channel.status == "pending_qr" and watching(channel.id)
+
+    @st.fragment(run_every=PAIRING_POLL_SECONDS if polling else None)
+    def live() -> None:
+        with ui.friendly():
+            current = api.channel(channel.id) if polling else channel
+            before = st.session_state.setdefault(LAST_STATUS, {}).get(channel.id, channel.status)
+            st.session_state[LAST_STATUS][channel.id] = current.status
+            show_status(current)
+            if current.status == "pending_qr":
+                if watching(channel.id):
+                    show_qr(current)
+                else:
+                    st.warning("Pairing paused: the QR code was not scanned in time. Start pairing again to get a fresh code.")
+            if polling and (current.status != before or not watching(channel.id)):
+                st.rerun()  # the whole page, so the buttons match the new state and polling stops
+
+    live()
+
+
+def actions(channel: Channel) -> None:
+    confirm = f"confirm-remove-channel-{channel.id}"
+    if st.session_state.get(confirm):
+        st.warning("Remove this WhatsApp connection? The assistant stops answering on this number.")
+        row = st.container(horizontal=True)
+        if row.button("Yes, remove it", key=f"yes-remove-{channel.id}", type="primary"):
+            st.session_state.pop(confirm, None)
+            with ui.friendly():
+                api.delete_channel(channel.id)
+                ui.flash("Connection removed.")
+                st.rerun()
+        if row.button("Cancel", key=f"no-remove-{channel.id}"):
+            st.session_state.pop(confirm, None)
+            st.rerun()
+        return
+    row = st.container(horizontal=True)
+    if channel.status == "pending_qr" and not watching(channel.id):
+        if row.button("Start pairing again", key=f"restart-{channel.id}", type="primary", icon=":material/qr_code_2:"):
+            with ui.friendly():
+                api.reconnect(channel.id)
+                start_watch(channel.id)
+                st.rerun()
+    if channel.status == "disconnected":
+        if row.button("Reconnect", key=f"reconnect-{channel.id}", type="primary", icon=":material/sync:"):
+            with ui.friendly():
+                api.reconnect(channel.id)
+                start_watch(channel.id)
+                st.rerun()
+    if channel.status == "ready":
+        if row.button("Log out of WhatsApp", key=f"logout-{channel.id}", icon=":material/logout:"):
+            with ui.friendly():
+                api.logout(channel.id)
+                ui.flash("Logged out of WhatsApp. Reconnect to pair a phone again.")
+                st.rerun()
+    if row.button("Remove connection", key=f"remove-{channel.id}", icon=":material/link_off:"):
+        st.session_state[confirm] = True
+        st.rerun()
+
+
+def sandbox_scan(channel: Channel) -> None:
+    st.markdown("**Sandbox**: no phone needed. Pretend to scan the code:")
+    number = st.text_input("Phone number to connect as", value="+15550001111", key=f"scan-number-{channel.id}")
+    if st.button("Simulate scan", key=f"scan-{channel.id}", icon=":material/qr_code_scanner:"):
+        with ui.friendly():
+            api.sandbox_scan(channel.id, number.strip() or None)
+            st.rerun()
+
+
+def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
+    st.subheader("Try it as a customer")
+    st.caption("Write to the sandbox number as a customer would; the assistant's replies appear below.")
+    with st.form(f"chat-{channel.id}", clear_on_submit=True):
+        sender = st.text_input("Customer number", value="+15557654321", key=f"chat-from-{channel.id}")
+        text = st.text_input("Message", placeholder="Hello! When are you open?", key=f"chat-text-{channel.id}")
+        sent = st.form_submit_button("Send as customer", icon=":material/send:")
+    if sent:
+        if not text.strip() or not sender.strip():
+            st.warning("Write a message and the customer's number.")
+        else:
+            with ui.friendly():
+                api.sandbox_message(channel.id, sender.strip(), text.strip())
+                st.session_state.setdefault(SENT_AT, {})[channel.id] = time.time()
+    sent_at = st.session_state.get(SENT_AT, {}).get(channel.id)
+    waiting = sent_at is not None and time.time() - sent_at < REPLY_WATCH_SECONDS
+
+    @st.fragment(run_every=PAIRING_POLL_SECONDS if waiting else None)
+    def chat() -> None:
+        with ui.friendly():
+            contacts = api.contacts(channel_id=channel.id, q=sender.strip().lstrip("+") or None, limit=1)
+            if not contacts:
+                st.caption("No messages from this number yet.")
+                return
+            thread = api.thread(contacts[0].id, limit=50)
+            for message in thread.items:
+                ui.chat_bubble(message)
+            if waiting and thread.items and thread.items[-1].direction == "out":
+                st.session_state.get(SENT_AT, {}).pop(channel.id, None)
+
+    chat()
+
+
+assistant = ui.choose_assistant(api)
+if assistant:
+    channels = api.channels(assistant.id)
+    if not channels:
+        st.info(
+            f"**{assistant.name}** has no WhatsApp number yet. Connect one: a QR code appears, you scan it with the"
+            " phone, and the assistant answers the messages that number receives.",
+            icon=":material/qr_code_2:",
+        )
+        provider = st.selectbox("Gateway", list(PROVIDERS), format_func=PROVIDERS.get)
+        if st.button("Connect WhatsApp", type="primary", icon=":material/add_link:"):
+            with ui.friendly():
+                created = api.connect(assistant.id, provider or None)
+                start_watch(created.id)
+                st.rerun()
+    for channel in channels:
+        with st.container(border=True):
+            st.caption(f"Connection #{channel.id} · {PROVIDERS.get(channel.provider, channel.provider)}")
+            if channel.status == "pending_qr" and channel.id not in st.session_state.get(WATCH, {}):
+                start_watch(channel.id)  # opened the page on a pending pairing: watch it for a while
+            pairing(channel)
+            if channel.provider == "sandbox" and channel.status == "pending_qr":
+                sandbox_scan(channel)
+            actions(channel)
+        if channel.provider == "sandbox" and channel.status == "ready":
+            sandbox_chat(assistant, channel)

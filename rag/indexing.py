@@ -1,0 +1,34 @@
+"""Turning a loaded document into chunks and vectors (the database write is the caller's)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from rag.chunking import Chunk, chunk_blocks
+from rag.embeddings import Embedder
+from rag.loaders import Block
+
+Progress = Callable[[float], Awaitable[None]]
+
+
+async def chunk_document(blocks: list[Block], embedder: Embedder, *, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Chunks sized in the embedder's tokens (never above what it reads), computed off the event loop."""
+    limit = min(max_tokens, embedder.max_tokens - 8)  # room for the special tokens the model adds
+    return await asyncio.to_thread(chunk_blocks, blocks, embedder.count_tokens, max_tokens=limit, overlap=overlap)
+
+
+async def embed_chunks(
+    chunks: list[Chunk], embedder: Embedder, *, batch_size: int = 64, on_progress: Progress | None = None
+) -> np.ndarray:
+    """Vectors for the chunks, a batch at a time: progress is reported between batches, and a
+    question waiting for the same model is never stuck behind more than one batch."""
+    texts = [c.embedding_text for c in chunks]
+    parts: list[np.ndarray] = []
+    for start in range(0, len(texts), batch_size):
+        parts.append(await embedder.embed(texts[start : start + batch_size]))
+        if on_progress is not None:
+            await on_progress(min(start + batch_size, len(texts)) / len(texts))
+    return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)

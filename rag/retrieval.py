@@ -1,0 +1,110 @@
+"""Hybrid retrieval: dense (pgvector) + lexical (PostgreSQL full text), fused by reciprocal rank."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from databases import Database
+
+from rag import store
+from rag.embeddings import Embedder
+from rag.types import Passage
+
+RRF_K = 60  # the constant from Cormack et al.; damps the weight of the very first ranks
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
+@dataclass
+class SearchResult:
+    passages: list[Passage]
+    stale_document_ids: list[int] = field(default_factory=list)  # indexed with another embedding model
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def reindex_needed(self) -> bool:
+        return bool(self.stale_document_ids)
+
+
+def fuse(dense: list[dict], lexical: list[dict], top_k: int, k: int = RRF_K) -> list[Passage]:
+    """Reciprocal-rank fusion: score = Σ 1 / (k + rank) over the lists a chunk appears in."""
+    merged: dict[int, dict] = {}
+    for kind, results in (("dense", dense), ("lexical", lexical)):
+        for rank, hit in enumerate(results, start=1):
+            entry = merged.setdefault(hit["chunk_id"], {**hit, "fused": 0.0})
+            entry[f"{kind}_score"] = hit["score"]
+            if kind == "lexical" and entry.get("dense_score") is None and hit.get("cosine") is not None:
+                entry["dense_score"] = float(hit["cosine"])  # similarity known even outside the dense list
+            entry[f"{kind}_rank"] = rank
+            entry["fused"] += 1.0 / (k + rank)
+    ranked = sorted(merged.values(), key=lambda e: (-e["fused"], e["chunk_id"]))[:top_k]
+    return [_passage(e, e["fused"]) for e in ranked]
+
+
+def _passage(entry: dict, score: float) -> Passage:
+    return Passage(
+        chunk_id=entry["chunk_id"],
+        document_id=entry["document_id"],
+        filename=entry["filename"],
+        position=entry["position"],
+        heading=entry["heading"],
+        text=entry["text"],
+        score=round(score, 6),
+        dense_score=_round(entry.get("dense_score")),
+        lexical_score=_round(entry.get("lexical_score")),
+        dense_rank=entry.get("dense_rank"),
+        lexical_rank=entry.get("lexical_rank"),
+    )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 6)
+
+
+async def search(
+    db: Database,
+    embedder: Embedder,
+    assistant_id: int,
+    query: str,
+    *,
+    top_k: int = 6,
+    language: str = "english",
+    mode: Mode = "hybrid",
+    candidates: int | None = None,
+) -> SearchResult:
+    """The `top_k` best chunks of one assistant's documents for `query`."""
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    pool = candidates or max(top_k * 4, 20)
+    stale = await store.stale_documents(db, assistant_id, embedder.name)
+    dense: list[dict] = []
+    lexical: list[dict] = []
+    vector = None
+    if mode in ("hybrid", "dense"):
+        t = time.perf_counter()
+        vector = (await embedder.embed([query]))[0]
+        timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        dense = await store.dense_search(db, assistant_id, vector, pool, exclude_documents=stale)
+        timings["dense"] = _ms(t)
+    if mode in ("hybrid", "lexical"):
+        t = time.perf_counter()
+        lexical = await store.lexical_search(db, assistant_id, query, language, pool, exclude_documents=stale, vector=vector)
+        timings["lexical"] = _ms(t)
+    if mode == "dense":
+        passages = [
+            _passage({**h, "dense_score": h["score"], "dense_rank": i}, h["score"]) for i, h in enumerate(dense[:top_k], 1)
+        ]
+    elif mode == "lexical":
+        passages = [
+            _passage({**h, "lexical_score": h["score"], "lexical_rank": i}, h["score"]) for i, h in enumerate(lexical[:top_k], 1)
+        ]
+    else:
+        passages = fuse(dense, lexical, top_k)
+    timings["total"] = _ms(started)
+    return SearchResult(passages=passages, stale_document_ids=stale, timings_ms=timings)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

@@ -1,0 +1,188 @@
+"""Connecting through Evolution API, end to end: the backend drives a fake Evolution over HTTP
+and takes its webhooks (secret header or HS256 JWT)."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from backend.errors import GatewayError
+from backend.gateways.evolution import EVENTS, SECRET_HEADER
+from backend.services.channels import channel_ref, get_channel
+from backend.workers.reconcile import reconcile_once
+from tests.conftest import login
+from tests.fakes.evolution import FakeEvolution, fake_evolution  # noqa: F401
+from tests.fakes.waha import backend_with_gateway
+
+
+@pytest.fixture
+async def stack(fake_evolution: FakeEvolution, database_url, tmp_path):  # noqa: F811
+    async with backend_with_gateway(
+        database_url,
+        tmp_path,
+        gateway_provider="evolution",
+        evolution_url=fake_evolution.url,
+        evolution_api_key="test-evolution-key",
+    ) as backend:
+        async with backend.client(await login(backend)) as api:
+            yield api, backend, fake_evolution
+
+
+async def _assistant(api, name: str = "Shop") -> int:
+    return (await api.post("/api/assistants", json={"name": name})).json()["id"]
+
+
+async def _connect(api, assistant_id: int) -> dict:
+    response = await api.post("/api/channels", json={"assistant_id": assistant_id})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _db_rows(backend, sql: str, *args) -> list[dict]:
+    conn = await asyncpg.connect(backend.app.ctx.settings.database_url)
+    try:
+        return [dict(r) for r in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    cid = channel["id"]
+    instance = fake.instance()
+    assert channel["provider"] == "evolution" and channel["status"] == "pending_qr"
+    assert channel["qr"] == instance["code"]
+    webhook = instance["webhook"]
+    assert webhook["url"] == f"{backend.url}/webhooks/evolution/{cid}" and webhook["events"] == EVENTS
+    assert webhook["headers"][SECRET_HEADER] and webhook["headers"][SECRET_HEADER] not in str(channel)
+    await fake.idle()
+
+    assert await fake.scan("+5511987654321") == [200]
+    ready = (await api.get(f"/api/channels/{cid}")).json()
+    assert ready["status"] == "ready" and ready["phone_number"] == "+5511987654321"
+
+    statuses = await fake.deliver_message("+5511911112222", "Qual o horário?", "3EB0AAA1", times=3)
+    assert statuses == [200, 200, 200]
+    stored = await _db_rows(backend, "SELECT text FROM messages WHERE channel_id = $1", cid)
+    assert stored == [{"text": "Qual o horário?"}]
+    contact = await _db_rows(backend, "SELECT chat_id, phone_number, name FROM contacts WHERE channel_id = $1", cid)
+    assert contact == [{"chat_id": "5511911112222@s.whatsapp.net", "phone_number": "+5511911112222", "name": "Customer"}]
+
+    out = (await api.post(f"/api/channels/{cid}/logout")).json()
+    assert out["status"] == "disconnected" and out["detail"] == "logged_out"
+    await fake.idle()
+    assert (await api.get(f"/api/channels/{cid}")).json()["detail"] == "logged_out"
+
+    again = (await api.post(f"/api/channels/{cid}/reconnect")).json()
+    assert again["status"] == "pending_qr" and again["qr"] == fake.instance()["code"]
+    await fake.idle()
+    await fake.scan("+5511987654321")
+    assert (await api.get(f"/api/channels/{cid}")).json()["status"] == "ready"
+
+
+async def test_webhooks_need_the_channel_secret_or_its_jwt(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    await fake.idle()
+    await fake.scan("+5511987654321")
+    assert await fake.deliver_message("+5511911112222", "forged", secret="a-guessed-secret-that-is-long-enough-for-hs256") == [
+        401
+    ]
+    fake.jwt_only = True
+    assert await fake.deliver_message("+5511911112222", "signed by jwt", "3EB0JWT1") == [200]
+    async with backend.client() as client:
+        bare = await client.post(f"/webhooks/evolution/{channel['id']}", json={"event": "messages.upsert", "data": {}})
+        garbage = await client.post(
+            f"/webhooks/evolution/{channel['id']}",
+            content=b"{oops",
+            headers={SECRET_HEADER: fake.instance()["webhook"]["headers"][SECRET_HEADER]},
+        )
+    assert bare.status_code == 401
+    assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "malformed_webhook"
+    assert [r["text"] for r in await _db_rows(backend, "SELECT text FROM messages")] == ["signed by jwt"]
+
+
+async def test_a_number_linked_to_another_assistant_is_refused(stack):
+    api, backend, fake = stack
+    await _connect(api, await _assistant(api, "Bakery"))
+    await fake.idle()
+    await fake.scan("+5511987654321", instance=list(fake.instances)[0])
+    second = await _connect(api, await _assistant(api, "Florist"))
+    await fake.idle()
+    await fake.scan("+5511987654321", instance=list(fake.instances)[1])
+    refused = (await api.get(f"/api/channels/{second['id']}")).json()
+    assert refused["detail"] == "number_conflict" and "Bakery" in refused["last_error"]
+
+
+async def test_qr_limit_reached_shows_expired_and_reconnect_starts_over(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    await fake.idle()
+    assert await fake.expire_qr() == [200, 200]
+    expired = (await api.get(f"/api/channels/{channel['id']}")).json()
+    assert expired["status"] == "disconnected" and expired["detail"] == "qr_expired" and expired["qr"] is None
+    again = (await api.post(f"/api/channels/{channel['id']}/reconnect")).json()
+    assert again["status"] == "pending_qr" and again["qr"]
+
+
+async def test_gateway_down_during_connect_and_send(stack):
+    api, backend, fake = stack
+    assistant = await _assistant(api)
+    fake.fail_status = 500
+    failed = await _connect(api, assistant)
+    assert failed["status"] == "disconnected" and "Evolution API answered 500" in failed["last_error"]
+    fake.fail_status = None
+    assert (await api.post(f"/api/channels/{failed['id']}/reconnect")).json()["status"] == "pending_qr"
+    await fake.idle()
+    await fake.scan("+5511987654321")
+
+    rt = backend.app.ctx.runtime
+    ref = channel_ref(await get_channel(rt.db, failed["id"]))
+    fake.fail_status = 502
+    with pytest.raises(GatewayError, match="502"):
+        await rt.gateway("evolution").send_text(ref, "5511911112222@s.whatsapp.net", "hello")
+    assert fake.sent == []
+
+
+async def test_sending_speaks_the_evolution_api(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    await fake.idle()
+    await fake.scan("+5511987654321")
+    rt = backend.app.ctx.runtime
+    ref = channel_ref(await get_channel(rt.db, channel["id"]))
+    gateway = rt.gateway("evolution")
+    jid = "5511911112222@s.whatsapp.net"
+    await gateway.mark_seen(ref, jid, ["3EB0AAA1"])
+    await gateway.set_typing(ref, jid, True)
+    sent = await gateway.send_text(ref, jid, "Das 9h às 18h.")
+    assert fake.sent == [{"number": jid, "text": "Das 9h às 18h.", "instance": ref.session_name}]
+    assert sent.provider_message_id.startswith("BAE5")
+    assert fake.calls[0] == ("mark_read", {"readMessages": [{"remoteJid": jid, "fromMe": False, "id": "3EB0AAA1"}]})
+    assert fake.calls[1][0] == "send_presence" and fake.calls[1][1]["presence"] == "composing"
+    assert await gateway.find_recent_outgoing(ref, jid, "Das 9h às 18h.") == sent.provider_message_id
+    assert await gateway.find_recent_outgoing(ref, jid, "other") is None
+
+
+async def test_a_missed_webhook_is_healed_by_reconciliation(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    await fake.idle()
+    fake.drop_webhooks = True
+    await fake.scan("+5511987654321")
+    assert (await api.get("/api/channels")).json()["items"][0]["status"] == "pending_qr"
+    assert await reconcile_once(backend.app.ctx.runtime) == 1
+    healed = (await api.get(f"/api/channels/{channel['id']}")).json()
+    assert healed["status"] == "ready" and healed["phone_number"] == "+5511987654321"
+
+
+async def test_deleting_a_channel_removes_the_instance_and_frees_the_number(stack):
+    api, backend, fake = stack
+    channel = await _connect(api, await _assistant(api))
+    await fake.idle()
+    await fake.scan("+5511987654321")
+    assert (await api.delete(f"/api/channels/{channel['id']}")).status_code == 204
+    assert fake.instances == {}
+    assert await _db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
+    assert (await api.get(f"/api/channels/{channel['id']}")).status_code == 404

@@ -1,0 +1,473 @@
+"""The operator console, page by page, through Streamlit's AppTest against a real backend on loopback.
+
+The backend is `python -m backend` in a subprocess (sandbox gateway, fake Ollama, this module's own
+database); the console script runs in this process and reaches it over HTTP, as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ADMIN, create_database, drop_database
+from tests.fakes.console_stack import SECRET_KEY, Process, admin_token, fake_ollama_in_thread, start_backend, wait_for
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "console" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def ollama():
+    with fake_ollama_in_thread() as fake:
+        fake.set_models(["llama3.2"])
+        fake.reply = "We open at 9 am every weekday [1]."
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def stack(pg_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory, ollama) -> Iterator[Process]:
+    """One backend for the module: each test works on assistants of its own."""
+    url = asyncio.run(create_database(pg_url))
+    backend = start_backend(url, tmp_path_factory.mktemp("console"), ollama_host=ollama.url)
+    try:
+        yield backend
+    finally:
+        backend.stop()
+        asyncio.run(drop_database(pg_url, url))
+
+
+@pytest.fixture(scope="module")
+def api(stack: Process) -> Iterator[httpx.Client]:
+    """The backend's API as admin, to set the scene and to check what the console did."""
+    with httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {admin_token(stack.url)}"}, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def console(stack: Process, api: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> Callable[..., AppTest]:
+    """A fresh console session; logged in unless `logged_in=False`, on `page` (a file in console/views)."""
+    monkeypatch.setenv("BACKEND_URL", stack.url)
+
+    def open_console(page: str | None = None, *, logged_in: bool = True) -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=30)
+        if logged_in:
+            at.session_state["token"] = api.headers["Authorization"].removeprefix("Bearer ")
+            at.session_state["operator_email"] = ADMIN["email"]
+        at.run()
+        if page:
+            at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return open_console
+
+
+def new_assistant(api: httpx.Client, name: str, **fields: Any) -> dict[str, Any]:
+    response = api.post("/api/assistants", json={"name": name, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def ready_channel(api: httpx.Client, assistant_id: int, number: str) -> dict[str, Any]:
+    channel = api.post("/api/channels", json={"assistant_id": assistant_id, "provider": "sandbox"}).json()
+    scanned = api.post(f"/api/channels/{channel['id']}/sandbox/scan", json={"phone_number": number})
+    assert scanned.status_code == 200 and scanned.json()["status"] == "ready", scanned.text
+    return scanned.json()
+
+
+def texts(at: AppTest) -> str:
+    """Everything written on the page, to assert on what the operator reads."""
+    parts: list[str] = []
+    for kind in ("title", "markdown", "caption", "info", "success", "warning", "error", "subheader", "text"):
+        parts += [str(element.value) for element in getattr(at, kind)]
+    parts += [str(b.label) for b in at.button]
+    return "\n".join(parts)
+
+
+def rerun_until(at: AppTest, condition: Callable[[AppTest], bool], *, timeout: float = 60, what: str) -> AppTest:
+    """Rerun the page (as a live fragment would) until `condition` holds."""
+
+    def probe() -> bool:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return condition(at)
+
+    wait_for(probe, timeout=timeout, interval=0.5, what=what)
+    return at
+
+
+def select_assistant(at: AppTest, assistant: dict[str, Any]) -> AppTest:
+    at.selectbox(key="assistant_picker").select(assistant["id"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+# -- login ---------------------------------------------------------------------------------
+
+
+def test_login_with_the_right_password_opens_the_overview(console):
+    at = console(logged_in=False)
+    assert "Log in" in texts(at)
+    at.text_input[0].set_value(ADMIN["email"])
+    at.text_input[1].set_value(ADMIN["password"])
+    at.button[0].click().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Overview"]
+    assert at.session_state["token"]
+    assert any("Signed in as" in c.value for c in at.sidebar.caption)
+
+
+def test_login_with_a_wrong_password_says_so_and_stays_logged_out(console):
+    at = console(logged_in=False)
+    at.text_input[0].set_value(ADMIN["email"])
+    at.text_input[1].set_value("not-the-password")
+    at.button[0].click().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["Wrong email or password."]
+    assert "token" not in at.session_state
+    assert [t.value for t in at.title] == ["WhatsApp assistants"]
+
+
+def test_an_expired_session_goes_back_to_login_with_a_message(console):
+    at = console(logged_in=False)
+    expired = jwt.encode({"sub": "1", "role": "admin", "exp": int(time.time()) - 60}, SECRET_KEY, algorithm="HS256")
+    at.session_state["token"] = expired
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["WhatsApp assistants"]
+    assert "Your session has expired. Please log in again." in [w.value for w in at.warning]
+
+
+def test_logging_out_returns_to_the_login_page(console):
+    at = console("overview")
+    at.sidebar.button[0].click().run()
+    assert [t.value for t in at.title] == ["WhatsApp assistants"]
+    assert "You are logged out." in [s.value for s in at.success]
+
+
+# -- assistants ----------------------------------------------------------------------------
+
+
+def test_an_operator_creates_an_assistant_with_a_model_from_ollama(console, api):
+    at = console("assistants")
+    form = at.form[0]
+    assert form.selectbox[0].options == ["llama3.2"]  # what Ollama has, as OLLAMA_MODEL spells it
+    form.text_input[0].set_value("Bakery helper")
+    form.text_area[0].set_value("Answer briefly, from the sources.")
+    form.selectbox[0].select("llama3.2")
+    form.slider[0].set_value(0.4)
+    form.text_area[1].set_value("Sorry, ask us in the shop.")
+    form.button[0].click()
+    at.run()
+    assert not at.exception
+    assert any("Created Bakery helper" in s.value for s in at.success)
+    created = next(a for a in api.get("/api/assistants", params={"limit": 500}).json()["items"] if a["name"] == "Bakery helper")
+    assert created["model"] == "llama3.2" and created["temperature"] == pytest.approx(0.4)
+    assert created["fallback_message"] == "Sorry, ask us in the shop."
+    assert at.selectbox(key="assistant_picker").value == created["id"]
+
+
+def test_an_assistant_is_renamed_and_then_deleted_after_confirmation(console, api):
+    assistant = new_assistant(api, "Old name")
+    at = select_assistant(console("assistants"), assistant)
+    edit = next(f for f in at.form if f.key == f"edit-{assistant['id']}")
+    edit.text_input[0].set_value("New name")
+    edit.button[0].click()
+    at.run()
+    assert api.get(f"/api/assistants/{assistant['id']}").json()["name"] == "New name"
+
+    next(b for b in at.button if b.label == "Delete this assistant").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning)
+    assert api.get(f"/api/assistants/{assistant['id']}").status_code == 200  # nothing deleted before "yes"
+    next(b for b in at.button if b.label == "Yes, delete it").click().run()
+    assert not at.exception
+    assert api.get(f"/api/assistants/{assistant['id']}").status_code == 404
+    assert any("Deleted New name" in s.value for s in at.success)
+
+
+def test_the_playground_shows_the_answer_its_sources_and_timings(console, api):
+    assistant = new_assistant(api, "Playground", model="llama3.2")
+    api.post(
+        f"/api/assistants/{assistant['id']}/documents",
+        files=[("files", ("hours.txt", b"Opening hours\n\nThe bakery opens at 9 am on weekdays.", "text/plain"))],
+    )
+    wait_for(
+        lambda: api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"][0]["status"] == "ready",
+        timeout=90,
+        what="the document to be indexed",
+    )
+    at = select_assistant(console("assistants"), assistant)
+    playground = next(f for f in at.form if f.key == "playground")
+    playground.text_input[0].set_value("When do you open?")
+    playground.button[0].click()
+    at.run()
+    assert not at.exception
+    chat = [m for m in at.chat_message]
+    assert [m.name for m in chat] == ["user", "assistant"]
+    assert "We open at 9 am" in chat[1].markdown[0].value
+    assert {"Total", "Retrieval", "Generation"} <= {m.label for m in at.metric}
+    sources = at.dataframe[0].value
+    assert list(sources["document"]) == ["hours.txt"]
+
+
+def test_a_missing_model_is_pulled_with_a_progress_bar(console, api, ollama):
+    new_assistant(api, "Needs qwen", model="qwen2.5:0.5b")
+    at = console("assistants")
+    assert any("qwen2.5:0.5b" in w.value for w in at.warning)  # Ollama lacks a model an assistant uses
+    pull = next(f for f in at.form if f.key == "pull")
+    assert pull.text_input[0].value == "qwen2.5:0.5b"
+    pull.button[0].click()
+    at.run()
+    assert not at.exception
+    rerun_until(at, lambda page: any("qwen2.5:0.5b is ready to use." in s.value for s in page.success), what="the pull to finish")
+    assert ollama.has("qwen2.5:0.5b")
+    at.run()
+    assert not any("qwen2.5:0.5b" in w.value for w in at.warning)
+
+
+# -- knowledge -----------------------------------------------------------------------------
+
+
+def test_uploaded_documents_are_indexed_and_shown_ready_then_searchable(console, api):
+    assistant = new_assistant(api, "Librarian")
+    at = select_assistant(console("knowledge"), assistant)
+    assert any("No documents yet" in i.value for i in at.info)
+    at.file_uploader[0].set_value(
+        [
+            ("returns.md", b"# Returns\n\nYou can return any item within 30 days with the receipt.", "text/markdown"),
+            ("delivery.txt", b"Delivery takes two working days. Code DLV-42 gives free delivery.", "text/plain"),
+        ]
+    )
+    at.run()
+    next(b for b in at.button if b.label == "Upload 2 documents").click().run()
+    assert not at.exception
+    assert {s.value for s in at.success} >= {"returns.md: uploaded, indexing now.", "delivery.txt: uploaded, indexing now."}
+    rerun_until(
+        at,
+        lambda page: sum(":green-badge[Ready]" in m.value for m in page.markdown) == 2,
+        what="both documents shown as Ready",
+    )
+    names = texts(at)
+    assert "**returns.md**" in names and "**delivery.txt**" in names
+
+    search = next(f for f in at.form if f.key == "search")
+    search.text_input[0].set_value("DLV-42")
+    search.button[0].click()
+    at.run()
+    assert not at.exception
+    found = [m.value for m in at.markdown if m.value.startswith("**#1")]
+    assert found and "delivery.txt" in found[0] and "score" in found[0]
+
+
+def test_a_document_is_deleted_only_after_confirmation(console, api):
+    assistant = new_assistant(api, "Tidy")
+    api.post(f"/api/assistants/{assistant['id']}/documents", files=[("files", ("old.txt", b"Old price list.", "text/plain"))])
+    at = select_assistant(console("knowledge"), assistant)
+    next(b for b in at.button if b.label == "Delete").click().run()
+    assert len(api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"]) == 1
+    next(b for b in at.button if b.label == "Yes, delete").click().run()
+    assert not at.exception
+    assert api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"] == []
+    assert any("Deleted old.txt" in s.value for s in at.success)
+
+
+# -- WhatsApp ------------------------------------------------------------------------------
+
+
+def test_sandbox_pairing_shows_a_qr_then_connected_as_the_scanned_number(console, api):
+    assistant = new_assistant(api, "Pairing")
+    at = select_assistant(console("whatsapp"), assistant)
+    assert any("has no WhatsApp number yet" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Connect WhatsApp").click().run()
+    assert not at.exception
+    assert ":orange-badge[Waiting for QR scan]" in [m.value for m in at.markdown]
+    rerun_until(at, lambda page: len(page.image) > 0, timeout=20, what="the QR image")
+    image = at.image[0]
+    assert image.captions[0] == "Scan with WhatsApp"
+
+    at.text_input[0].set_value("+15550009999")
+    next(b for b in at.button if b.label == "Simulate scan").click().run()
+    assert not at.exception
+    assert ":green-badge[Connected as +15550009999]" in [m.value for m in at.markdown]
+    assert any("Connected as **+15550009999**" in s.value for s in at.success)
+    assert not at.image  # the QR is gone once paired
+    channel = api.get("/api/channels", params={"assistant_id": assistant["id"]}).json()["items"][0]
+    assert channel["status"] == "ready" and channel["phone_number"] == "+15550009999"
+
+
+def test_logging_out_of_whatsapp_then_reconnecting_shows_a_fresh_qr(console, api):
+    assistant = new_assistant(api, "Relinked")
+    ready_channel(api, assistant["id"], "+15550006666")
+    at = select_assistant(console("whatsapp"), assistant)
+    next(b for b in at.button if b.label == "Log out of WhatsApp").click().run()
+    assert not at.exception
+    assert ":red-badge[Disconnected]" in [m.value for m in at.markdown]
+    next(b for b in at.button if b.label == "Reconnect").click().run()
+    assert not at.exception
+    rerun_until(at, lambda page: len(page.image) > 0, timeout=20, what="a fresh QR")
+    assert ":orange-badge[Waiting for QR scan]" in [m.value for m in at.markdown]
+
+
+def test_pairing_stops_watching_after_a_few_minutes_and_can_be_started_again(console, api):
+    assistant = new_assistant(api, "Slow scanner")
+    channel = api.post("/api/channels", json={"assistant_id": assistant["id"], "provider": "sandbox"}).json()
+    at = select_assistant(console("whatsapp"), assistant)
+    at.session_state["pairing_watch_started"] = {channel["id"]: time.time() - 3600}  # opened an hour ago
+    at.run()
+    assert any("Pairing paused" in w.value for w in at.warning)
+    assert not at.image  # no stale QR left on screen, and no more polling
+    next(b for b in at.button if b.label == "Start pairing again").click().run()
+    assert not at.exception
+    rerun_until(at, lambda page: len(page.image) > 0, timeout=20, what="a fresh QR")
+    assert not any("Pairing paused" in w.value for w in at.warning)
+
+
+def test_a_customer_message_from_the_sandbox_chat_gets_a_reply_shown_in_conversations(console, api):
+    assistant = new_assistant(api, "Chatty", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550002222")
+    at = select_assistant(console("whatsapp"), assistant)
+    chat = next(f for f in at.form if f.key == f"chat-{channel['id']}")
+    chat.text_input[0].set_value("+15557770001")
+    chat.text_input[1].set_value("Hello, are you open today?")
+    chat.button[0].click()
+    at.run()
+    assert not at.exception
+    rerun_until(
+        at,
+        lambda page: [m.name for m in page.chat_message] == ["user", "assistant"],
+        what="the assistant's reply in the sandbox chat",
+    )
+
+    at.switch_page("views/conversations.py").run()
+    assert not at.exception
+    # No documents yet: the assistant answered with its fallback message, the last message shown.
+    contact_button = next(b for b in at.button if "15557770001" in b.label)
+    assert "Sorry, I don't know that yet." in contact_button.label
+    contact_button.click().run()
+    bubbles = at.chat_message
+    assert [b.name for b in bubbles] == ["user", "assistant"]
+    assert bubbles[0].markdown[0].value == "Hello, are you open today?"
+    assert bubbles[1].markdown[0].value.startswith("Sorry, I don't know that yet.")
+    assert "Assistant" in bubbles[1].caption[0].value
+
+
+def test_pausing_the_bot_and_replying_by_hand(console, api):
+    assistant = new_assistant(api, "Takeover")
+    channel = ready_channel(api, assistant["id"], "+15550003333")
+    sent = api.post(f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770002", "text": "I want a refund"})
+    assert sent.status_code == 200, sent.text
+    at = console("conversations")
+    at.selectbox(key="conversations_assistant").select(assistant["id"]).run()
+    wait_for(lambda: any("15557770002" in b.label for b in at.run().button), timeout=20, what="the contact")
+    next(b for b in at.button if "15557770002" in b.label).click().run()
+
+    next(b for b in at.button if b.label == "Pause the bot").click().run()
+    assert not at.exception
+    assert any("Paused" in s.value for s in at.success)
+    assert any("A person answers" in m.value for m in at.markdown)
+    contact = api.get("/api/contacts", params={"assistant_id": assistant["id"]}).json()["items"][0]
+    assert contact["owner"] == "human"
+
+    reply = next(f for f in at.form if f.key == "reply")
+    reply.text_area[0].set_value("Hi, this is Sam from the shop: your refund is on its way.")
+    reply.button[0].click()
+    at.run()
+    assert not at.exception
+    assert any(s.value.startswith("Reply") for s in at.success)
+    bubbles = at.chat_message
+    assert bubbles[-1].markdown[0].value == "Hi, this is Sam from the shop: your refund is on its way."
+    assert "Operator" in bubbles[-1].caption[0].value
+    outbox = api.get(f"/api/channels/{channel['id']}/sandbox/outbox").json()["items"]
+    assert "Hi, this is Sam from the shop: your refund is on its way." in [m["text"] for m in outbox]
+
+    next(b for b in at.button if b.label == "Resume the bot").click().run()
+    assert any("The assistant answers" in m.value for m in at.markdown)
+
+
+# -- overview, gaps, errors -----------------------------------------------------------------
+
+
+def test_the_overview_shows_each_assistant_with_its_whatsapp_status(console, api):
+    connected = new_assistant(api, "Overview connected")
+    ready_channel(api, connected["id"], "+15550004444")
+    new_assistant(api, "Overview idle")
+    at = console("overview")
+    assert not at.exception
+    page = texts(at)
+    assert ":green-badge[Connected as +15550004444]" in page
+    assert ":gray-badge[No WhatsApp number]" in page
+    assert {"Median reply time", "Failed replies", "Unanswered"} <= {m.label for m in at.metric}
+    assert "Reachable" in page  # the fake Ollama answers
+
+
+def test_a_knowledge_gap_is_filled_with_an_faq_answer(console, api):
+    assistant = new_assistant(api, "Gaps", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550005555")
+    api.post(f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770003", "text": "Do you sell gift cards?"})
+    at = select_assistant(console("gaps"), assistant)
+    rerun_until(at, lambda page: "“Do you sell gift cards?”" in texts(page), what="the unanswered question as a gap")
+    faq = next(f for f in at.form if f.key == "faq-0")
+    faq.text_area[0].set_value("Yes, gift cards from 10 to 100 euros, at the till.")
+    faq.button[0].click()
+    at.run()
+    assert not at.exception
+    assert any(s.value.startswith("Saved as") for s in at.success)
+    documents = api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"]
+    assert len(documents) == 1
+
+
+def test_every_page_explains_what_to_do_when_there_is_nothing_yet(console, api, stack, pg_url, tmp_path, monkeypatch):
+    # A backend of its own, on an empty database: no assistant at all.
+    url = asyncio.run(create_database(pg_url))
+    empty = start_backend(url, tmp_path)
+    try:
+        monkeypatch.setenv("BACKEND_URL", empty.url)
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["token"] = admin_token(empty.url)
+        at.run()
+        for page in ("overview", "knowledge", "gaps", "whatsapp", "conversations"):
+            at.switch_page(f"views/{page}.py").run()
+            assert not at.exception, page
+            assert any("assistant" in i.value.lower() for i in at.info), page
+        at.switch_page("views/assistants.py").run()
+        assert not at.exception
+        assert at.form[0].key == "create"
+
+        # The backend stops: every page says so in plain words, never a traceback.
+        empty.stop()
+        for page in ("overview", "assistants", "knowledge", "whatsapp", "conversations", "gaps"):
+            at.switch_page(f"views/{page}.py").run()
+            assert not at.exception, page
+            assert any("The backend is not reachable" in e.value for e in at.error), page
+            assert "Traceback" not in texts(at)
+    finally:
+        empty.stop()
+        asyncio.run(drop_database(pg_url, url))
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+def test_the_client_turns_backend_errors_into_plain_messages(stack, api):
+    from console.api import Api, ApiError, BackendUnreachable, FeatureMissing, SessionExpired
+
+    with Api(stack.url, api.headers["Authorization"].removeprefix("Bearer ")) as client:
+        with pytest.raises(ApiError) as invalid:
+            client.create_assistant({"name": "", "temperature": 9})
+        assert invalid.value.status == 400 and invalid.value.field_problems()
+        with pytest.raises(ApiError, match="does not exist"):
+            client.assistant(999_999)
+        with pytest.raises(FeatureMissing, match="not available yet"):
+            client.request("GET", "/api/no-such-feature")
+    with Api(stack.url, "not-a-token") as stranger, pytest.raises(SessionExpired, match="log in again"):
+        stranger.assistants()
+    with Api("http://127.0.0.1:9") as nowhere, pytest.raises(BackendUnreachable, match="not reachable"):
+        nowhere.login("a@example.com", "x")
