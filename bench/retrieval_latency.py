@@ -169,7 +169,7 @@ async def measure(rt, assistant, queries: list[str], vectors: np.ndarray, ef_val
 async def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", default="10000,100000", help="Chunk counts to measure at, ascending")
-    p.add_argument("--real-docs", type=int, default=1500, help="BEIR documents embedded for real")
+    p.add_argument("--real-docs", type=int, default=800, help="BEIR documents embedded for real")
     p.add_argument("--queries", type=int, default=300, help="Timed queries per size (real BEIR queries)")
     p.add_argument("--warmup", type=int, default=20, help="Untimed queries before timing")
     p.add_argument("--ef-search", default="40,100,200", help="hnsw.ef_search values for the recall check")

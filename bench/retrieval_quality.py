@@ -140,6 +140,60 @@ async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -
     print(table(["pool", "rrf_k", "nDCG@10", "recall@10"], rows))
     best = max(rows, key=lambda r: r[2])
     print(f"best: pool={best[0]} rrf_k={best[1]} nDCG@10={best[2]:.4f} recall@10={best[3]:.4f}")
+    await lexical_variants(rt, assistant, data, doc_ids_of, top_chunks, lists)
+
+
+LANG = "CAST(:lang AS regconfig)"
+OR_QUERY = f"to_tsquery({LANG}, replace(CAST(plainto_tsquery({LANG}, :query) AS text), '&', '|'))"
+# Only the query's words that occur in at most :max_df of the chunks (a crude IDF: drops "the cells").
+RARE_QUERY = """(SELECT to_tsquery('simple', string_agg(quote_literal(t.lexeme), ' | '))
+    FROM unnest(to_tsvector(CAST(:lang AS regconfig), :query)) t JOIN bench_term_df f ON f.word = t.lexeme
+    WHERE f.ndoc <= :max_df)"""
+VARIANTS = {
+    "library: OR words, ts_rank_cd(,1)": (OR_QUERY, "ts_rank_cd(c.tsv, q, 1)"),
+    "OR words, ts_rank(,1)": (OR_QUERY, "ts_rank(c.tsv, q, 1)"),
+    "AND (websearch_to_tsquery), ts_rank_cd(,1)": (f"websearch_to_tsquery({LANG}, :query)", "ts_rank_cd(c.tsv, q, 1)"),
+    "OR words in <=5% of chunks, ts_rank_cd(,1)": (RARE_QUERY, "ts_rank_cd(c.tsv, q, 1)"),
+    "OR words in <=5% of chunks, ts_rank(,1)": (RARE_QUERY, "ts_rank(c.tsv, q, 1)"),
+}
+
+
+async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:  # noqa: ANN001
+    """Other ways to build and rank the full-text query, alone and fused (library `fuse`, k=60)
+    with the same dense lists."""
+    from rag.retrieval import fuse
+    from rag.store import PASSAGE_COLUMNS
+
+    await rt.db.execute("DROP TABLE IF EXISTS bench_term_df")
+    chunks_of = f"SELECT tsv FROM chunks WHERE assistant_id = {int(assistant.id)}"
+    await rt.db.execute(f"CREATE TABLE bench_term_df AS SELECT word, ndoc FROM ts_stat('{chunks_of}')")
+    total = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})
+    pool = max(top_chunks * 4, 20)
+    rows = []
+    for name, (tsquery, rank) in VARIANTS.items():
+        sql = f"""
+            SELECT {PASSAGE_COLUMNS}, {rank} AS score
+            FROM chunks c JOIN documents d ON d.id = c.document_id, {tsquery} q
+            WHERE c.assistant_id = :assistant AND c.tsv @@ q
+            ORDER BY score DESC, c.id LIMIT :limit"""
+        lex_ndcg = hyb_ndcg = hyb_recall = 0.0
+        times = []
+        for query_id, dense, _ in lists:
+            values = {"lang": assistant.language, "query": data.queries[query_id], "assistant": assistant.id, "limit": pool}
+            if tsquery is RARE_QUERY:
+                values["max_df"] = int(total * 0.05)
+            started = time.perf_counter()
+            lexical = [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in await rt.db.fetch_all(sql, values)]
+            times.append((time.perf_counter() - started) * 1000)
+            relevant = data.qrels[query_id]
+            lex_ndcg += ndcg_at(doc_ranking(fuse([], lexical[:top_chunks], top_chunks), doc_ids_of), relevant)
+            ranking = doc_ranking(fuse(dense[:pool], lexical, top_chunks), doc_ids_of)
+            hyb_ndcg += ndcg_at(ranking, relevant)
+            hyb_recall += recall_at(ranking, relevant)
+        n = len(lists)
+        rows.append((name, lex_ndcg / n, hyb_ndcg / n, hyb_recall / n, f"{sum(times) / n:.1f}"))
+    print(f"\nlexical query variants (hybrid = fused with the same dense list, pool {pool}, RRF k=60):")
+    print(table(["lexical variant", "lexical nDCG@10", "hybrid nDCG@10", "hybrid recall@10", "lexical mean ms"], rows))
 
 
 async def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from console.config import REQUEST_TIMEOUT_SECONDS
+from console.config import GENERATE_TIMEOUT_SECONDS, REQUEST_TIMEOUT_SECONDS
 
 
 class ApiError(Exception):
@@ -357,7 +357,9 @@ class Api:
         self.request("DELETE", f"/api/assistants/{assistant_id}")
 
     def generate(self, assistant_id: int, question: str) -> Answer:
-        return self._parse(Answer, self.request("POST", f"/api/assistants/{assistant_id}/generate", json={"question": question}))
+        path = f"/api/assistants/{assistant_id}/generate"
+        payload = self.request("POST", path, json={"question": question}, timeout=GENERATE_TIMEOUT_SECONDS)
+        return self._parse(Answer, payload)
 
     def search(self, assistant_id: int, query: str, top_k: int = 5) -> SearchResult:
         payload = self.request("POST", f"/api/assistants/{assistant_id}/search", json={"query": query, "top_k": top_k})

@@ -6,6 +6,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REQUEST_TIMEOUT_SECONDS = 30.0
+# A playground answer waits for the model (the backend's OLLAMA_TIMEOUT_SECONDS is 120 by default).
+GENERATE_TIMEOUT_SECONDS = 180.0
 # QR pairing is watched this often, and for this long; then the operator restarts it by hand.
 PAIRING_POLL_SECONDS = 2.0
 PAIRING_WATCH_SECONDS = 180.0

@@ -448,6 +448,12 @@ def test_every_page_explains_what_to_do_when_there_is_nothing_yet(console, api, 
             assert not at.exception, page
             assert any("The backend is not reachable" in e.value for e in at.error), page
             assert "Traceback" not in texts(at)
+        at.sidebar.button[0].click().run()  # log out, then try to log in while it is down
+        at.text_input[0].set_value(ADMIN["email"])
+        at.text_input[1].set_value(ADMIN["password"])
+        at.button[0].click().run()
+        assert not at.exception
+        assert any("The backend is not reachable" in e.value for e in at.error)
     finally:
         empty.stop()
         asyncio.run(drop_database(pg_url, url))

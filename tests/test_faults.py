@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - pytest fixtures imported from tests.fakes are parameters here
 """Faults during traffic: the database restarts, the gateway hangs, Ollama hangs, webhooks flood in.
 
 What a customer would notice is checked through the fake WAHA: every message the backend
@@ -106,7 +107,7 @@ def own_postgres(tmp_path):
     return OwnPostgres(tmp_path / "own")
 
 
-async def test_database_restart_during_traffic_loses_no_acknowledged_message(own_postgres, tmp_path, fake_waha, fake_ollama):  # noqa: F811
+async def test_database_restart_during_traffic_loses_no_acknowledged_message(own_postgres, tmp_path, fake_waha, fake_ollama):
     messages = [(customer(), f"wamid.OUTAGE{n:03d}") for n in range(24)]
     acknowledged: dict[str, list[int]] = {}
 
@@ -143,7 +144,7 @@ async def test_database_restart_during_traffic_loses_no_acknowledged_message(own
         assert set(per_chat.values()) == {1}, per_chat
 
 
-async def test_a_hanging_gateway_delays_the_reply_which_is_then_sent_once(database_url, tmp_path, fake_waha, fake_ollama):  # noqa: F811
+async def test_a_hanging_gateway_delays_the_reply_which_is_then_sent_once(database_url, tmp_path, fake_waha, fake_ollama):
     async with waha_stack(database_url, tmp_path, fake_waha, fake_ollama, gateway_timeout_seconds=0.5, gateway_attempts=1) as (
         backend,
         api,
@@ -166,7 +167,7 @@ async def test_a_hanging_gateway_delays_the_reply_which_is_then_sent_once(databa
 
 async def test_a_gateway_that_never_answers_marks_the_reply_failed_where_operators_see_it(
     database_url, tmp_path, fake_waha, fake_ollama
-):  # noqa: F811
+):
     async with waha_stack(
         database_url, tmp_path, fake_waha, fake_ollama, gateway_timeout_seconds=0.5, gateway_attempts=1, job_max_attempts=2
     ) as (backend, api, _):
@@ -185,7 +186,7 @@ async def test_a_gateway_that_never_answers_marks_the_reply_failed_where_operato
         assert not fake_waha.sent
 
 
-async def test_a_hanging_ollama_still_answers_once_marked_degraded(database_url, tmp_path, fake_waha, fake_ollama):  # noqa: F811
+async def test_a_hanging_ollama_still_answers_once_marked_degraded(database_url, tmp_path, fake_waha, fake_ollama):
     fake_ollama.chat_delay = 4.0
     async with waha_stack(database_url, tmp_path, fake_waha, fake_ollama, ollama_timeout_seconds=1.0) as (
         backend,
@@ -214,7 +215,7 @@ async def test_a_hanging_ollama_still_answers_once_marked_degraded(database_url,
         assert reply["degraded"] is True and reply["status"] == "sent"
 
 
-async def test_a_flood_of_duplicate_webhooks_is_stored_once_and_answered_once(database_url, tmp_path, fake_waha, fake_ollama):  # noqa: F811
+async def test_a_flood_of_duplicate_webhooks_is_stored_once_and_answered_once(database_url, tmp_path, fake_waha, fake_ollama):
     async with waha_stack(database_url, tmp_path, fake_waha, fake_ollama) as (backend, api, _):
         customers = [(customer(), f"wamid.FLOOD{n}") for n in range(5)]
         deliveries = [

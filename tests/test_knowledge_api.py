@@ -235,7 +235,7 @@ async def test_a_single_document_can_be_reindexed(kb):
     await upload(kb, assistant, ("a.txt", b"Gift cards never expire."))
     [document] = await wait_indexed(kb, assistant)
     again = await kb.post(f"/api/assistants/{assistant}/documents/{document['id']}/reindex")
-    assert again.status_code == 202 and again.json()["status"] == "pending"
+    assert again.status_code == 202 and again.json()["status"] in ("pending", "indexing", "ready")  # a worker may be quick
     [document] = await wait_indexed(kb, assistant)
     assert document["status"] == "ready" and document["chunk_count"] == 1
 

@@ -21,13 +21,15 @@ POLICY = {
 def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
     """The backend with an instant fake Ollama for both chat and embeddings."""
     fake_ollama.set_models(["llama3.2", "all-minilm"])
+    # One vector for every text: each stored passage is "relevant", so the model is always asked.
+    same = fake_ollama.vector("any text")
+    fake_ollama.vector = lambda text: same
     return make_settings(
         database_url,
         tmp_path / "data",
         ollama_host=fake_ollama.url,
         embedding_provider="ollama",
         embedding_model="all-minilm",
-        rag_min_score=0.0,  # the fake's vectors carry no meaning: any passage counts
     )
 
 
@@ -54,7 +56,7 @@ async def outbox(api, channel_id: int) -> list[dict]:
     return (await api.get(f"/api/channels/{channel_id}/sandbox/outbox", params={"limit": 500})).json()["items"]
 
 
-async def wait_until(check, timeout: float = 20.0, interval: float = 0.05):  # noqa: ANN001
+async def wait_until(check, timeout: float = 20.0, interval: float = 0.05):  # noqa: ANN001, ASYNC109
     deadline = time.monotonic() + timeout
     while True:
         result = await check()
@@ -248,3 +250,42 @@ async def test_empty_operator_reply_is_refused(api):
     assert response.status_code == 400
     pause = await api.post(f"/api/contacts/{contact['id']}/pause", json={"minutes": -1})
     assert pause.status_code == 400
+
+
+async def _with_document(api, assistant_id: int) -> None:
+    upload = await api.post(
+        f"/api/assistants/{assistant_id}/documents",
+        files={"files": ("shipping.txt", b"Shipping. We ship to every country in Europe within five days.")},
+    )
+    assert upload.status_code == 201, upload.text
+
+    async def indexed() -> bool:
+        items = (await api.get(f"/api/assistants/{assistant_id}/documents")).json()["items"]
+        return items[0]["status"] == "ready"
+
+    await wait_until(indexed)
+
+
+async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_state_is_answered(
+    api,
+    fake_ollama,  # noqa: F811
+):
+    assistant_id, channel_id = await make_sandbox(api)
+    await _with_document(api, assistant_id)
+    fake_ollama.chat_delay = 1.0
+    await write(api, channel_id, "Do you ship abroad?")
+    await wait_until(lambda: _asked(fake_ollama, 1))  # the model is writing the first draft
+    await write(api, channel_id, "To Norway, I mean")
+    await wait_until(lambda: outbox(api, channel_id))
+    await asyncio.sleep(0.5)
+    assert len(await outbox(api, channel_id)) == 1
+    assert len(fake_ollama.requests_to("/api/chat")) == 2  # the first draft was made, then dropped
+    contact = await contact_of(api, channel_id)
+    thread = await thread_of(api, contact["id"])
+    assert [(m["direction"], m["status"]) for m in thread] == [("in", "answered"), ("in", "answered"), ("out", "sent")]
+    assert thread[-1]["trace"]["question"] == "Do you ship abroad?\nTo Norway, I mean"
+    assert thread[-1]["sources"] and thread[-1]["reply_to_id"] == thread[1]["id"]
+
+
+async def _asked(fake, n: int) -> bool:  # noqa: ANN001
+    return len(fake.requests_to("/api/chat")) >= n

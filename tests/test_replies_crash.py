@@ -4,6 +4,7 @@ gateway failures, a worker killed mid-send, two workers sharing one PostgreSQL."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -266,7 +267,7 @@ async def test_two_worker_processes_answer_500_messages_from_100_contacts_once_e
     assert sorted(m["provider_message_id"] for m in out) == sorted(m["provider_message_id"] for m in outbox)
     answered: dict[int, list[int]] = {}
     for reply in out:
-        answered.setdefault(reply["contact_id"], []).extend(reply["trace"]["answered_message_ids"])
+        answered.setdefault(reply["contact_id"], []).extend(json.loads(reply["trace"])["answered_message_ids"])
     for contact_id, ids in answered.items():
         expected = [m["id"] for m in inbound if m["contact_id"] == contact_id]
         assert ids == expected, f"contact {contact_id}: answered {ids}, expected {expected} once each in order"
@@ -281,3 +282,44 @@ async def _all_answered(url: str) -> bool:
     )
     total = await db_rows(url, "SELECT count(*) AS n FROM messages WHERE direction = 'in'")
     return waiting[0]["n"] == 0 and total[0]["n"] > 0
+
+
+async def test_real_waha_payloads_groups_broadcasts_echoes_and_the_owners_phone(stack_factory, waha):
+    async with stack_factory() as backend:
+        url = backend.app.ctx.settings.database_url
+        async with backend.client(await login(backend)) as api:
+            await connect_waha(api, waha, media_reply="Please write your question in words.")
+            session = waha.session()
+
+            group = waha.message_payload("120363000000000001@g.us", "Who is in?")
+            group["participant"] = "15550100002@c.us"
+            status = waha.message_payload("status@broadcast", "My holiday photos")
+            status["participant"] = "15550100003@c.us"
+            echo = waha.message_payload("15550100004@c.us", "Sent by some API client", from_me=True)
+            echo["source"] = "api"
+            owner = waha.message_payload("15550100005@c.us", "Hi, it's Ana, I'll take this one", from_me=True)
+            media = waha.message_payload("15550100006@c.us", "")
+            media.update(hasMedia=True, media={"url": "http://127.0.0.1/x.jpg", "mimetype": "image/jpeg", "filename": None})
+            for payload in (group, status, echo, owner, media):
+                assert await waha.send_webhook(session, "message", payload) == [200]
+            # The customer Ana took over from her phone writes again: the bot stays out of it.
+            assert await waha.deliver_message("+15550100005", "great, thanks Ana") == [200]
+
+            await wait_until(lambda: _count_sent(waha, 1))
+            await asyncio.sleep(0.5)
+            stored = await db_rows(url, "SELECT author, direction, status, reason FROM messages ORDER BY id")
+            contacts = (await api.get("/api/contacts", params={"status": "paused"})).json()["items"]
+    assert [m["text"] for m in waha.sent] == ["Please write your question in words."]
+    # (The bot's reply and Ana's customer's second message may be stored in either order.)
+    assert sorted(stored, key=str) == sorted(
+        [
+            {"author": "customer", "direction": "in", "status": "ignored", "reason": "group"},
+            {"author": "customer", "direction": "in", "status": "ignored", "reason": "broadcast"},
+            {"author": "owner", "direction": "out", "status": "sent", "reason": "owner_reply"},
+            {"author": "customer", "direction": "in", "status": "answered", "reason": "media_without_text"},
+            {"author": "customer", "direction": "in", "status": "ignored", "reason": "paused"},
+            {"author": "bot", "direction": "out", "status": "sent", "reason": None},
+        ],
+        key=str,
+    )
+    assert [(c["chat_id"], c["owner"], c["paused_by"]) for c in contacts] == [("15550100005@c.us", "human", "owner")]
