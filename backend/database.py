@@ -56,8 +56,13 @@ def row(record) -> dict | None:  # noqa: ANN001
     return dict(record._mapping) if record is not None else None
 
 
+async def _keep_session(conn) -> None:  # noqa: ANN001 - asyncpg connection
+    """Pool release without asyncpg's default reset (RESET ALL, UNLISTEN ...): one round trip
+    saved per query. Our code sets session state only with SET LOCAL inside transactions."""
+
+
 def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> databases.Database:
-    return databases.Database(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    return databases.Database(url, min_size=min_size, max_size=max_size, init=_init_connection, reset=_keep_session)
 
 
 async def current_revision(db: databases.Database) -> str | None:

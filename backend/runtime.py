@@ -47,6 +47,7 @@ class Runtime:
         return self._cache[key]
 
     async def close(self) -> None:
-        llm = self._cache.get("llm")
-        if llm is not None:
-            await llm.close()
+        for name in ("llm", "embedder"):
+            close = getattr(self._cache.get(name), "close", None)
+            if close is not None:
+                await close()

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     rag_min_score: float = Field(default=0.25, ge=0, le=1, description="Best cosine below this = fallback message")
     rag_max_context_tokens: int = Field(default=8192, ge=1024, description="Largest num_ctx ever asked of Ollama")
     rag_answer_tokens: int = Field(default=512, ge=32, le=8192, description="Tokens kept for the answer")
+    rag_max_pages: int = Field(default=1000, ge=1, description="Longest PDF accepted, in pages (parsing costs CPU per page)")
 
     # WhatsApp gateways
     gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"

@@ -174,14 +174,7 @@ def subset(data: BeirDataset, *, max_queries: int | None, max_docs: int | None, 
 
 def document_text(title: str, text: str) -> str:
     """A BEIR document as the file an operator would upload: the title as its first paragraph."""
-    body = f"{title.strip()}\n\n{text.strip()}" if title.strip() else text.strip()
-    import filetype
-
-    if filetype.guess(body[:64].encode()) is not None:
-        # Work-around: the loader's type sniffing takes text starting with "BM" (BMI-1, BMP-4...) for
-        # a BMP image and refuses it. A leading newline dodges the signature; normalising strips it.
-        body = "\n" + body
-    return body
+    return f"{title.strip()}\n\n{text.strip()}" if title.strip() else text.strip()
 
 
 def document_filename(doc_id: str) -> str:

@@ -90,7 +90,11 @@ async def main() -> None:
             if bare_s is None:
                 bare_s = await asyncio.to_thread(bare_encode, model, texts, batch_size)
             rows.append((number, chunks, path_s, bare_s))
-            print(f"  round {number}: {chunks:,} chunks, path {path_s:,.1f} s, bare encode {bare_s:,.1f} s", flush=True)
+            print(
+                f"  round {number}: {chunks:,} chunks, path {path_s:,.1f} s, bare encode {bare_s:,.1f} s, "
+                f"ratio {bare_s / path_s:.3f}" + (" (bare ran first)" if number % 2 == 0 else ""),
+                flush=True,
+            )
 
         chunks = sum(r[1] for r in rows)
         path_s = sum(r[2] for r in rows)

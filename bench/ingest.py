@@ -26,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import asyncpg
@@ -54,7 +55,7 @@ async def start_database(data_dir: Path) -> str:
         await conn.execute(f"CREATE DATABASE {DATABASE}")
     finally:
         await conn.close()
-    url = server_url.rsplit("/", 1)[0] + f"/{DATABASE}"
+    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{DATABASE}"))
     await run_migrations(url)
     return url
 
@@ -111,8 +112,8 @@ def start_process(args: list[str], env: dict[str, str], cwd: Path) -> subprocess
     return subprocess.Popen([sys.executable, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-async def wait_ready(base_url: str, process: subprocess.Popen, path: str = "/readyz", timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_ready(base_url: str, process: subprocess.Popen, path: str = "/readyz", within: float = 120) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -124,7 +125,7 @@ async def wait_ready(base_url: str, process: subprocess.Popen, path: str = "/rea
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.2)
-    sys.exit(f"{base_url} was not ready within {timeout}s")
+    sys.exit(f"{base_url} was not ready within {within}s")
 
 
 def stop_process(process: subprocess.Popen) -> None:
@@ -229,8 +230,7 @@ def baseline_app(database_url: str):  # noqa: ANN201 - sanic.Sanic
     async def receive(request, channel_id: int):  # noqa: ANN001, ANN202
         payload = request.json["payload"]
         await request.app.ctx.pool.execute(
-            "INSERT INTO bench_baseline (channel_id, provider_message_id, text) VALUES ($1, $2, $3) "
-            "ON CONFLICT DO NOTHING",
+            "INSERT INTO bench_baseline (channel_id, provider_message_id, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             channel_id,
             payload["id"],
             payload["body"],

@@ -144,18 +144,37 @@ async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -
 
 
 LANG = "CAST(:lang AS regconfig)"
-OR_QUERY = f"to_tsquery({LANG}, replace(CAST(plainto_tsquery({LANG}, :query) AS text), '&', '|'))"
+OR_QUERY = f"to_tsquery({LANG}, replace(CAST(plainto_tsquery({LANG}, :query) AS text), '&', '|')) q"
 # Only the query's words that occur in at most :max_df of the chunks (a crude IDF: drops "the cells").
 RARE_QUERY = """(SELECT to_tsquery('simple', string_agg(quote_literal(t.lexeme), ' | '))
     FROM unnest(to_tsvector(CAST(:lang AS regconfig), :query)) t JOIN bench_term_df f ON f.word = t.lexeme
-    WHERE f.ndoc <= :max_df)"""
+    WHERE f.ndoc <= :max_df) AS rare (q)"""
 VARIANTS = {
     "library: OR words, ts_rank_cd(,1)": (OR_QUERY, "ts_rank_cd(c.tsv, q, 1)"),
     "OR words, ts_rank(,1)": (OR_QUERY, "ts_rank(c.tsv, q, 1)"),
-    "AND (websearch_to_tsquery), ts_rank_cd(,1)": (f"websearch_to_tsquery({LANG}, :query)", "ts_rank_cd(c.tsv, q, 1)"),
+    "AND (websearch_to_tsquery), ts_rank_cd(,1)": (f"websearch_to_tsquery({LANG}, :query) q", "ts_rank_cd(c.tsv, q, 1)"),
     "OR words in <=5% of chunks, ts_rank_cd(,1)": (RARE_QUERY, "ts_rank_cd(c.tsv, q, 1)"),
     "OR words in <=5% of chunks, ts_rank(,1)": (RARE_QUERY, "ts_rank(c.tsv, q, 1)"),
+    "BM25 in SQL (k1=1.2, b=0.75; df from ts_stat)": None,
 }
+# Okapi BM25 over the stored tsvectors: IDF from the chunks' document frequencies, tf from the
+# lexeme's positions, length = the chunk's model tokens. Slow (it unnests every matching chunk):
+# it shows what proper term weighting would give, it is not a proposal for the SQL as is.
+BM25_SQL = f"""
+WITH qt AS (
+    SELECT DISTINCT t.lexeme, ln(1 + (:n - f.ndoc + 0.5) / (f.ndoc + 0.5)) AS idf
+    FROM unnest(to_tsvector({LANG}, :query)) t JOIN bench_term_df f ON f.word = t.lexeme
+), hits AS (
+    SELECT c.id, sum(qt.idf * array_length(u.positions, 1) * 2.2
+                     / (array_length(u.positions, 1) + 1.2 * (0.25 + 0.75 * c.token_count / :avgdl))) AS score
+    FROM chunks c CROSS JOIN LATERAL unnest(c.tsv) AS u JOIN qt ON qt.lexeme = u.lexeme
+    WHERE c.assistant_id = :assistant
+      AND c.tsv @@ (SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) FROM qt)
+    GROUP BY c.id
+)
+SELECT {{columns}}, h.score FROM hits h JOIN chunks c ON c.id = h.id JOIN documents d ON d.id = c.document_id
+ORDER BY h.score DESC, c.id LIMIT :limit
+"""
 
 
 async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:  # noqa: ANN001
@@ -170,18 +189,25 @@ async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chu
     total = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})
     pool = max(top_chunks * 4, 20)
     rows = []
-    for name, (tsquery, rank) in VARIANTS.items():
-        sql = f"""
-            SELECT {PASSAGE_COLUMNS}, {rank} AS score
-            FROM chunks c JOIN documents d ON d.id = c.document_id, {tsquery} q
-            WHERE c.assistant_id = :assistant AND c.tsv @@ q
-            ORDER BY score DESC, c.id LIMIT :limit"""
+    avgdl = float(await rt.db.fetch_val("SELECT avg(token_count) FROM chunks WHERE assistant_id = :a", {"a": assistant.id}))
+    for name, variant in VARIANTS.items():
+        if variant is None:
+            sql, tsquery = BM25_SQL.replace("{columns}", PASSAGE_COLUMNS), None
+        else:
+            tsquery, rank = variant
+            sql = f"""
+                SELECT {PASSAGE_COLUMNS}, {rank} AS score
+                FROM chunks c JOIN documents d ON d.id = c.document_id, {tsquery}
+                WHERE c.assistant_id = :assistant AND c.tsv @@ q
+                ORDER BY score DESC, c.id LIMIT :limit"""
         lex_ndcg = hyb_ndcg = hyb_recall = 0.0
         times = []
         for query_id, dense, _ in lists:
             values = {"lang": assistant.language, "query": data.queries[query_id], "assistant": assistant.id, "limit": pool}
             if tsquery is RARE_QUERY:
                 values["max_df"] = int(total * 0.05)
+            if tsquery is None:
+                values.update(n=total, avgdl=avgdl)
             started = time.perf_counter()
             lexical = [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in await rt.db.fetch_all(sql, values)]
             times.append((time.perf_counter() - started) * 1000)
@@ -224,7 +250,7 @@ async def main() -> None:
         s = rt.settings
         pool = args.pool or max(args.top_chunks * 4, 20)
         print(
-            f"indexed {len(doc_ids_of):,} documents -> {chunks:,} chunks in {index_s:,.0f} s "
+            f"indexed {len(doc_ids_of):,} documents -> {chunks:,} chunks in {index_s:,.0f} s (this run) "
             f"(model load {load_s:.0f} s); embedder {rt.embedder.name}, chunks {s.rag_chunk_tokens} tokens "
             f"/ overlap {s.rag_chunk_overlap_tokens}, full-text '{assistant.language}'"
         )

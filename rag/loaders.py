@@ -6,14 +6,16 @@ Everything else, and anything that does not parse, is refused with a `DocumentEr
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import filetype
 
-from rag.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedDocument
+from rag.errors import CorruptDocument, DocumentError, DocumentTooLarge, EmptyDocument, UnsupportedDocument
 from rag.text import normalise, unwrap
 
 TXT, MD, HTML, PDF, DOCX = (
@@ -27,6 +29,12 @@ SUPPORTED = {TXT: "plain text", MD: "Markdown", HTML: "HTML", PDF: "PDF", DOCX: 
 EXTENSIONS = {
     ".txt": TXT, ".text": TXT, ".md": MD, ".markdown": MD, ".html": HTML, ".htm": HTML, ".pdf": PDF, ".docx": DOCX,
 }  # fmt: skip
+
+DEFAULT_MAX_PAGES = 1000  # a PDF costs ~2 ms of CPU per page to read
+DOCX_MAX_INFLATION = 20  # a .docx may unzip to this many times the byte limit (Word XML packs ~5-30x)
+DOCX_MIN_INFLATED_LIMIT = 16 * 1024 * 1024  # ...but at least this much: Word's own styles unpack to ~1 MB
+DOCX_MAX_RATIO = 100  # a part over DOCX_RATIO_MIN_SIZE compressed more than this is a bomb
+DOCX_RATIO_MIN_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,12 @@ def detect_type(filename: str, data: bytes) -> str:
             return PDF
         if kind.mime == DOCX or (kind.mime == "application/zip" and ext == ".docx"):
             return DOCX
-        raise UnsupportedDocument(f"'{filename}' is of type {kind.mime}; supported types are {', '.join(SUPPORTED.values())}.")
+        # Most signatures are two to five printable bytes ("BM", "ID3", "MZ", "GIF89", "%!PS"): text
+        # that happens to start with them ("BMI and obesity") is still text.
+        if not _is_clean_text(data):
+            raise UnsupportedDocument(
+                f"'{filename}' is of type {kind.mime}; supported types are {', '.join(SUPPORTED.values())}."
+            )
     if data.lstrip()[:5] == b"%PDF-" or ext == ".pdf":
         raise CorruptDocument(f"'{filename}' is named like a PDF but is not a readable PDF.")
     if ext == ".docx":
@@ -78,6 +91,27 @@ def detect_type(filename: str, data: bytes) -> str:
     return MD if re.search(r"^#{1,6}\s+\S", text[:4096], re.MULTILINE) else TXT
 
 
+# C0 control characters and DEL, except tab, newline, vertical tab, form feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+
+
+def _is_clean_text(data: bytes) -> bool:
+    """True when the start of `data` decodes as text without any control character: real binary
+    formats carry NULs, length fields and other control bytes right after their signature."""
+    head = data[:8192]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text = head.decode("utf-16", errors="replace")
+    else:
+        try:  # incremental: a character cut at the 8 KB boundary is not an error
+            text = codecs.getincrementaldecoder("utf-8-sig")().decode(head)
+        except UnicodeDecodeError:
+            try:
+                text = head.decode("cp1252")
+            except UnicodeDecodeError:
+                return False
+    return _CONTROL.search(text) is None
+
+
 def decode_text(filename: str, data: bytes) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16")
@@ -93,15 +127,22 @@ def decode_text(filename: str, data: bytes) -> str:
         raise UnsupportedDocument(f"'{filename}' is neither UTF-8 nor Windows-1252 text.") from exc
 
 
-def load_document(filename: str, data: bytes, *, max_bytes: int) -> LoadedDocument:
-    """Detect, extract and normalise; raises a `DocumentError` with a message for the operator."""
+def load_document(filename: str, data: bytes, *, max_bytes: int, max_pages: int = DEFAULT_MAX_PAGES) -> LoadedDocument:
+    """Detect, extract and normalise; raises a `DocumentError` with a message for the operator.
+    `max_bytes` bounds the file (and, times `DOCX_MAX_INFLATION`, a .docx once unzipped);
+    `max_pages` bounds a PDF, whose parsing costs CPU per page."""
     if len(data) > max_bytes:
         raise DocumentTooLarge(f"'{filename}' is {len(data) / 1048576:.1f} MB; the limit is {max_bytes / 1048576:.0f} MB.")
     if not data.strip():
         raise EmptyDocument(f"'{filename}' is empty.")
     content_type = detect_type(filename, data)
-    reader = {TXT: _plain, MD: _markdown, HTML: _html, PDF: _pdf, DOCX: _docx}[content_type]
-    blocks = [b for b in (Block(normalise(b.text), b.level) for b in reader(filename, data)) if b.text]
+    if content_type == PDF:
+        raw = _pdf(filename, data, max_pages=max_pages)
+    elif content_type == DOCX:
+        raw = _docx(filename, data, max_inflated=max(DOCX_MAX_INFLATION * max_bytes, DOCX_MIN_INFLATED_LIMIT))
+    else:
+        raw = {TXT: _plain, MD: _markdown, HTML: _html}[content_type](filename, data)
+    blocks = [b for b in (Block(normalise(b.text), b.level) for b in raw) if b.text]
     if not any(not b.is_heading for b in blocks):
         raise EmptyDocument(f"'{filename}' has no text we could extract (a scanned PDF needs OCR first).")
     return LoadedDocument(content_type=content_type, blocks=blocks)
@@ -176,16 +217,23 @@ def _html(filename: str, data: bytes) -> list[Block]:
     return blocks
 
 
-def _pdf(filename: str, data: bytes) -> list[Block]:
+def _pdf(filename: str, data: bytes, *, max_pages: int) -> list[Block]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnsupportedDocument(f"'{filename}' is a password-protected PDF.")
+        count = len(reader.pages)
+        if count > max_pages:
+            raise DocumentTooLarge(f"'{filename}' has {count:,} pages; the limit is {max_pages:,} pages.")
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError, AssertionError, IndexError, OSError) as exc:
+    except DocumentError:
+        raise
+    except LimitReachedError as exc:  # pypdf's own guard against streams that inflate without end
+        raise DocumentTooLarge(f"'{filename}' holds more compressed data than a PDF may unpack to.") from exc
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, KeyError, RecursionError...) on bad input
         raise CorruptDocument(f"'{filename}' is not a readable PDF ({type(exc).__name__}).") from exc
     blocks: list[Block] = []
     for page in pages:
@@ -193,23 +241,44 @@ def _pdf(filename: str, data: bytes) -> list[Block]:
     return blocks
 
 
-def _docx(filename: str, data: bytes) -> list[Block]:
-    import zipfile
+def _check_inflation(filename: str, data: bytes, max_inflated: int) -> None:
+    """Refuse a zip bomb from its directory, before anything is decompressed. The declared sizes
+    can be trusted as a bound: zipfile never inflates a member past its declared size."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
+        raise CorruptDocument(f"'{filename}' is not a readable Word document ({type(exc).__name__}).") from exc
+    inflated = sum(m.file_size for m in members)
+    if inflated > max_inflated:
+        raise DocumentTooLarge(
+            f"'{filename}' unpacks to {inflated / 1048576:,.0f} MB; the limit is {max_inflated / 1048576:,.0f} MB."
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > DOCX_RATIO_MIN_SIZE and ratio > DOCX_MAX_RATIO:
+            raise DocumentTooLarge(
+                f"'{filename}' looks like a zip bomb: its part {member.filename} is compressed {ratio:,.0f} to 1."
+            )
 
+
+def _docx(filename: str, data: bytes, *, max_inflated: int) -> list[Block]:
     import docx
-    from docx.opc.exceptions import PackageNotFoundError
 
+    _check_inflation(filename, data, max_inflated)
     try:
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError) as exc:
+        blocks: list[Block] = []
+        for paragraph in document.paragraphs:
+            style = (paragraph.style.name if paragraph.style is not None else "") or ""
+            match = re.match(r"Heading (\d)", style)
+            level = int(match.group(1)) if match else (1 if style == "Title" else 0)
+            blocks.append(Block(paragraph.text, level))
+        for table in document.tables:
+            for row in table.rows:
+                blocks.append(Block(" | ".join(cell.text.strip() for cell in row.cells)))
+    except DocumentError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - python-docx/lxml raise many types (XMLSyntaxError, KeyError...) on bad input
         raise CorruptDocument(f"'{filename}' is not a readable Word document ({type(exc).__name__}).") from exc
-    blocks: list[Block] = []
-    for paragraph in document.paragraphs:
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        match = re.match(r"Heading (\d)", style)
-        level = int(match.group(1)) if match else (1 if style == "Title" else 0)
-        blocks.append(Block(paragraph.text, level))
-    for table in document.tables:
-        for row in table.rows:
-            blocks.append(Block(" | ".join(cell.text.strip() for cell in row.cells)))
     return blocks

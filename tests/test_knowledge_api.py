@@ -18,10 +18,12 @@ from tests.servers import serve_app
 MODEL = "sentence-transformers:all-MiniLM-L6-v2"
 
 
-def pdf_bytes(text: str) -> bytes:
+def pdf_bytes(text: str, pages: int = 1) -> bytes:
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer)
-    pdf.drawString(72, 720, text)
+    for number in range(1, pages + 1):
+        pdf.drawString(72, 720, text if pages == 1 else f"Page {number}. {text}")
+        pdf.showPage()
     pdf.save()
     return buffer.getvalue()
 
@@ -37,7 +39,7 @@ def docx_bytes(heading: str, text: str) -> bytes:
 
 @pytest.fixture
 def kb_settings(database_url, tmp_path, fake_ollama):
-    return make_settings(database_url, tmp_path / "data", ollama_host=fake_ollama.url, max_upload_mb=1)
+    return make_settings(database_url, tmp_path / "data", ollama_host=fake_ollama.url, max_upload_mb=1, rag_max_pages=3)
 
 
 @pytest.fixture
@@ -134,6 +136,38 @@ async def test_bad_files_are_refused_and_nothing_is_written(kb, name, data, stat
     error = response.json()["error"]
     assert error["code"] == code and name in error["message"] and error["details"]["filename"] == name
     assert (await kb.get(f"/api/assistants/{assistant}/documents")).json()["total"] == 0
+
+
+async def test_a_pdf_longer_than_rag_max_pages_is_refused_and_one_at_the_limit_is_indexed(kb):
+    assistant = await new_assistant(kb)  # RAG_MAX_PAGES=3 here
+    long = await upload(kb, assistant, ("catalogue.pdf", pdf_bytes("Kettles and toasters.", pages=4)))
+    assert long.status_code == 413, long.text
+    error = long.json()["error"]
+    assert error["code"] == "document_too_large" and error["message"] == "'catalogue.pdf' has 4 pages; the limit is 3 pages."
+    assert (await kb.get(f"/api/assistants/{assistant}/documents")).json()["total"] == 0
+    assert await kb.app.ctx.db.fetch_val("SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 0
+
+    short = await upload(kb, assistant, ("leaflet.pdf", pdf_bytes("Kettles and toasters.", pages=3)))
+    assert short.status_code == 201, short.text
+    [document] = await wait_indexed(kb, assistant)
+    assert document["status"] == "ready", document
+    assert "Page 3" in (await search(kb, assistant, "kettles toasters", top_k=1))["items"][0]["text"]
+
+
+async def test_text_that_starts_like_a_binary_file_signature_is_indexed(kb):
+    assistant = await new_assistant(kb)
+    response = await upload(
+        kb,
+        assistant,
+        ("obesity.txt", b"BMI and obesity: a body mass index over 30 counts as obesity in adults."),
+        ("history.md", b"MZ are the initials of Mark Zbikowski.\n\n# Executables\n\nHe designed the DOS program format."),
+    )
+    assert response.status_code == 201, response.text
+    assert [d["content_type"] for d in response.json()["items"]] == ["text/plain", "text/markdown"]
+    documents = await wait_indexed(kb, assistant)
+    assert {d["status"] for d in documents} == {"ready"}, documents
+    best = (await search(kb, assistant, "body mass index", top_k=1))["items"][0]
+    assert best["filename"] == "obesity.txt" and best["text"].startswith("BMI and obesity")
 
 
 async def test_upload_needs_files_and_an_existing_assistant(kb):
@@ -293,3 +327,49 @@ async def test_texts_can_be_ingested_and_searched_without_http(kb):
         assert found.passages[0].document_id == ids[-1], mode
     documents = (await kb.get(f"/api/assistants/{assistant.id}/documents", params={"limit": 100})).json()["items"]
     assert len(documents) == 21 and {d["status"] for d in documents} == {"ready"}
+
+
+async def test_one_unreadable_text_does_not_stop_the_others_from_being_ingested(kb):
+    from backend.services.assistants import get_assistant
+    from backend.services.knowledge import ingest_texts, search_assistant
+
+    rt = kb.app.ctx.runtime
+    assistant = await get_assistant(rt.db, await new_assistant(kb))
+    texts = [
+        ("hours", "The shop opens at nine."),
+        ("blank", "   \n  "),
+        ("table.csv", "code,price\nXK-4471,20"),
+        ("binary", "\x00\x01 raw bytes"),
+        ("kettle", PRODUCTS[-1][1]),
+    ]
+    ids = await ingest_texts(rt, assistant.id, texts)
+    assert len(ids) == 5 and sorted(ids.skipped) == sorted([ids[1], ids[2], ids[3]])
+    assert "is empty" in ids.skipped[ids[1]] and "'.csv' files are not supported" in ids.skipped[ids[2]]
+    documents = {d["id"]: d for d in (await kb.get(f"/api/assistants/{assistant.id}/documents")).json()["items"]}
+    assert [documents[i]["status"] for i in ids] == ["ready", "failed", "failed", "failed", "ready"]
+    assert documents[ids[1]]["error"] == ids.skipped[ids[1]]
+    found = await search_assistant(rt, assistant, "XK-4471 kettle", top_k=1)
+    assert found.passages[0].document_id == ids[-1]
+
+    again = await ingest_texts(rt, assistant.id, texts[1:2])
+    assert list(again) == [ids[1]] and again.skipped == {ids[1]: ids.skipped[ids[1]]}  # still reported, not retried
+
+
+async def test_search_works_on_a_pgvector_older_than_0_8(kb):
+    """pgvector < 0.8 has no hnsw.iterative_scan (setting it is an error there): search must not ask for it."""
+    from backend.services.assistants import get_assistant
+    from backend.services.knowledge import ingest_texts, search_assistant
+
+    rt = kb.app.ctx.runtime
+    await rt.db.execute("UPDATE pg_extension SET extversion = '0.7.4' WHERE extname = 'vector'")
+    statements: list[str] = []
+    assistant = await get_assistant(rt.db, await new_assistant(kb))
+    other = await get_assistant(rt.db, await new_assistant(kb, name="Other shop"))
+    await ingest_texts(rt, other.id, [(f"other-{i}", f"Other shop note {i} about kettles.") for i in range(30)])
+    ids = await ingest_texts(rt, assistant.id, [(name, text) for name, text in PRODUCTS])
+
+    async with rt.db.connection() as connection:
+        connection.raw_connection.add_query_logger(lambda record: statements.append(record.query))
+        found = await search_assistant(rt, assistant, "kettle in stock", top_k=4, mode="dense")
+    assert sorted(p.document_id for p in found.passages) == sorted(ids)  # all k, despite the other shop's chunks
+    assert not any("iterative_scan" in q for q in statements) and any("ef_search = 1000" in q for q in statements)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import struct
+import zipfile
+import zlib
 
 import docx
 import pytest
@@ -14,6 +17,7 @@ from rag.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, Unsuppo
 from rag.loaders import DOCX, HTML, MD, PDF, TXT, Block, load_document
 from rag.prompt import build_prompt, choose_num_ctx, was_truncated
 from rag.shaping import WHATSAPP_MAX_CHARS, markdown_to_whatsapp, split_message
+from rag.store import has_iterative_scan
 from rag.types import Passage
 
 MB = 1024 * 1024
@@ -95,6 +99,107 @@ def test_unreadable_files_are_refused_with_a_reason(name, data, error):
     with pytest.raises(error) as caught:
         load_document(name, data, max_bytes=MB)
     assert name in caught.value.message
+
+
+def real_png() -> bytes:
+    """A valid 2x2 RGB PNG, built by hand (signature, IHDR, IDAT, IEND)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    pixels = b"".join(b"\x00" + b"\xff\x80\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(pixels)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "content_type"),
+    [
+        ("obesity.txt", b"BMI and obesity are linked in adults. " * 20, TXT),  # BMP's signature is "BM"
+        ("readme.md", b"MZ stands for Mark Zbikowski.\n\nHe designed the DOS executable format.", MD),
+        ("tags.txt", b"ID3 tags describe the songs in the catalogue.", TXT),  # MP3
+        ("history.txt", b"GIF89a was published in 1989.", TXT),
+        ("printing.txt", b"%!PS is how a PostScript file begins.", TXT),
+        ("latin.txt", "BM \u00e9t\u00e9 caf\u00e9".encode("cp1252"), TXT),
+    ],
+)
+def test_text_that_starts_like_a_binary_signature_is_still_text(name, data, content_type):
+    loaded = load_document(name, data, max_bytes=MB)
+    assert loaded.content_type == content_type and loaded.text.startswith(data[:2].decode())
+
+
+def test_a_real_image_is_still_refused_whatever_its_name():
+    for name in ("photo.png", "photo.txt", "photo"):
+        with pytest.raises(UnsupportedDocument, match="image/png") as caught:
+            load_document(name, real_png(), max_bytes=MB)
+        assert name in caught.value.message
+
+
+def rebuilt_docx(document_xml: bytes | None = None, *, filler_mb: int = 0) -> bytes:
+    """`make_docx()` with its word/document.xml replaced, or with `filler_mb` MB of spaces streamed into
+    its first paragraph: a bomb that inflates ~1000:1 without ever being whole in memory."""
+    source = zipfile.ZipFile(io.BytesIO(make_docx()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename != "word/document.xml":
+                target.writestr(info, data)
+            elif document_xml is not None:
+                target.writestr(info, document_xml)
+            else:
+                head, tail = data.split(b"Every product", 1)
+                with target.open(info.filename, "w", force_zip64=True) as member:
+                    member.write(head)
+                    for _ in range(filler_mb):
+                        member.write(b" " * MB)
+                    member.write(b"Every product" + tail)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "document_xml",
+    [b"<w:document>unclosed", b'<?xml version="1.0"?><w:document xmlns:w="x">a\x00b</w:document>'],
+    ids=["truncated XML", "a NUL in the XML"],
+)
+def test_a_word_document_with_malformed_xml_is_refused_as_corrupt(document_xml):
+    with pytest.raises(CorruptDocument, match="not a readable Word document"):
+        load_document("letter.docx", rebuilt_docx(document_xml), max_bytes=MB)
+
+
+@pytest.mark.parametrize(
+    ("filler_mb", "message"),
+    [(2, "zip bomb"), (40, "unpacks to 41 MB; the limit is 20 MB")],
+    ids=["one part compressed 1000:1", "unpacks past 20x the byte limit"],
+)
+def test_a_zip_bomb_word_document_is_refused_before_it_is_inflated(filler_mb, message):
+    bomb = rebuilt_docx(filler_mb=filler_mb)
+    assert len(bomb) < 100_000
+    with pytest.raises(DocumentTooLarge, match=message):
+        load_document("cv.docx", bomb, max_bytes=MB)
+
+
+def test_a_pdf_over_the_page_limit_is_refused_and_one_at_the_limit_is_read():
+    def pdf_with_pages(count: int) -> bytes:
+        buffer = io.BytesIO()
+        pdf = canvas.Canvas(buffer)
+        for number in range(count):
+            pdf.drawString(72, 720, f"Page {number} lists the opening hours.")
+            pdf.showPage()
+        pdf.save()
+        return buffer.getvalue()
+
+    with pytest.raises(DocumentTooLarge, match="'catalogue.pdf' has 4 pages; the limit is 3 pages"):
+        load_document("catalogue.pdf", pdf_with_pages(4), max_bytes=MB, max_pages=3)
+    assert "Page 2 lists" in load_document("catalogue.pdf", pdf_with_pages(3), max_bytes=MB, max_pages=3).text
+
+
+@pytest.mark.parametrize(
+    ("extversion", "expected"),
+    [("0.7.4", False), ("0.5.1", False), ("0.8.0", True), ("0.8.6", True), ("1.0", True), (None, False)],
+)
+def test_the_iterative_hnsw_scan_is_used_only_from_pgvector_0_8(extversion, expected):
+    assert has_iterative_scan(extversion) is expected
 
 
 def test_oversized_files_are_refused_before_parsing():

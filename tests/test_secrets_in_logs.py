@@ -84,7 +84,7 @@ async def _run_session(database_url, data_dir, ollama_url: str, waha) -> dict[st
             # A forged webhook is refused (and logged as such).
             await waha.deliver_message("+15550109999", "forged", hmac_key="attacker-key-0000")
 
-            await eventually(lambda: _sent_everything(api, sandbox["id"], waha), timeout=30, what="both replies sent")
+            await eventually(lambda: _sent_everything(api, sandbox["id"], waha), within=30, what="both replies sent")
 
         for row in await app.ctx.db.fetch_all("SELECT webhook_secret FROM channels"):
             secrets[f"webhook secret {len(secrets)}"] = row["webhook_secret"]

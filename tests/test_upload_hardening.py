@@ -226,4 +226,4 @@ async def test_a_good_word_document_is_indexed(api, backend):
         assert found["status"] != "failed", found
         return found["status"] == "ready"
 
-    await eventually(ready, timeout=30, what="the document to be indexed")
+    await eventually(ready, within=30, what="the document to be indexed")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import structlog
 from databases import Database
 
@@ -80,21 +81,28 @@ def decide(policy: ReplyPolicy, channel: dict, contact: dict, message: InboundMe
 async def ingest_inbound(rt: Runtime, channel: dict, message: InboundMessage, *, request_id: str | None = None) -> str:
     """Store one inbound message and queue its reply. Returns "stored", "duplicate" or "ignored:<reason>"."""
     db = rt.db
-    policy = await load_policy(db, channel["assistant_id"])
-    async with db.transaction():
-        contact = await contacts_store.upsert_contact(
-            db, channel["id"], message.chat_id, message.sender_phone, None if message.from_me else message.sender_name
+    async with db.connection() as connection, db.transaction():
+        conn = connection.raw_connection
+        contact = await contacts_store.upsert_contact_for_message(
+            conn,
+            channel["id"],
+            channel["assistant_id"],
+            message.chat_id,
+            message.sender_phone,
+            None if message.from_me else message.sender_name,
         )
+        policy = policy_from(contact.pop("policy") or {})
         if message.from_me:
             outcome = await _ingest_own_side(db, channel, contact, message, policy)
         else:
-            outcome = await _ingest_customer(rt, channel, contact, message, policy, request_id)
+            outcome = await _ingest_customer(rt, conn, channel, contact, message, policy, request_id)
     _count(channel, outcome)
     return outcome
 
 
 async def _ingest_customer(
     rt: Runtime,
+    conn: asyncpg.Connection,
     channel: dict,
     contact: dict,
     message: InboundMessage,
@@ -104,19 +112,19 @@ async def _ingest_customer(
     db = rt.db
     now = datetime.now(UTC)
     status, reason = decide(policy, channel, contact, message, now)
-    message_id = await store.insert_message(
-        db,
+    serial_key = reply_serial_key(contact["id"])
+    message_id, job_queued = await store.insert_message_checking_queue(
+        conn,
         {
             "channel_id": channel["id"],
             "contact_id": contact["id"],
-            "direction": "in",
-            "author": "customer",
             "provider_message_id": message.provider_message_id,
             "text": message.text or "",
             "status": status,
             "reason": reason,
             "provider_timestamp": _aware(message.timestamp),
         },
+        serial_key,
     )
     if message_id is None:
         return "duplicate"
@@ -129,7 +137,10 @@ async def _ingest_customer(
     if status != "pending":
         log.info("inbound.ignored", channel=channel["id"], contact=contact["id"], message=message_id, reason=reason)
         return f"ignored:{reason}"
-    await queue_reply_job(rt, contact["id"], channel["id"], policy.burst_window_seconds, request_id)
+    # The contact row is locked until commit, so this check and the reply job's reads cannot interleave;
+    # a job already queued takes this message with the rest of the burst.
+    if not job_queued:
+        await _enqueue_reply(rt, contact["id"], channel["id"], policy.burst_window_seconds, request_id)
     return "stored"
 
 
@@ -138,9 +149,12 @@ async def queue_reply_job(
 ) -> None:
     """Queue a reply job for the contact unless one is already queued (it will take the whole burst).
     Call with the contact row locked, so this check and the job's reads of the burst cannot interleave."""
-    serial_key = reply_serial_key(contact_id)
-    if await store.queued_job_exists(rt.db, serial_key):
+    if await store.queued_job_exists(rt.db, reply_serial_key(contact_id)):
         return
+    await _enqueue_reply(rt, contact_id, channel_id, delay_seconds, request_id)
+
+
+async def _enqueue_reply(rt: Runtime, contact_id: int, channel_id: int, delay_seconds: float, request_id: str | None) -> None:
     payload: dict = {"contact_id": contact_id, "channel_id": channel_id}
     if request_id:
         payload["request_id"] = request_id
@@ -148,7 +162,7 @@ async def queue_reply_job(
         rt.db,
         REPLY_JOB,
         payload,
-        serial_key=serial_key,
+        serial_key=reply_serial_key(contact_id),
         delay_seconds=delay_seconds,
         max_attempts=rt.settings.job_max_attempts,
     )

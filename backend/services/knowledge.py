@@ -138,10 +138,10 @@ def _model_name(rt: Runtime) -> str:
     return f"{rt.settings.embedding_provider}:{rt.settings.embedding_model}"
 
 
-def _check(filename: str, data: bytes, max_bytes: int) -> LoadedDocument:
+def _check(filename: str, data: bytes, max_bytes: int, max_pages: int) -> LoadedDocument:
     """Parse now so a bad file is refused at upload, not discovered later by a job."""
     try:
-        return load_document(filename, data, max_bytes=max_bytes)
+        return load_document(filename, data, max_bytes=max_bytes, max_pages=max_pages)
     except DocumentTooLarge as exc:
         raise TooLarge(exc.message, code=exc.code, details={"filename": filename}) from exc
     except (CorruptDocument, EmptyDocument) as exc:
@@ -158,7 +158,7 @@ async def upload_documents(rt: Runtime, assistant_id: int, files: list[tuple[str
     checked = []
     for filename, data in files:
         name = (filename or "").strip().replace("\\", "/").rsplit("/", 1)[-1][:255] or "document"
-        loaded = await asyncio.to_thread(_check, name, data, rt.settings.max_upload_bytes)
+        loaded = await asyncio.to_thread(_check, name, data, rt.settings.max_upload_bytes, rt.settings.rag_max_pages)
         checked.append((name, data, loaded))
     results: list[UploadedDocument] = []
     model = _model_name(rt)
@@ -259,6 +259,7 @@ async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int
         record["filename"],
         bytes(record["content"]),
         max_bytes=max(rt.settings.max_upload_bytes, len(record["content"])),
+        max_pages=rt.settings.rag_max_pages,
     )
     return await _store_blocks(rt, record["id"], record["assistant_id"], record["language"], loaded.blocks, on_progress)
 
@@ -369,21 +370,40 @@ async def add_faq(rt: Runtime, assistant_id: int, entry: FaqEntry) -> UploadedDo
     return UploadedDocument(**to_document(record, _model_name(rt)).model_dump(), duplicate=duplicate, message=message)
 
 
-async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, str]]) -> list[int]:
+class IngestedIds(list[int]):
+    """The document ids `ingest_texts` returns, in input order, plus `skipped`: the id of each text
+    that could not be read → why (its row is kept with status 'failed' and that reason)."""
+
+    def __init__(self, ids: list[int], skipped: dict[int, str]) -> None:
+        super().__init__(ids)
+        self.skipped = skipped
+
+
+async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, str]]) -> IngestedIds:
     """Index (filename, text) pairs for an assistant right away, through the real load/chunk/embed/store
     path but without the job queue (benchmarks, scripts); the chunks of all texts are embedded
-    together in large batches. Returns the document ids, in order."""
+    together in large batches. A text that cannot be read is skipped (logged, marked failed,
+    reported in `skipped`) without stopping the others. Returns the document ids, in order."""
     assistant = await get_assistant(rt.db, assistant_id)
     embedder = rt.embedder
     ids: list[int] = []
+    skipped: dict[int, str] = {}
     pending: list[tuple[int, list]] = []
     for filename, text in texts:
         record, duplicate = await _insert_text_document(rt, assistant.id, filename, text, "text/plain")
         ids.append(record["id"])
         if duplicate:
+            if record["status"] == "failed":
+                skipped[record["id"]] = record["error"] or "failed"
             continue
         data = text.encode("utf-8")
-        loaded = await asyncio.to_thread(load_document, filename, data, max_bytes=len(data) + 1)
+        try:
+            loaded = await asyncio.to_thread(load_document, filename, data, max_bytes=len(data) + 1)
+        except DocumentError as exc:
+            log.warning("documents.ingest_skipped", assistant=assistant.id, document=record["id"], reason=exc.code)
+            await store.mark_failed(rt.db, record["id"], exc.message)
+            skipped[record["id"]] = exc.message
+            continue
         chunks = await chunk_document(
             loaded.blocks, embedder, max_tokens=rt.settings.rag_chunk_tokens, overlap=rt.settings.rag_chunk_overlap_tokens
         )
@@ -402,4 +422,4 @@ async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, st
             )
             await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
         offset += len(chunks)
-    return ids
+    return IngestedIds(ids, skipped)

@@ -65,7 +65,13 @@ async def update_channel(db: Database, channel_id: int, changes: dict) -> dict |
 
 
 async def touch_channel_event(db: Database, channel_id: int) -> None:
-    await db.execute("UPDATE channels SET last_event_at = now() WHERE id = :id", {"id": channel_id})
+    # At most one write every few seconds: under a burst of webhooks every request would
+    # otherwise queue behind the same row lock.
+    await db.execute(
+        "UPDATE channels SET last_event_at = now() WHERE id = :id "
+        "AND (last_event_at IS NULL OR last_event_at < now() - interval '5 seconds')",
+        {"id": channel_id},
+    )
 
 
 async def delete_channel(db: Database, channel_id: int) -> bool:

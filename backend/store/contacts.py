@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import asyncpg
 from databases import Database
 
 from backend.database import row, rows
@@ -31,6 +32,38 @@ async def upsert_contact(db: Database, channel_id: int, chat_id: str, phone_numb
             {"channel_id": channel_id, "chat_id": chat_id, "phone": phone_number, "name": name},
         )
     )
+
+
+async def upsert_contact_for_message(
+    conn: asyncpg.Connection,
+    channel_id: int,
+    assistant_id: int,
+    chat_id: str,
+    phone_number: str | None,
+    name: str | None,
+) -> dict:
+    """`upsert_contact` plus the assistant's reply policy, in one round trip (the webhook hot path,
+    on the raw connection: every millisecond here is a webhook acknowledged later)."""
+    record = await conn.fetchrow(
+        """
+        WITH c AS (
+            INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
+            VALUES ($1, $2, $3, $4, now())
+            ON CONFLICT (channel_id, chat_id) DO UPDATE
+                SET last_message_at = now(),
+                    phone_number = coalesce(excluded.phone_number, c.phone_number),
+                    name = coalesce(excluded.name, c.name)
+            RETURNING c.id, c.paused_until, c.paused_by, c.opted_out_at
+        )
+        SELECT c.*, a.settings AS policy FROM c LEFT JOIN assistants a ON a.id = $5
+        """,
+        channel_id,
+        chat_id,
+        phone_number,
+        name,
+        assistant_id,
+    )
+    return dict(record)
 
 
 async def lock_contact(db: Database, contact_id: int) -> dict | None:

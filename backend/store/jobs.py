@@ -83,10 +83,19 @@ async def finish_job(db: Database, job_id: int, worker_id: str) -> None:
     )
 
 
+# A job put back in the queue while a twin with the same dedup key is already queued would
+# break the unique index; the twin does the same work, so this one is cancelled instead.
+_REQUEUE_STATUS = """
+    CASE WHEN jobs.dedup_key IS NOT NULL AND EXISTS (
+        SELECT 1 FROM jobs twin WHERE twin.dedup_key = jobs.dedup_key AND twin.status = 'queued' AND twin.id <> jobs.id)
+    THEN 'cancelled' ELSE 'queued' END
+"""
+
+
 async def retry_job(db: Database, job_id: int, worker_id: str, error: str, delay_seconds: float) -> None:
     await db.execute(
-        """
-        UPDATE jobs SET status = 'queued', locked_by = NULL, locked_until = NULL, last_error = :error,
+        f"""
+        UPDATE jobs SET status = {_REQUEUE_STATUS}, locked_by = NULL, locked_until = NULL, last_error = :error,
                run_at = now() + make_interval(secs => :delay), updated_at = now()
         WHERE id = :id AND locked_by = :worker
         """,
@@ -124,7 +133,7 @@ async def reclaim_expired_jobs(db: Database) -> list[dict]:
     return rows(
         await db.fetch_all(
             f"""
-            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE {_REQUEUE_STATUS} END,
                    last_error = coalesce(last_error, 'worker lost (lease expired)'),
                    locked_by = NULL, locked_until = NULL, updated_at = now()
             WHERE status = 'running' AND locked_until < now()

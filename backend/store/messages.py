@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from databases import Database
 
 from backend.database import row, rows
@@ -29,6 +30,33 @@ async def insert_message(db: Database, values: dict) -> int | None:
         """,
         values,
     )
+
+
+async def insert_message_checking_queue(conn: asyncpg.Connection, values: dict, serial_key: str) -> tuple[int | None, bool]:
+    """`insert_message` and "is a job with this serial key already queued?" in one round trip
+    (the webhook hot path). Returns (message id or None for a duplicate, queued)."""
+    record = await conn.fetchrow(
+        """
+        WITH m AS (
+            INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status,
+                                  reason, provider_timestamp)
+            VALUES ($1, $2, 'in', 'customer', $3, $4, $5, $6, $7)
+            ON CONFLICT (channel_id, provider_message_id) DO NOTHING
+            RETURNING id
+        )
+        SELECT (SELECT id FROM m) AS id,
+               EXISTS (SELECT 1 FROM jobs WHERE serial_key = $8 AND status = 'queued') AS queued
+        """,
+        values["channel_id"],
+        values["contact_id"],
+        values["provider_message_id"],
+        values["text"],
+        values["status"],
+        values["reason"],
+        values["provider_timestamp"],
+        serial_key,
+    )
+    return record["id"], record["queued"]
 
 
 async def is_own_outbound(db: Database, channel_id: int, contact_id: int, provider_message_id: str, text: str) -> bool:
