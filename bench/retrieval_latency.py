@@ -4,8 +4,10 @@ Embedding 100k real chunks takes hours on a small CPU, so the corpus is built in
 1. real: a sample of BEIR documents indexed through our ingestion path (`ingest_texts`: load,
    chunk, embed with the real model, store);
 2. synthetic: copies of those real chunks (same text, so the full-text side sees the real word
-   distribution) whose vector is the real vector plus Gaussian noise, re-normalised, written with
-   `rag.store.replace_chunks` into documents of 25 chunks each. The HNSW index is dropped during
+   distribution) whose vector lies between the source's real vector and another real chunk's
+   (w x source + (1-w) x other, w uniform in 0.5..1) plus a little Gaussian noise, re-normalised
+   (`--synthetic noise`: the source's vector plus noise only, i.e. tight clusters of near-copies),
+   written with `rag.store.replace_chunks` into documents of 25 chunks each. The HNSW index is dropped during
    the bulk load and rebuilt from its own definition (as read from pg_indexes) afterwards.
 
 Queries are real BEIR queries through `rag.retrieval.search(mode="hybrid", top_k=8)` (embedding
@@ -16,6 +18,7 @@ included). Recall: `rag.store.dense_search` (HNSW) against the same query with i
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import random
 import time
@@ -39,12 +42,21 @@ from bench.common import (
 )
 
 TOP_K = 8
+LEXICAL_VARIANTS = (
+    "library: OR words, ts_rank_cd(,1)",
+    "OR words, ts_rank(,1)",
+    "OR words in <=5% of chunks, ts_rank(,1)",
+)
 GOAL_P99_MS = 50.0
 GOAL_RECALL = 0.95
 CHUNKS_PER_SYNTHETIC_DOC = 25
 
 
 SYNTHETIC = "synthetic-"
+DESCRIBE = {
+    "mix": "w x its source's real vector + (1-w) x another real chunk's, w ~ U(0.5, 1)",
+    "noise": "its source's real vector",
+}
 # The definition in migrations/versions/0002 (only used when a run died between drop and rebuild).
 HNSW_INDEX = "CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)"
 
@@ -60,6 +72,7 @@ async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:  #
     )
     if reused:
         synthetic = {"a": assistant.id, "s": SYNTHETIC + "%"}
+        await rt.db.execute("DROP INDEX IF EXISTS chunks_embedding")  # cheaper to rebuild than to vacuum
         await rt.db.execute("DELETE FROM documents WHERE assistant_id = :a AND filename LIKE :s", synthetic)
         await rt.db.execute("VACUUM ANALYZE chunks")
     else:
@@ -82,7 +95,17 @@ def as_array(value) -> np.ndarray:  # noqa: ANN001 - numpy array or pgvector.Vec
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
-async def grow_to(rt, assistant, real: list[dict], target: int, noise: float, rng: np.random.Generator, embedder_name: str):  # noqa: ANN001
+async def grow_to(  # noqa: ANN001
+    rt,
+    assistant,
+    real: list[dict],
+    target: int,
+    mode: str,
+    noise: float,
+    rng: np.random.Generator,
+    embedder_name: str,
+    hnsw_options: str | None = None,
+):
     """Add synthetic chunks until the assistant has `target`; returns the mean cosine of a copy to its source."""
     from backend.store.documents import insert_document, mark_ready
     from rag.store import replace_chunks
@@ -92,11 +115,21 @@ async def grow_to(rt, assistant, real: list[dict], target: int, noise: float, rn
     if missing <= 0:
         return None
     index_def = await rt.db.fetch_val("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding'")
+    if hnsw_options:  # try other build parameters than the migration's
+        index_def = f"{HNSW_INDEX} WITH ({hnsw_options})"
     started = time.perf_counter()
     await rt.db.execute("DROP INDEX IF EXISTS chunks_embedding")
     sources = rng.integers(0, len(real), size=missing)
     base = np.stack([as_array(real[i]["embedding"]) for i in sources])
-    vectors = base + rng.normal(0.0, noise, size=base.shape).astype(np.float32)
+    if mode == "mix":
+        # Between its source and another random real chunk: fills the space between real points
+        # the way more documents would, instead of piling copies around each real point.
+        others = np.stack([as_array(real[i]["embedding"]) for i in rng.integers(0, len(real), size=missing)])
+        weight = rng.uniform(0.5, 1.0, size=(missing, 1)).astype(np.float32)
+        vectors = weight * base + (1 - weight) * others
+    else:
+        vectors = base.copy()
+    vectors += rng.normal(0.0, noise, size=base.shape).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     cosine = float(np.mean(np.sum(vectors * base, axis=1)))
     for start in range(0, missing, CHUNKS_PER_SYNTHETIC_DOC):
@@ -125,6 +158,8 @@ async def grow_to(rt, assistant, real: list[dict], target: int, noise: float, rn
             )
             await mark_ready(rt.db, record["id"], len(picked), embedder_name)
     load_s = time.perf_counter() - started
+    if hnsw_options:
+        print(f"HNSW built with: {index_def}")
     started = time.perf_counter()
     async with rt.db.connection() as connection:  # one session for the build settings
         await connection.execute("SET maintenance_work_mem = '512MB'")
@@ -134,7 +169,7 @@ async def grow_to(rt, assistant, real: list[dict], target: int, noise: float, rn
         await connection.execute("ANALYZE documents")
     build_s = time.perf_counter() - started
     print(
-        f"synthetic: +{missing:,} chunks (vector = real vector + N(0, {noise}^2) per dimension, re-normalised; "
+        f"synthetic: +{missing:,} chunks (vector = {DESCRIBE[mode]} + N(0, {noise}^2) per dimension, re-normalised; "
         f"mean cosine to its source {cosine:.3f}) loaded in {load_s:,.0f} s; HNSW rebuilt in {build_s:,.0f} s",
         flush=True,
     )
@@ -158,7 +193,9 @@ async def exact_ids(rt, assistant_id: int, vector: np.ndarray) -> list[int]:  # 
     return [r._mapping["id"] for r in records]
 
 
-async def measure(rt, assistant, queries: list[str], vectors: np.ndarray, ef_values: list[int], warmup: int) -> dict:  # noqa: ANN001
+async def measure(  # noqa: ANN001
+    rt, assistant, queries: list[str], vectors: np.ndarray, ef_values: list[int], warmup: int, variant_names: list[str]
+) -> dict:
     from rag.retrieval import search
     from rag.store import dense_search
 
@@ -195,7 +232,28 @@ async def measure(rt, assistant, queries: list[str], vectors: np.ndarray, ef_val
             hits += len({a["chunk_id"] for a in approx} & set(truth))
         recall[ef] = (hits / (TOP_K * len(vectors)), percentile(times, 50), percentile(times, 99))
     match = sum(matching) / len(matching) / size
-    return {"total": total, "db": db_part, "dense": dense, "lexical": lexical, "recall": recall, "match": match}
+    variant_times = {}
+    if variant_names:
+        from bench.retrieval_quality import LexicalVariants
+
+        variants = LexicalVariants(rt, assistant)
+        await variants.prepare()
+        for name in variant_names:
+            times = []
+            for q in queries[:100]:
+                started = time.perf_counter()
+                await variants.search(name, q, max(TOP_K * 4, 20))
+                times.append((time.perf_counter() - started) * 1000)
+            variant_times[name] = (percentile(times, 50), percentile(times, 99))
+    return {
+        "total": total,
+        "db": db_part,
+        "dense": dense,
+        "lexical": lexical,
+        "recall": recall,
+        "match": match,
+        "variants": variant_times,
+    }
 
 
 async def main() -> None:
@@ -205,10 +263,19 @@ async def main() -> None:
     p.add_argument("--queries", type=int, default=300, help="Timed queries per size (real BEIR queries)")
     p.add_argument("--warmup", type=int, default=20, help="Untimed queries before timing")
     p.add_argument("--ef-search", default="40,100,200", help="hnsw.ef_search values for the recall check")
-    p.add_argument("--noise", type=float, default=0.03, help="Std-dev of the per-dimension noise of synthetic vectors")
+    p.add_argument(
+        "--lexical-variants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also time the full-text variants of bench.retrieval_quality (lexical part only, 100 queries)",
+    )
+    p.add_argument("--hnsw", default=None, help="Build the HNSW index WITH these options, e.g. 'm = 32, ef_construction = 128'")
+    p.add_argument("--synthetic", choices=("mix", "noise"), default="mix", help="How synthetic vectors are made (README)")
+    p.add_argument("--noise", type=float, default=0.02, help="Std-dev of the per-dimension noise of synthetic vectors")
     args = p.parse_args()
     quiet_logs()
     sizes = sorted(int(s) for s in args.sizes.split(","))
+    variant_names = list(LEXICAL_VARIANTS) if args.lexical_variants else []
     ef_values = [int(e) for e in args.ef_search.split(",")]
     data = load_beir(dataset_path(args.dataset))
     rng = random.Random(args.seed)
@@ -235,11 +302,11 @@ async def main() -> None:
             flush=True,
         )
         nprng = np.random.default_rng(args.seed)
-        rows, recall_rows, verdicts = [], [], []
+        rows, recall_rows, verdicts, variant_rows = [], [], [], []
         for size in sizes:
-            await grow_to(rt, assistant, real, size, args.noise, nprng, rt.embedder.name)
+            await grow_to(rt, assistant, real, size, args.synthetic, args.noise, nprng, rt.embedder.name, args.hnsw)
             count = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})
-            m = await measure(rt, assistant, timed, query_vectors, ef_values, args.warmup)
+            m = await measure(rt, assistant, timed, query_vectors, ef_values, args.warmup, variant_names)
             p50, p99 = percentile(m["total"], 50), percentile(m["total"], 99)
             db50, db99 = percentile(m["db"], 50), percentile(m["db"], 99)
             rows.append(
@@ -263,10 +330,15 @@ async def main() -> None:
                 flush=True,
             )
             verdicts.append((count, p99, m["recall"]))
+            variant_rows += [(f"{count:,}", name, f"{t50:.1f}", f"{t99:.1f}") for name, (t50, t99) in m["variants"].items()]
         print()
         print(table(["chunks", "p50 ms", "p99 ms", "p50 no-embed", "p99 no-embed", "dense p50/p99", "lexical p50/p99"], rows))
         print()
         print(table(["chunks", "ef_search", f"recall@{TOP_K}", "dense p50 ms", "dense p99 ms"], recall_rows))
+        if variant_rows:
+            print()
+            print("full-text variants (the lexical query alone; see bench.retrieval_quality --sweep for their quality):")
+            print(table(["chunks", "lexical variant", "p50 ms", "p99 ms"], variant_rows))
         count, p99, recall = verdicts[-1]
         ef_used = dense_search.__kwdefaults__.get("ef_search")
         used = recall.get(ef_used, next(iter(recall.values())))[0]

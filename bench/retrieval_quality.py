@@ -83,6 +83,8 @@ async def index_corpus(rt, assistant, data: BeirDataset, batch: int) -> dict[int
         ids = await ingest_texts(rt, assistant.id, [(document_filename(d), document_text(*data.corpus[d])) for d in part])
         for document_id, doc in zip(ids, part, strict=True):
             doc_ids_of.setdefault(document_id, []).append(doc)
+        for document_id, reason in getattr(ids, "skipped", {}).items():  # they stay unfindable: they count as misses
+            print(f"  skipped document {document_id} ({doc_ids_of[document_id]}): {reason}", file=sys.stderr, flush=True)
         elapsed = time.perf_counter() - started
         n = start + len(part)
         print(f"  indexed {n:,}/{len(todo):,} documents, {elapsed:,.0f} s, {n / elapsed:.1f} docs/s", file=sys.stderr, flush=True)
@@ -177,22 +179,28 @@ ORDER BY h.score DESC, c.id LIMIT :limit
 """
 
 
-async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:  # noqa: ANN001
-    """Other ways to build and rank the full-text query, alone and fused (library `fuse`, k=60)
-    with the same dense lists."""
-    from rag.retrieval import fuse
-    from rag.store import PASSAGE_COLUMNS
+class LexicalVariants:
+    """The variants above, ready to run for one assistant (builds its term statistics once)."""
 
-    await rt.db.execute("DROP TABLE IF EXISTS bench_term_df")
-    chunks_of = f"SELECT tsv FROM chunks WHERE assistant_id = {int(assistant.id)}"
-    await rt.db.execute(f"CREATE TABLE bench_term_df AS SELECT word, ndoc FROM ts_stat('{chunks_of}')")
-    total = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})
-    pool = max(top_chunks * 4, 20)
-    rows = []
-    avgdl = float(await rt.db.fetch_val("SELECT avg(token_count) FROM chunks WHERE assistant_id = :a", {"a": assistant.id}))
-    for name, variant in VARIANTS.items():
+    def __init__(self, rt, assistant) -> None:  # noqa: ANN001
+        self.rt, self.assistant = rt, assistant
+
+    async def prepare(self) -> None:
+        a = {"a": self.assistant.id}
+        await self.rt.db.execute("DROP TABLE IF EXISTS bench_term_df")
+        chunks_of = f"SELECT tsv FROM chunks WHERE assistant_id = {int(self.assistant.id)}"
+        await self.rt.db.execute(f"CREATE TABLE bench_term_df AS SELECT word, ndoc FROM ts_stat('{chunks_of}')")
+        self.total = await self.rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", a)
+        self.avgdl = float(await self.rt.db.fetch_val("SELECT avg(token_count) FROM chunks WHERE assistant_id = :a", a))
+
+    async def search(self, name: str, query: str, limit: int) -> list[dict]:
+        from rag.store import PASSAGE_COLUMNS
+
+        variant = VARIANTS[name]
+        values = {"lang": self.assistant.language, "query": query, "assistant": self.assistant.id, "limit": limit}
         if variant is None:
-            sql, tsquery = BM25_SQL.replace("{columns}", PASSAGE_COLUMNS), None
+            sql = BM25_SQL.replace("{columns}", PASSAGE_COLUMNS)
+            values.update(n=self.total, avgdl=self.avgdl)
         else:
             tsquery, rank = variant
             sql = f"""
@@ -200,16 +208,26 @@ async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chu
                 FROM chunks c JOIN documents d ON d.id = c.document_id, {tsquery}
                 WHERE c.assistant_id = :assistant AND c.tsv @@ q
                 ORDER BY score DESC, c.id LIMIT :limit"""
+            if tsquery is RARE_QUERY:
+                values["max_df"] = int(self.total * 0.05)
+        return [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in await self.rt.db.fetch_all(sql, values)]
+
+
+async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:  # noqa: ANN001
+    """Other ways to build and rank the full-text query, alone and fused (library `fuse`, k=60)
+    with the same dense lists."""
+    from rag.retrieval import fuse
+
+    variants = LexicalVariants(rt, assistant)
+    await variants.prepare()
+    pool = max(top_chunks * 4, 20)
+    rows = []
+    for name in VARIANTS:
         lex_ndcg = hyb_ndcg = hyb_recall = 0.0
         times = []
         for query_id, dense, _ in lists:
-            values = {"lang": assistant.language, "query": data.queries[query_id], "assistant": assistant.id, "limit": pool}
-            if tsquery is RARE_QUERY:
-                values["max_df"] = int(total * 0.05)
-            if tsquery is None:
-                values.update(n=total, avgdl=avgdl)
             started = time.perf_counter()
-            lexical = [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in await rt.db.fetch_all(sql, values)]
+            lexical = await variants.search(name, data.queries[query_id], pool)
             times.append((time.perf_counter() - started) * 1000)
             relevant = data.qrels[query_id]
             lex_ndcg += ndcg_at(doc_ranking(fuse([], lexical[:top_chunks], top_chunks), doc_ids_of), relevant)

@@ -70,6 +70,29 @@ async def _iterative_scan(db: Database) -> bool:
     return _ITERATIVE_SCAN[key]
 
 
+# What a search connection should have from its start (`make_database` passes these as server
+# settings): dense_search then needs no transaction and no SET LOCAL round trips; it checks them
+# on every query and falls back to SET LOCAL when they differ.
+SESSION_SETTINGS = {"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_order"}
+
+DENSE = f"""
+WITH settings AS (
+    SELECT current_setting('hnsw.ef_search', true) AS ef_search,
+           current_setting('hnsw.iterative_scan', true) AS iterative_scan
+)
+SELECT settings.ef_search AS session_ef_search, settings.iterative_scan AS session_iterative_scan, nearest.*
+FROM settings LEFT JOIN LATERAL (
+    SELECT * FROM (
+        SELECT {PASSAGE_COLUMNS}, c.embedding <=> $1 AS distance
+        FROM chunks c JOIN documents d ON d.id = c.document_id
+        WHERE c.assistant_id = $2 AND NOT (c.document_id = ANY($3::bigint[]))
+        ORDER BY c.embedding <=> $1
+        LIMIT $4
+    ) nearest ORDER BY distance
+) nearest ON TRUE
+"""
+
+
 async def dense_search(
     db: Database,
     assistant_id: int,
@@ -82,28 +105,43 @@ async def dense_search(
     """Nearest chunks by cosine distance (HNSW); iterative scan keeps k results despite the filter."""
     iterative = await _iterative_scan(db)
     ef = min(max(ef_search, limit), HNSW_MAX_EF_SEARCH) if iterative else HNSW_MAX_EF_SEARCH
-    async with db.transaction():
-        await db.execute(f"SET LOCAL hnsw.ef_search = {int(ef)}")
-        if iterative:
-            await db.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        records = await db.fetch_all(
-            f"""
-            SELECT * FROM (
-                SELECT {PASSAGE_COLUMNS}, c.embedding <=> CAST(:q AS vector) AS distance
-                FROM chunks c JOIN documents d ON d.id = c.document_id
-                WHERE c.assistant_id = :assistant AND NOT (c.document_id = ANY(CAST(:exclude AS bigint[])))
-                ORDER BY c.embedding <=> CAST(:q AS vector)
-                LIMIT :limit
-            ) nearest ORDER BY distance
-            """,
-            {
-                "q": np.asarray(vector, dtype=np.float32),
-                "assistant": assistant_id,
-                "exclude": list(exclude_documents),
-                "limit": limit,
-            },
+    args = (np.asarray(vector, dtype=np.float32), assistant_id, list(exclude_documents), limit)
+    async with db.connection() as connection:
+        # The raw connection: no SQL compilation, no logging of a 384-float vector per query.
+        conn = connection.raw_connection
+        records = await conn.fetch(DENSE, *args)
+        first = records[0]
+        in_effect = first["session_ef_search"] == str(ef) and (
+            not iterative or first["session_iterative_scan"] == "relaxed_order"
         )
-    return [{**dict(r._mapping), "score": 1.0 - float(r._mapping["distance"])} for r in records]
+        if not in_effect:
+            async with conn.transaction():
+                settings = f"SET LOCAL hnsw.ef_search = {int(ef)}"
+                if iterative:
+                    settings += "; SET LOCAL hnsw.iterative_scan = relaxed_order"
+                await conn.execute(settings)
+                records = await conn.fetch(DENSE, *args)
+    return [_hit(record, score=1.0 - float(record["distance"])) for record in records if record["chunk_id"] is not None]
+
+
+def _hit(record, **extra) -> dict:  # noqa: ANN001 - asyncpg record
+    hit = {key: value for key, value in record.items() if not key.startswith("session_")}
+    hit.update(extra)
+    return hit
+
+
+LEXICAL = f"""
+SELECT {PASSAGE_COLUMNS}, ts_rank_cd(c.tsv, q, 1) AS score{{cosine}}
+FROM chunks c JOIN documents d ON d.id = c.document_id,
+     to_tsquery(CAST(CAST($1 AS text) AS regconfig),
+                replace(CAST(plainto_tsquery(CAST(CAST($1 AS text) AS regconfig), $2) AS text), '&', '|')) q
+WHERE c.assistant_id = $3 AND c.tsv @@ q
+  AND NOT (c.document_id = ANY($4::bigint[]))
+ORDER BY score DESC, c.id
+LIMIT $5
+"""
+LEXICAL_PLAIN = LEXICAL.format(cosine="")
+LEXICAL_WITH_COSINE = LEXICAL.format(cosine=", 1 - (c.embedding <=> CAST($6 AS vector)) AS cosine")
 
 
 async def lexical_search(
@@ -119,39 +157,24 @@ async def lexical_search(
     """Full-text matches ranked by ts_rank_cd. Words are OR-ed: a question rarely shares all of its
     words with the passage that answers it; phrases inside a word (XK-4471) stay phrases.
     With `vector`, each hit also carries its cosine similarity (`cosine`) to the query."""
-    cosine = ", 1 - (c.embedding <=> CAST(:q AS vector)) AS cosine" if vector is not None else ""
-    values = {"q": np.asarray(vector, dtype=np.float32)} if vector is not None else {}
-    records = await db.fetch_all(
-        f"""
-        SELECT {PASSAGE_COLUMNS}, ts_rank_cd(c.tsv, q, 1) AS score{cosine}
-        FROM chunks c JOIN documents d ON d.id = c.document_id,
-             to_tsquery(CAST(:lang AS regconfig),
-                        replace(CAST(plainto_tsquery(CAST(:lang AS regconfig), :query) AS text), '&', '|')) q
-        WHERE c.assistant_id = :assistant AND c.tsv @@ q
-          AND NOT (c.document_id = ANY(CAST(:exclude AS bigint[])))
-        ORDER BY score DESC, c.id
-        LIMIT :limit
-        """,
-        {
-            "lang": language,
-            "query": query,
-            "assistant": assistant_id,
-            "exclude": list(exclude_documents),
-            "limit": limit,
-            **values,
-        },
-    )
-    return [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in records]
+    args = [language, query, assistant_id, list(exclude_documents), limit]
+    if vector is not None:
+        args.append(np.asarray(vector, dtype=np.float32))
+    async with db.connection() as connection:
+        records = await connection.raw_connection.fetch(LEXICAL_PLAIN if vector is None else LEXICAL_WITH_COSINE, *args)
+    return [_hit(record, score=float(record["score"])) for record in records]
 
 
 async def stale_documents(db: Database, assistant_id: int, embedding_model: str) -> list[int]:
     """Documents whose chunks were embedded by another model: unusable until re-indexed."""
-    records = await db.fetch_all(
-        """
-        SELECT id FROM documents
-        WHERE assistant_id = :assistant AND embedding_model IS NOT NULL AND embedding_model <> :model
-        ORDER BY id
-        """,
-        {"assistant": assistant_id, "model": embedding_model},
-    )
-    return [r._mapping["id"] for r in records]
+    async with db.connection() as connection:
+        records = await connection.raw_connection.fetch(
+            """
+            SELECT id FROM documents
+            WHERE assistant_id = $1 AND embedding_model IS NOT NULL AND embedding_model <> $2
+            ORDER BY id
+            """,
+            assistant_id,
+            embedding_model,
+        )
+    return [record["id"] for record in records]

@@ -16,7 +16,7 @@ class Passage:
     text: str
     score: float  # fused (reciprocal-rank) score used for ranking
     dense_score: float | None = None  # cosine similarity, 0..1
-    lexical_score: float | None = None  # ts_rank_cd
+    lexical_score: float | None = None  # ts_rank
     dense_rank: int | None = None
     lexical_rank: int | None = None
 

@@ -13,18 +13,30 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.core.transport import Response
 
-from tests.conftest import login
+from tests.conftest import login, make_settings
 from tests.e2e_support import assert_error_shape
+from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
 
 # Bounded so the whole test stays well under three minutes on two shared cores.
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 40
+
+
+@pytest.fixture
+def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
+    """The backend with the fake Ollama, so model routes (generate, pull, models) do real work."""
+    fake_ollama.set_models(["llama3.2", "all-minilm"])
+    return make_settings(
+        database_url, tmp_path / "data", ollama_host=fake_ollama.url, embedding_provider="ollama", embedding_model="all-minilm"
+    )
 
 
 @dataclass
@@ -118,7 +130,7 @@ def _fuzz(schema_dict: dict, base_url: str, token: str, known: dict[str, int]) -
                 operation.as_strategy(generation_mode=GenerationMode.NEGATIVE, path_parameters=fixed),
             ]
 
-        @settings(
+        @hypothesis_settings(
             max_examples=EXAMPLES_PER_OPERATION,
             deadline=None,
             database=None,
@@ -190,3 +202,14 @@ async def test_text_with_a_nul_character_is_refused_not_crashed(api, backend):
         elif response.status_code >= 400:
             assert_error_shape(response)
     assert not crashed, "\n".join(crashed)
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"), [(" \u00a0", "\u3000"), ("\u2003", "Nine to five."), ("When do you open?", " \n\t ")]
+)
+async def test_blank_faq_entries_are_refused_and_leave_nothing_behind(api, question, answer):
+    assistant = (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]
+    response = await api.post(f"/api/assistants/{assistant}/faq", json={"question": question, "answer": answer})
+    assert response.status_code == 400, response.text
+    assert_error_shape(response)
+    assert (await api.get(f"/api/assistants/{assistant}/documents")).json()["total"] == 0

@@ -13,7 +13,8 @@ import structlog
 from databases import Database
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.errors import Conflict, GatewayError, Invalid, NotFound, Unauthorized
+from backend.database import pool_of
+from backend.errors import Conflict, GatewayError, Invalid, NotFound, Unauthorized, Unavailable
 from backend.gateways.base import (
     ChannelRef,
     GatewayEvent,
@@ -36,6 +37,7 @@ Provider = Literal["sandbox", "waha", "evolution"]
 # Disconnections the operator must see until they act.
 STICKY_DETAILS = {"logged_out", "number_conflict"}
 QR_REFRESH_SECONDS = 10  # WAHA rotates its QR about every 20 s
+TOUCH_EVERY_SECONDS = 5  # last_event_at is for reconciliation: a few seconds' precision is plenty
 QR_EXPIRED = "Nobody scanned the QR code in time. Reconnect to show a new one."
 
 
@@ -333,24 +335,76 @@ async def handle_webhook(
     *,
     request_id: str | None = None,
 ) -> WebhookResult:
-    """Verify, parse and apply one gateway webhook. Only database work happens here."""
-    channel = await store.find_channel(rt.db, channel_id)
-    if channel is None or channel["provider"] != provider:
-        raise NotFound(f"No {provider} channel {channel_id}.", code="channel_not_found")
-    gateway = rt.gateway(provider)
-    if not gateway.verify_webhook(channel_ref(channel), headers, body):
-        log.warning("webhook.bad_signature", provider=provider, channel=channel_id)
-        raise Unauthorized("The webhook signature or secret is missing or wrong.", code="bad_signature")
+    """Verify, parse and apply one gateway webhook. Only database work happens here: a customer's
+    message is usually ONE statement (the channel comes from a cache the statement re-checks)."""
+    channel = _webhook_channels(rt).get(channel_id)
+    if channel is None or not _authentic(rt, provider, channel, headers, body):
+        # First webhook of this channel here, or the copy cannot vouch for this one: ask the database.
+        channel = await _read_webhook_channel(rt, channel_id)
+        if channel is None or channel["provider"] != provider:
+            raise NotFound(f"No {provider} channel {channel_id}.", code="channel_not_found")
+        if not _authentic(rt, provider, channel, headers, body):
+            log.warning("webhook.bad_signature", provider=provider, channel=channel_id)
+            raise Unauthorized("The webhook signature or secret is missing or wrong.", code="bad_signature")
     try:
-        events = gateway.parse_webhook(headers, body)
+        events = rt.gateway(provider).parse_webhook(headers, body)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise Invalid(f"Malformed {provider} webhook: {exc}", code="malformed_webhook") from exc
-    await store.touch_channel_event(rt.db, channel_id)
+    if channel["cached"] and not _cache_serves(channel, events):
+        channel = await _read_webhook_channel(rt, channel_id) or channel
+    last_event_at = channel["last_event_at"]
+    if last_event_at is None or (_now() - last_event_at).total_seconds() >= TOUCH_EVERY_SECONDS:
+        await store.touch_channel_event(rt.db, channel_id)
+        for copy in (channel, _webhook_channels(rt).get(channel_id)):
+            if copy is not None:
+                copy["last_event_at"] = _now()
     outcomes = []
     for event in events:
-        channel, outcome = await _apply_event(rt, channel, event, request_id)
+        channel, outcome = await _apply_event_on_current(rt, channel, event, request_id)
         outcomes.append(outcome)
     return WebhookResult(received=len(events), outcomes=outcomes)
+
+
+def _webhook_channels(rt: Runtime) -> dict[int, dict]:
+    """Channel rows recently read by webhooks of this runtime (its database), by id."""
+    return rt._cache.setdefault("webhook_channels", {})
+
+
+async def _read_webhook_channel(rt: Runtime, channel_id: int) -> dict | None:
+    channel = await store.find_channel_for_webhook(pool_of(rt.db), channel_id)
+    cache = _webhook_channels(rt)
+    if channel is None:
+        cache.pop(channel_id, None)
+        return None
+    if len(cache) >= 10_000:
+        cache.clear()
+    cache[channel_id] = {**channel, "cached": True}
+    return {**channel, "cached": False}
+
+
+def _authentic(rt: Runtime, provider: str, channel: dict, headers: Mapping[str, str], body: bytes) -> bool:
+    # The provider and the webhook secret of a channel never change, so a cached copy may verify.
+    return channel["provider"] == provider and rt.gateway(provider).verify_webhook(channel_ref(channel), headers, body)
+
+
+def _cache_serves(channel: dict, events: list[GatewayEvent]) -> bool:
+    """Only customer messages may be decided on a cached channel (the ingest statement checks the
+    copy is current); state changes always read the row."""
+    return channel["detail"] != "number_conflict" and all(isinstance(event, InboundMessage) for event in events)
+
+
+async def _apply_event_on_current(rt: Runtime, channel: dict, event: GatewayEvent, request_id: str | None) -> tuple[dict, str]:
+    from backend.services.inbound import StaleChannel
+
+    for _ in range(3):
+        try:
+            return await _apply_event(rt, channel, event, request_id)
+        except StaleChannel:
+            fresh = await _read_webhook_channel(rt, channel["id"])
+            if fresh is None:
+                raise NotFound(f"Channel {channel['id']} was deleted.", code="channel_not_found") from None
+            channel = fresh
+    raise Unavailable("The channel kept changing while this webhook was applied; send it again.", code="channel_busy")
 
 
 async def _apply_event(rt: Runtime, channel: dict, event: GatewayEvent, request_id: str | None) -> tuple[dict, str]:

@@ -6,6 +6,7 @@ reply itself is produced by a `reply` job (see `backend.services.replies`).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -13,6 +14,7 @@ import structlog
 from databases import Database
 
 from backend import metrics
+from backend.database import pool_of
 from backend.gateways.base import InboundMessage, MessageAck
 from backend.runtime import Runtime
 from backend.services.policies import ReplyPolicy, is_exact_command, mentions_any
@@ -23,11 +25,26 @@ from backend.store import messages as store
 log = structlog.get_logger(__name__)
 
 REPLY_JOB = "reply"
+SERIAL_PREFIX = "contact:"
+DEDUP_PREFIX = "reply:contact:"
+# Outcomes that change the contact (opt-out, pause): taken on the locked contact, step by step.
+SIDE_EFFECT_REASONS = {"opt_out", "opt_in", "handoff_request"}
+_USUAL_CONTACT = {"opted_out_at": None, "paused_until": None}
+
+
+class StaleChannel(Exception):
+    """The channel row the caller holds (a cached copy) may be out of date for this message:
+    read it again and call once more."""
 
 
 def reply_serial_key(contact_id: int) -> str:
     """One contact's replies run one at a time, in order."""
-    return f"contact:{contact_id}"
+    return f"{SERIAL_PREFIX}{contact_id}"
+
+
+def reply_dedup_key(contact_id: int) -> str:
+    """At most one queued reply job per contact: it takes the whole burst."""
+    return f"{DEDUP_PREFIX}{contact_id}"
 
 
 async def load_policy(db: Database, assistant_id: int) -> ReplyPolicy:
@@ -38,6 +55,28 @@ async def load_policy(db: Database, assistant_id: int) -> ReplyPolicy:
 def policy_from(settings: dict) -> ReplyPolicy:
     # Tolerate keys written by an older or newer version of the policy model.
     return ReplyPolicy(**{key: value for key, value in settings.items() if key in ReplyPolicy.model_fields})
+
+
+_POLICIES: dict[str, ReplyPolicy] = {}
+
+
+def policy_from_json(settings: str | None) -> ReplyPolicy:
+    """The policy of an assistant's settings as jsonb text, built once per distinct text
+    (every webhook needs it; building the model costs more than the rest of the decision)."""
+    key = settings or "{}"
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = policy_from(json.loads(key))
+        if len(_POLICIES) > 1000:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
+    return policy
+
+
+async def _channel_policy(db: Database, channel: dict) -> ReplyPolicy:
+    if "policy_json" in channel:
+        return policy_from_json(channel["policy_json"])
+    return await load_policy(db, channel["assistant_id"])
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -79,7 +118,77 @@ def decide(policy: ReplyPolicy, channel: dict, contact: dict, message: InboundMe
 
 
 async def ingest_inbound(rt: Runtime, channel: dict, message: InboundMessage, *, request_id: str | None = None) -> str:
-    """Store one inbound message and queue its reply. Returns "stored", "duplicate" or "ignored:<reason>"."""
+    """Store one inbound message and queue its reply. Returns "stored", "duplicate" or "ignored:<reason>".
+    Not inside a transaction: the usual case is one statement on a connection of its own.
+
+    A channel row marked `cached` (the webhook service keeps recent ones) is only trusted by that
+    one statement, which checks what the decision used; otherwise StaleChannel is raised."""
+    if not message.from_me:
+        policy = await _channel_policy(rt.db, channel)
+        outcome = await _ingest_usual(rt, channel, message, policy, request_id)
+        if outcome is not None:
+            _count(channel, outcome)
+            return outcome
+    if channel.get("cached"):
+        raise StaleChannel(f"channel {channel['id']}")
+    return await _ingest_step_by_step(rt, channel, message, request_id=request_id)
+
+
+async def _ingest_usual(
+    rt: Runtime, channel: dict, message: InboundMessage, policy: ReplyPolicy, request_id: str | None
+) -> str | None:
+    """A customer's message to a contact neither opted out nor paused, which changes nothing about
+    the contact: decided up front, stored with its reply job in one statement. None when the
+    message or the contact is not usual (then nothing but the contact's last activity was written)."""
+    status, reason = decide(policy, channel, _USUAL_CONTACT, message, datetime.now(UTC))
+    if reason in SIDE_EFFECT_REASONS:
+        return None
+    payload: dict = {"channel_id": channel["id"]}
+    if request_id:
+        payload["request_id"] = request_id
+    result = await store.ingest_customer_message(
+        pool_of(rt.db),
+        channel if "policy_json" in channel else None,
+        {
+            "channel_id": channel["id"],
+            "chat_id": message.chat_id,
+            "phone_number": message.sender_phone,
+            "name": message.sender_name,
+        },
+        {
+            "provider_message_id": message.provider_message_id,
+            "text": message.text or "",
+            "status": status,
+            "reason": reason,
+            "provider_timestamp": _aware(message.timestamp),
+        },
+        {
+            "kind": REPLY_JOB,
+            "payload": payload,
+            "dedup_prefix": DEDUP_PREFIX,
+            "serial_prefix": SERIAL_PREFIX,
+            "delay_seconds": policy.burst_window_seconds,
+            "max_attempts": rt.settings.job_max_attempts,
+        },
+        jobs_store.CHANNEL,
+    )
+    if result is None:
+        raise StaleChannel(f"channel {channel['id']}")
+    if not result["usual"]:
+        return None
+    if result["message_id"] is None:
+        return "duplicate"
+    if status != "pending":
+        log.info(
+            "inbound.ignored", channel=channel["id"], contact=result["contact_id"], message=result["message_id"], reason=reason
+        )
+        return f"ignored:{reason}"
+    return "stored"
+
+
+async def _ingest_step_by_step(rt: Runtime, channel: dict, message: InboundMessage, *, request_id: str | None = None) -> str:
+    """Any message, decided on the locked contact: own-side messages, opt-out/opt-in, handoff,
+    and customers who are opted out or paused."""
     db = rt.db
     async with db.connection() as connection, db.transaction():
         conn = connection.raw_connection
@@ -162,6 +271,7 @@ async def _enqueue_reply(rt: Runtime, contact_id: int, channel_id: int, delay_se
         rt.db,
         REPLY_JOB,
         payload,
+        dedup_key=reply_dedup_key(contact_id),
         serial_key=reply_serial_key(contact_id),
         delay_seconds=delay_seconds,
         max_attempts=rt.settings.job_max_attempts,
@@ -202,14 +312,26 @@ async def _ingest_own_side(db: Database, channel: dict, contact: dict, message: 
     return "ignored:owner_reply"
 
 
+_COUNTERS: dict[tuple, object] = {}
+
+
+def _counter(metric, label: str):  # noqa: ANN001, ANN202 - a prometheus counter and its child
+    # `labels()` hashes and validates on every call; the child it returns never changes.
+    key = (id(metric), label)
+    child = _COUNTERS.get(key)
+    if child is None:
+        child = _COUNTERS[key] = metric.labels(label)
+    return child
+
+
 def _count(channel: dict, outcome: str) -> None:
     provider = channel.get("provider", "unknown")
     if outcome == "duplicate":
-        metrics.DUPLICATE_WEBHOOKS.labels(provider).inc()
+        _counter(metrics.DUPLICATE_WEBHOOKS, provider).inc()
         return
-    metrics.MESSAGES_IN.labels(provider).inc()
+    _counter(metrics.MESSAGES_IN, provider).inc()
     if outcome.startswith("ignored:"):
-        metrics.MESSAGES_IGNORED.labels(outcome.removeprefix("ignored:")).inc()
+        _counter(metrics.MESSAGES_IGNORED, outcome.removeprefix("ignored:")).inc()
 
 
 async def record_ack(rt: Runtime, channel: dict, ack: MessageAck) -> None:

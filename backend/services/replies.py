@@ -16,14 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from databases import Database
 
 from backend import metrics
+from backend.database import pool_of
 from backend.gateways.base import ChannelRef
 from backend.runtime import Runtime
-from backend.services.assistants import Assistant, get_assistant
-from backend.services.channels import channel_ref, get_channel
-from backend.services.inbound import queue_reply_job
+from backend.services.assistants import Assistant
+from backend.services.channels import channel_ref
+from backend.services.inbound import policy_from_json, queue_reply_job
 from backend.services.policies import ReplyPolicy, typing_seconds
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
@@ -31,6 +31,8 @@ from backend.store import messages as store
 log = structlog.get_logger(__name__)
 
 CANNED_REASONS = ("opt_out", "opt_in", "handoff_request")
+# A quick reply needs no lease extension (one round trip saved); a slow model's does.
+HEARTBEAT_AFTER_SECONDS = 5.0
 SEND_AFTER_FAILURE = "the gateway did not confirm the send"
 
 
@@ -51,6 +53,7 @@ class Conversation:
     assistant: Assistant
     gateway: Any
     ref: ChannelRef
+    has_waiting: bool = True  # outbound messages stored but not known to be sent
 
     @property
     def policy(self) -> ReplyPolicy:
@@ -58,38 +61,59 @@ class Conversation:
 
 
 async def load_conversation(rt: Runtime, contact_id: int) -> Conversation | None:
-    contact = await contacts_store.find_contact(rt.db, contact_id)
-    if contact is None:
+    """The contact, its channel and assistant in one statement, which also waits for ingests of
+    this contact in flight (see `contacts_store.load_conversation`)."""
+    loaded = await contacts_store.load_conversation(pool_of(rt.db), contact_id)
+    if loaded is None:
         return None  # deleted with its channel: nothing left to answer
-    channel = await get_channel(rt.db, contact["channel_id"])
-    assistant = await get_assistant(rt.db, channel["assistant_id"])
-    return Conversation(contact, channel, assistant, rt.gateway(channel["provider"]), channel_ref(channel))
+    contact, channel, assistant, has_waiting = loaded
+    conversation = Conversation(contact, channel, _assistant(assistant), rt.gateway(channel["provider"]), channel_ref(channel))
+    conversation.has_waiting = has_waiting
+    return conversation
+
+
+_ASSISTANTS: dict[tuple, Assistant] = {}
+
+
+def _assistant(row: dict) -> Assistant:
+    """The Assistant model of a row, built once per version of the row (validation is not free)."""
+    key = (row["id"], row["updated_at"], row["settings"])
+    assistant = _ASSISTANTS.get(key)
+    if assistant is None:
+        values = {name: value for name, value in row.items() if name != "settings"}
+        assistant = Assistant(**values, policies=policy_from_json(row["settings"]))
+        if len(_ASSISTANTS) > 1000:
+            _ASSISTANTS.clear()
+        _ASSISTANTS[key] = assistant
+    return assistant
 
 
 async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:  # noqa: ANN001
     """The whole reply job for one contact (safe to run again at any point)."""
+    started = time.monotonic()
     conversation = await load_conversation(rt, contact_id)
     if conversation is None:
         return
     # Anything stored by an earlier attempt (or an operator) goes out first, in order.
-    await deliver_waiting(rt, conversation)
-    batch = await _take_burst(rt.db, contact_id)
+    if conversation.has_waiting:
+        await deliver_waiting(rt, conversation)
+    # Read after load_conversation waited for ingests in flight: each of them either committed
+    # before (its message is here) or saw this job running and queued the next one.
+    batch = await store.pending_inbound(pool_of(rt.db), contact_id, conversation.channel["id"], _rate_caps(conversation.policy))
     if not batch:
         return
     draft = await _draft_reply(rt, conversation, batch)
-    if heartbeat is not None:
+    if heartbeat is not None and time.monotonic() - started > HEARTBEAT_AFTER_SECONDS:
         await heartbeat()
     if draft is None:
         return
-    if await _store_draft(rt, conversation, batch, draft):
-        await deliver_waiting(rt, conversation)
+    stored = await _store_draft(rt, conversation, batch, draft)
+    if stored is not None:
+        await deliver_waiting(rt, conversation, marked_sending=stored)
 
 
-async def _take_burst(db: Database, contact_id: int) -> list[dict]:
-    # Read under the contact lock: an ingest in flight either committed before or sees this job running.
-    async with db.transaction():
-        await contacts_store.lock_contact(db, contact_id)
-        return await store.pending_inbound(db, contact_id)
+def _rate_caps(policy: ReplyPolicy) -> tuple[int, int]:
+    return policy.max_replies_per_contact_per_minute, policy.max_replies_per_channel_per_minute
 
 
 @dataclass
@@ -117,7 +141,8 @@ def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
 
 
 async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict]) -> Draft | None:
-    db, policy, contact = rt.db, conversation.policy, conversation.contact
+    policy, contact = conversation.policy, conversation.contact
+    pool = pool_of(rt.db)
     ids = [message["id"] for message in batch]
     canned = _canned(policy, batch)
     if canned is None or canned[0] != "opt_out":
@@ -125,26 +150,37 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
         now = datetime.now(UTC)
         if canned is None or canned[0] != "handoff_request":
             if contact["opted_out_at"] is not None:
-                return await _ignore(db, ids, "opted_out")
+                return await _ignore(pool, ids, "opted_out")
             if contact["paused_until"] is not None and contact["paused_until"] > now:
-                return await _ignore(db, ids, "paused")
-        recent = await store.recent_bot_replies(db, contact["channel_id"], contact["id"])
-        if recent["contact"] >= policy.max_replies_per_contact_per_minute:
+                return await _ignore(pool, ids, "paused")
+        recent = batch[-1]  # every burst row carries the counts of the bot's recent replies
+        if recent["recent_contact"] >= policy.max_replies_per_contact_per_minute:
             # A contact (often another bot) writing faster than any person: stop the loop.
             metrics.REPLY_FAILURES.labels("rate_limited").inc()
-            return await _ignore(db, ids, "rate_limited")
-        if recent["channel"] >= policy.max_replies_per_channel_per_minute:
+            return await _ignore(pool, ids, "rate_limited")
+        if recent["recent_channel"] >= policy.max_replies_per_channel_per_minute:
             raise ChannelBusy(delay=15)
     if canned is not None:
         return Draft(parts=[canned[1]], trace={"canned": canned[0]})
-    await _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch)))
-    await _best_effort(conversation.gateway.set_typing(conversation.ref, contact["chat_id"], True))
-    question = "\n".join(message["text"] for message in batch if message["text"].strip())
-    history = await conversation_history(db, policy, contact["id"], batch[0])
-    from backend.services.answers import answer_question
+    # Read receipt and typing go out while the answer is prepared; both are done before it is sent.
+    niceties = asyncio.ensure_future(
+        asyncio.gather(
+            _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch))),
+            _best_effort(conversation.gateway.set_typing(conversation.ref, contact["chat_id"], True)),
+        )
+    )
+    try:
+        question = "\n".join(message["text"] for message in batch if message["text"].strip())
+        history = await conversation_history(pool, policy, contact["id"], batch[0])
+        from backend.services.answers import answer_question
 
-    started = time.perf_counter()
-    answer = await answer_question(rt, conversation.assistant, question, history)
+        started = time.perf_counter()
+        answer = await answer_question(rt, conversation.assistant, question, history)
+        answer_ms = round((time.perf_counter() - started) * 1000, 1)
+        await niceties
+    finally:
+        if not niceties.done():
+            niceties.cancel()
     trace = {
         **answer.trace,
         "used_fallback": answer.used_fallback,
@@ -153,7 +189,7 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
         "question": question,
         "answered_message_ids": ids,
         "history_turns": len(history),
-        "answer_ms": round((time.perf_counter() - started) * 1000, 1),
+        "answer_ms": answer_ms,
     }
     parts = [part for part in answer.parts if part.strip()] or [answer.text or conversation.assistant.fallback_message]
     return Draft(parts=parts, sources=answer.sources, trace=trace, degraded=answer.degraded)
@@ -163,19 +199,19 @@ def _provider_ids(batch: list[dict]) -> list[str]:
     return [message["provider_message_id"] for message in batch if message["provider_message_id"]]
 
 
-async def _ignore(db: Database, ids: list[int], reason: str) -> None:
-    await store.set_inbound_status(db, ids, "ignored", reason)
+async def _ignore(pool, ids: list[int], reason: str) -> None:  # noqa: ANN001 - asyncpg pool
+    await store.set_inbound_status(pool, ids, "ignored", reason)
     metrics.MESSAGES_IGNORED.labels(reason).inc()
     log.info("reply.skipped", messages=ids, reason=reason)
 
 
-async def conversation_history(db: Database, policy: ReplyPolicy, contact_id: int, first: dict) -> list[dict]:
+async def conversation_history(pool, policy: ReplyPolicy, contact_id: int, first: dict) -> list[dict]:  # noqa: ANN001
     """Recent turns as memory, oldest first; a silence longer than the idle time starts afresh."""
     if policy.history_turns == 0:
         return []
     idle = timedelta(minutes=policy.memory_idle_minutes)
     turns, newer_at = [], first["created_at"]
-    for message in await store.conversation_before(db, contact_id, first["id"], policy.history_turns * 2):
+    for message in await store.conversation_before(pool, contact_id, first["id"], policy.history_turns * 2):
         if newer_at - message["created_at"] > idle:
             break
         turns.append({"role": "user" if message["direction"] == "in" else "assistant", "content": message["text"]})
@@ -183,63 +219,63 @@ async def conversation_history(db: Database, policy: ReplyPolicy, contact_id: in
     return turns[::-1]
 
 
-async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict], draft: Draft) -> bool:
-    """Store the reply and mark its messages answered — unless a newer message made it stale."""
-    db, contact_id = rt.db, conversation.contact["id"]
+async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict], draft: Draft) -> set[int] | None:
+    """Store the reply and mark its messages answered — unless a newer message made it stale.
+    One statement on the locked contact (`store.store_reply`). Returns the ids it stored as
+    `sending` (see `deliver_waiting`), or None when nothing is to be sent."""
+    pool, contact_id = pool_of(rt.db), conversation.contact["id"]
     ids = [message["id"] for message in batch]
-    async with db.transaction():
-        contact = await contacts_store.lock_contact(db, contact_id)
-        if _taken_over(contact, draft):
-            # An operator (or the owner's phone) took the conversation while we were thinking.
-            await _ignore(db, ids, "paused")
-            return False
-        pending = await store.pending_inbound(db, contact_id)
-        if any(message["id"] > ids[-1] for message in pending):
-            # Make sure the newer state gets its own job (its ingest may have seen this one queued).
-            await queue_reply_job(rt, contact_id, conversation.channel["id"], delay_seconds=0)
-            log.info("reply.stale_draft_dropped", contact=contact_id, answered=ids, newer=pending[-1]["id"])
-            return False
-        latest = batch[-1]
-        for number, text in enumerate(draft.parts):
-            await store.insert_outbound(
-                db,
-                {
-                    "channel_id": conversation.channel["id"],
-                    "contact_id": contact_id,
-                    "author": "bot",
-                    "idempotency_key": f"reply:{latest['id']}:{number}",
-                    "text": text,
-                    "sources": draft.sources if number == 0 else None,
-                    "trace": draft.trace if number == 0 else None,
-                    "degraded": draft.degraded,
-                    "reply_to_id": latest["id"],
-                },
-            )
-        await store.set_inbound_status(db, [m["id"] for m in pending if m["id"] in ids], "answered")
-    return True
-
-
-def _taken_over(contact: dict, draft: Draft) -> bool:
     canned = (draft.trace or {}).get("canned")
-    paused = contact["paused_until"] is not None and contact["paused_until"] > datetime.now(UTC)
-    return paused and canned not in ("opt_out", "handoff_request")
+    outcome = await store.store_reply(
+        pool,
+        {
+            "contact_id": contact_id,
+            "channel_id": conversation.channel["id"],
+            "reply_to_id": batch[-1]["id"],
+            "parts": draft.parts,
+            "sources": draft.sources,
+            "trace": draft.trace,
+            "degraded": draft.degraded,
+        },
+        ids,
+        # An operator (or the owner's phone) taking the conversation while we were thinking
+        # silences the bot, except for the confirmations the customer asked for.
+        pause_applies=canned not in ("opt_out", "handoff_request"),
+    )
+    if outcome is None:
+        return None  # the contact was deleted meanwhile
+    if outcome["taken_over"]:
+        await _ignore(pool, ids, "paused")
+        return None
+    if outcome["stale"]:
+        # Make sure the newer state gets its own job (its ingest may have seen this one queued).
+        await queue_reply_job(rt, contact_id, conversation.channel["id"], delay_seconds=0)
+        log.info("reply.stale_draft_dropped", contact=contact_id, answered=ids)
+        return None
+    return {outcome["sending_id"]} if outcome["sending_id"] is not None else set()
 
 
-async def deliver_waiting(rt: Runtime, conversation: Conversation) -> None:
-    """Send the contact's stored, unsent messages in order; each at most once."""
+async def deliver_waiting(
+    rt: Runtime, conversation: Conversation, marked_sending: frozenset[int] | set[int] = frozenset()
+) -> None:
+    """Send the contact's stored, unsent messages in order; each at most once. `marked_sending`:
+    messages this job has just stored as `sending` itself (no crash left them so: no need to ask
+    the gateway whether it has them, nor to mark them again)."""
     contact, gateway, ref = conversation.contact, conversation.gateway, conversation.ref
-    waiting = await store.waiting_outbound(rt.db, contact["id"])
+    pool = pool_of(rt.db)
+    waiting = await store.waiting_outbound(pool, contact["id"])
     typing = False
     try:
         for message in waiting:
-            if message["status"] == "sending":
-                # A crash or timeout left the outcome unknown: the gateway may have it already.
-                found = await gateway.find_recent_outgoing(ref, contact["chat_id"], message["text"])
-                if found:
-                    await store.mark_sent(rt.db, message["id"], found)
-                    log.info("reply.recovered", message=message["id"], provider_message_id=found)
-                    continue
-            await store.mark_sending(rt.db, message["id"])
+            if message["id"] not in marked_sending:
+                if message["status"] == "sending":
+                    # A crash or timeout left the outcome unknown: the gateway may have it already.
+                    found = await gateway.find_recent_outgoing(ref, contact["chat_id"], message["text"])
+                    if found:
+                        await store.mark_sent(pool, message["id"], found)
+                        log.info("reply.recovered", message=message["id"], provider_message_id=found)
+                        continue
+                await store.mark_sending(pool, message["id"])
             if message["author"] == "bot":
                 pause = typing_seconds(conversation.policy, message["text"])
                 if pause > 0:
@@ -249,9 +285,9 @@ async def deliver_waiting(rt: Runtime, conversation: Conversation) -> None:
             try:
                 sent = await gateway.send_text(ref, contact["chat_id"], message["text"])
             except Exception as exc:
-                await store.record_send_error(rt.db, message["id"], _describe(exc))
+                await store.record_send_error(pool, message["id"], _describe(exc))
                 raise
-            await store.mark_sent(rt.db, message["id"], sent.provider_message_id)
+            await store.mark_sent(pool, message["id"], sent.provider_message_id)
             _count_sent(conversation, message)
     finally:
         if typing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg
 from databases import Database
 
 from backend.database import row, rows
@@ -28,6 +29,20 @@ async def insert_channel(db: Database, assistant_id: int, provider: str, session
 
 async def find_channel(db: Database, channel_id: int) -> dict | None:
     return row(await db.fetch_one(f"SELECT {COLUMNS} FROM channels WHERE id = :id", {"id": channel_id}))
+
+
+WEBHOOK_LOOKUP = (
+    "SELECT "
+    + ", ".join(f"ch.{column.strip()}" for column in COLUMNS.split(","))
+    + ", a.settings::text AS policy_json FROM channels ch LEFT JOIN assistants a ON a.id = ch.assistant_id WHERE ch.id = $1"
+)
+
+
+async def find_channel_for_webhook(pool: asyncpg.Pool, channel_id: int) -> dict | None:
+    """The channel and its assistant's reply policy (as jsonb text, cheap to cache by value) in one
+    round trip, on the raw pool: every webhook starts here."""
+    record = await pool.fetchrow(WEBHOOK_LOOKUP, channel_id)
+    return dict(record) if record is not None else None
 
 
 async def lock_channel(db: Database, channel_id: int) -> dict | None:

@@ -66,6 +66,39 @@ async def upsert_contact_for_message(
     return dict(record)
 
 
+_CONVERSATION_CHANNEL = (
+    "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, webhook_secret, "
+    "last_error, last_event_at, connected_at, created_at, updated_at"
+).split(", ")
+_CONVERSATION_ASSISTANT = "name, instructions, model, temperature, fallback_message, language, created_at, updated_at".split(", ")
+CONVERSATION = f"""
+SELECT {COLUMNS},
+       {", ".join(f"ch.{column} AS ch_{column}" for column in _CONVERSATION_CHANNEL)},
+       {", ".join(f"a.{column} AS a_{column}" for column in _CONVERSATION_ASSISTANT)}, a.settings::text AS a_settings,
+       EXISTS (SELECT FROM messages m WHERE m.contact_id = c.id AND m.direction = 'out'
+                                        AND m.status IN ('pending', 'sending')) AS has_waiting
+FROM contacts c JOIN channels ch ON ch.id = c.channel_id JOIN assistants a ON a.id = ch.assistant_id
+WHERE c.id = $1
+FOR SHARE OF c
+"""
+
+
+async def load_conversation(pool: asyncpg.Pool, contact_id: int) -> tuple[dict, dict, dict, bool] | None:
+    """(contact, channel, assistant row with `settings` as jsonb text, has unsent outbound) in one
+    round trip, or None when the contact is gone. FOR SHARE waits for ingests of this contact in
+    flight, so every later statement sees their messages (the reply job's burst read relies on it)."""
+    record = await pool.fetchrow(CONVERSATION, contact_id)
+    if record is None:
+        return None
+    values = dict(record)
+    channel = {column: values.pop(f"ch_{column}") for column in _CONVERSATION_CHANNEL}
+    assistant = {column: values.pop(f"a_{column}") for column in _CONVERSATION_ASSISTANT}
+    assistant.update(id=channel["assistant_id"], settings=values.pop("a_settings"))
+    has_waiting = values.pop("has_waiting")
+    values["assistant_id"] = channel["assistant_id"]
+    return values, channel, assistant, has_waiting
+
+
 async def lock_contact(db: Database, contact_id: int) -> dict | None:
     """Read a contact and hold its row lock (inside a transaction) against concurrent ingests."""
     return row(await db.fetch_one(f"SELECT {COLUMNS} FROM contacts c WHERE c.id = :id FOR UPDATE", {"id": contact_id}))

@@ -48,38 +48,53 @@ async def enqueue_job(
     return job_id
 
 
-async def claim_next_job(db: Database, worker_id: str, kinds: list[str], lease_seconds: int) -> dict | None:
-    """Take the oldest due job no other worker holds; None when there is none."""
+CLAIM = f"""
+WITH claimed AS (
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1,
+           locked_until = now() + make_interval(secs => $2), updated_at = now()
+    WHERE id = (
+        SELECT j.id FROM jobs j
+        WHERE j.status = 'queued' AND j.run_at <= now() AND j.kind = ANY($3::text[])
+          AND (j.serial_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM jobs r WHERE r.serial_key = j.serial_key AND r.status = 'running'))
+        ORDER BY j.run_at, j.id
+        FOR UPDATE SKIP LOCKED
+        LIMIT 1
+    )
+    RETURNING {COLUMNS}
+)
+SELECT claimed.*,
+       CASE WHEN claimed.id IS NULL THEN (
+           SELECT extract(epoch FROM min(q.run_at) - now()) FROM jobs q
+           WHERE q.status = 'queued' AND q.run_at > now() AND q.kind = ANY($3::text[])
+       ) END AS next_due_in
+FROM (SELECT) one LEFT JOIN claimed ON TRUE
+"""
+
+
+async def claim_next_job(
+    pool: asyncpg.Pool, worker_id: str, kinds: list[str], lease_seconds: int
+) -> tuple[dict | None, float | None]:
+    """Take the oldest due job no other worker holds: (the job, None); or, when there is none,
+    (None, seconds until the next queued job falls due, None when there is none)."""
     try:
-        return row(
-            await db.fetch_one(
-                f"""
-                UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = :worker,
-                       locked_until = now() + make_interval(secs => :lease), updated_at = now()
-                WHERE id = (
-                    SELECT j.id FROM jobs j
-                    WHERE j.status = 'queued' AND j.run_at <= now() AND j.kind = ANY(:kinds)
-                      AND (j.serial_key IS NULL OR NOT EXISTS (
-                          SELECT 1 FROM jobs r WHERE r.serial_key = j.serial_key AND r.status = 'running'))
-                    ORDER BY j.run_at, j.id
-                    FOR UPDATE SKIP LOCKED
-                    LIMIT 1
-                )
-                RETURNING {COLUMNS}
-                """,
-                {"worker": worker_id, "lease": lease_seconds, "kinds": kinds},
-            )
-        )
+        record = await pool.fetchrow(CLAIM, worker_id, float(lease_seconds), kinds)
     except asyncpg.UniqueViolationError:
         # Another worker started a job with the same serial key at the same moment.
-        return None
+        return None, 0.05
+    values = dict(record)
+    next_due_in = values.pop("next_due_in")
+    if values["id"] is None:
+        return None, None if next_due_in is None else float(next_due_in)
+    return values, None
 
 
-async def finish_job(db: Database, job_id: int, worker_id: str) -> None:
-    await db.execute(
+async def finish_job(pool: asyncpg.Pool, job_id: int, worker_id: str) -> None:
+    await pool.execute(
         "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, progress = 1, updated_at = now() "
-        "WHERE id = :id AND locked_by = :worker",
-        {"id": job_id, "worker": worker_id},
+        "WHERE id = $1 AND locked_by = $2",
+        job_id,
+        worker_id,
     )
 
 

@@ -59,6 +59,85 @@ async def insert_message_checking_queue(conn: asyncpg.Connection, values: dict, 
     return record["id"], record["queued"]
 
 
+INGEST_CUSTOMER = """
+WITH fresh AS (
+    SELECT NOT CAST($16 AS boolean) OR EXISTS (
+        SELECT FROM channels ch JOIN assistants a ON a.id = ch.assistant_id
+        WHERE ch.id = $1 AND ch.detail = CAST($17 AS text)
+          AND ch.connected_at IS NOT DISTINCT FROM CAST($18 AS timestamptz)
+          AND a.settings::text = CAST($19 AS text)
+    ) AS ok
+), c AS (
+    INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
+    SELECT $1, $2, $3, $4, now() FROM fresh WHERE fresh.ok
+    ON CONFLICT (channel_id, chat_id) DO UPDATE
+        SET last_message_at = now(),
+            phone_number = coalesce(excluded.phone_number, c.phone_number),
+            name = coalesce(excluded.name, c.name)
+    RETURNING c.id, c.opted_out_at IS NULL AND (c.paused_until IS NULL OR c.paused_until <= now()) AS usual
+), m AS (
+    INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status, reason,
+                          provider_timestamp)
+    SELECT $1, c.id, 'in', 'customer', $5, $6, $7, $8, $9 FROM c WHERE c.usual
+    ON CONFLICT (channel_id, provider_message_id) DO NOTHING
+    RETURNING id, contact_id
+), j AS (
+    INSERT INTO jobs (kind, payload, dedup_key, serial_key, run_at, max_attempts)
+    SELECT CAST($10 AS text), jsonb_build_object('contact_id', m.contact_id) || CAST($11 AS jsonb),
+           CAST($12 AS text) || m.contact_id, CAST($13 AS text) || m.contact_id,
+           now() + make_interval(secs => $14), $15
+    FROM m WHERE CAST($7 AS text) = 'pending'
+    ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
+    RETURNING id
+), wake AS (
+    SELECT pg_notify(CAST($20 AS text), CAST($10 AS text)) FROM j
+)
+SELECT c.id AS contact_id, c.usual, (SELECT id FROM m) AS message_id, (SELECT id FROM j) AS job_id,
+       EXISTS (SELECT FROM wake) AS woken
+FROM c
+"""
+
+
+async def ingest_customer_message(
+    pool: asyncpg.Pool, seen: dict | None, contact: dict, message: dict, job: dict, notify_channel: str
+) -> dict | None:
+    """The webhook hot path in ONE statement (atomic on its own): upsert the contact, store the
+    message unless the contact is opted out or paused (`usual` false: the caller decides again
+    with the contact's real state), and queue a reply job unless one is queued already (the
+    partial unique index on `dedup_key` decides on committed state, not on this statement's
+    snapshot), waking the workers only when a job was added.
+
+    `seen`: the channel's detail, connected_at and assistant settings (jsonb text) the caller
+    decided with; when they changed, nothing is written and None is returned. `contact`:
+    channel_id, chat_id, phone_number, name. `message`: provider_message_id, text, status,
+    reason, provider_timestamp. `job`: kind, payload, dedup_prefix, serial_prefix, delay_seconds,
+    max_attempts (`payload` gets the contact id)."""
+    record = await pool.fetchrow(
+        INGEST_CUSTOMER,
+        contact["channel_id"],
+        contact["chat_id"],
+        contact["phone_number"],
+        contact["name"],
+        message["provider_message_id"],
+        message["text"],
+        message["status"],
+        message["reason"],
+        message["provider_timestamp"],
+        job["kind"],
+        job["payload"],
+        job["dedup_prefix"],
+        job["serial_prefix"],
+        float(job["delay_seconds"]),
+        job["max_attempts"],
+        seen is not None,
+        seen and seen["detail"],
+        seen and seen["connected_at"],
+        seen and seen["policy_json"],
+        notify_channel,
+    )
+    return dict(record) if record is not None else None
+
+
 async def is_own_outbound(db: Database, channel_id: int, contact_id: int, provider_message_id: str, text: str) -> bool:
     """True when a fromMe message is the echo of something we sent (same provider id, or the same
     text sent to this contact moments ago, before the provider id was recorded)."""
@@ -88,25 +167,35 @@ async def queued_job_exists(db: Database, serial_key: str) -> bool:
     )
 
 
-async def pending_inbound(db: Database, contact_id: int) -> list[dict]:
-    """The contact's burst buffer: inbound messages still waiting for a reply, oldest first."""
-    return rows(
-        await db.fetch_all(
-            f"SELECT {COLUMNS} FROM messages WHERE contact_id = :id AND direction = 'in' AND status = 'pending' ORDER BY id",
-            {"id": contact_id},
-        )
-    )
+BURST = f"""
+SELECT {COLUMNS},
+       (SELECT count(*) FROM (SELECT FROM messages r WHERE r.channel_id = $2 AND r.contact_id = $1 AND r.direction = 'out'
+            AND r.author = 'bot' AND r.status NOT IN ('stale', 'failed') AND r.created_at > now() - interval '1 minute'
+            LIMIT $3) x) AS recent_contact,
+       (SELECT count(*) FROM (SELECT FROM messages r WHERE r.channel_id = $2 AND r.direction = 'out'
+            AND r.author = 'bot' AND r.status NOT IN ('stale', 'failed') AND r.created_at > now() - interval '1 minute'
+            LIMIT $4) x) AS recent_channel
+FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending' ORDER BY id
+"""
 
 
-async def waiting_outbound(db: Database, contact_id: int) -> list[dict]:
+async def pending_inbound(pool: asyncpg.Pool, contact_id: int, channel_id: int, caps: tuple[int, int]) -> list[dict]:
+    """The contact's burst buffer (inbound messages still waiting for a reply, oldest first), each
+    row with the bot's replies of the last minute to this contact and on the channel, counted up
+    to `caps` (the rate limits: counting further cannot change the decision)."""
+    return [dict(record) for record in await pool.fetch(BURST, contact_id, channel_id, caps[0], caps[1])]
+
+
+async def waiting_outbound(pool: asyncpg.Pool, contact_id: int) -> list[dict]:
     """Outbound messages stored but not yet known to be sent (pending, or sending when a worker died)."""
-    return rows(
-        await db.fetch_all(
-            f"SELECT {COLUMNS} FROM messages WHERE contact_id = :id AND direction = 'out' "
+    return [
+        dict(record)
+        for record in await pool.fetch(
+            f"SELECT {COLUMNS} FROM messages WHERE contact_id = $1 AND direction = 'out' "
             "AND status IN ('pending', 'sending') ORDER BY id",
-            {"id": contact_id},
+            contact_id,
         )
-    )
+    ]
 
 
 async def insert_outbound(db: Database, values: dict) -> int | None:
@@ -124,47 +213,106 @@ async def insert_outbound(db: Database, values: dict) -> int | None:
     )
 
 
+STORE_REPLY = """
+WITH contact AS (
+    SELECT paused_until FROM contacts WHERE id = $1 FOR UPDATE
+), state AS (
+    SELECT $2 AND paused_until IS NOT NULL AND paused_until > now() AS taken_over,
+           EXISTS (SELECT FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending'
+                                          AND id > $3) AS stale,
+           EXISTS (SELECT FROM messages WHERE contact_id = $1 AND direction = 'out'
+                                          AND status IN ('pending', 'sending')) AS waiting
+    FROM contact
+), parts AS (
+    INSERT INTO messages (channel_id, contact_id, direction, author, idempotency_key, text, status, attempts, sources,
+                          trace, degraded, reply_to_id)
+    SELECT $4, $1, 'out', 'bot', 'reply:' || $3 || ':' || (part.n - 1), part.text,
+           CASE WHEN part.n = 1 AND NOT state.waiting THEN 'sending' ELSE 'pending' END,
+           CASE WHEN part.n = 1 AND NOT state.waiting THEN 1 ELSE 0 END,
+           CASE WHEN part.n = 1 THEN CAST($6 AS jsonb) END, CASE WHEN part.n = 1 THEN CAST($7 AS jsonb) END, $8, $3
+    FROM state, unnest(CAST($5 AS text[])) WITH ORDINALITY AS part(text, n)
+    WHERE NOT state.taken_over AND NOT state.stale
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id, status
+), answered AS (
+    UPDATE messages SET status = 'answered', error = NULL, updated_at = now()
+    WHERE id = ANY(CAST($9 AS bigint[])) AND direction = 'in' AND status = 'pending'
+      AND EXISTS (SELECT FROM state WHERE NOT taken_over AND NOT stale)
+    RETURNING id
+)
+SELECT taken_over, stale, (SELECT count(*) FROM parts) AS stored, (SELECT count(*) FROM answered) AS answered,
+       (SELECT id FROM parts WHERE status = 'sending') AS sending_id
+FROM state
+"""
+
+
+async def store_reply(pool: asyncpg.Pool, reply: dict, answered_ids: list[int], *, pause_applies: bool) -> dict | None:
+    """Store a bot reply (its parts, idempotency keys `reply:<latest>:<n>`) and mark the messages it
+    answers, in one statement on the locked contact — unless the contact is paused
+    (`pause_applies`) or wrote again after `reply["reply_to_id"]`. Returns {taken_over, stale,
+    stored, answered, sending_id}, or None when the contact is gone.
+
+    When nothing else waits to be sent, the first part is stored already `sending` (attempts 1):
+    what `mark_sending` would commit next, one statement (and one index-heavy update) earlier.
+    `sending_id` names it. `reply`: contact_id, channel_id, reply_to_id, parts, sources, trace,
+    degraded."""
+    record = await pool.fetchrow(
+        STORE_REPLY,
+        reply["contact_id"],
+        pause_applies,
+        reply["reply_to_id"],
+        reply["channel_id"],
+        reply["parts"],
+        reply["sources"],
+        reply["trace"],
+        reply["degraded"],
+        answered_ids,
+    )
+    return dict(record) if record is not None else None
+
+
 async def find_message(db: Database, message_id: int) -> dict | None:
     return row(await db.fetch_one(f"SELECT {COLUMNS} FROM messages WHERE id = :id", {"id": message_id}))
 
 
 async def set_inbound_status(
-    db: Database, message_ids: list[int], status: str, reason: str | None = None, error: str | None = None
+    pool: asyncpg.Pool, message_ids: list[int], status: str, reason: str | None = None, error: str | None = None
 ) -> None:
-    await db.execute(
-        "UPDATE messages SET status = :status, reason = coalesce(:reason, reason), error = :error, updated_at = now() "
-        "WHERE id = ANY(:ids) AND direction = 'in'",
-        {"ids": message_ids, "status": status, "reason": reason, "error": error},
+    await pool.execute(
+        "UPDATE messages SET status = $2, reason = coalesce($3, reason), error = $4, updated_at = now() "
+        "WHERE id = ANY($1::bigint[]) AND direction = 'in'",
+        message_ids,
+        status,
+        reason,
+        error,
     )
 
 
-async def mark_sending(db: Database, message_id: int) -> None:
-    await db.execute(
-        "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now() WHERE id = :id",
-        {"id": message_id},
+async def mark_sending(pool: asyncpg.Pool, message_id: int) -> None:
+    await pool.execute(
+        "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now() WHERE id = $1", message_id
     )
 
 
-async def mark_sent(db: Database, message_id: int, provider_message_id: str | None) -> None:
-    """Record the send, its provider id and the latency from the customer's message."""
-    async with db.transaction():
-        if provider_message_id:
-            # The phone's echo of this very message may have been stored before we knew its id.
-            await db.execute(
-                "DELETE FROM messages WHERE provider_message_id = :pid AND author = 'owner' AND id <> :id "
-                "AND channel_id = (SELECT channel_id FROM messages WHERE id = :id)",
-                {"id": message_id, "pid": provider_message_id},
-            )
-        await db.execute(
-            """
-            UPDATE messages m SET status = 'sent', provider_message_id = coalesce(:pid, m.provider_message_id),
-                   sent_at = now(), error = NULL, updated_at = now(),
-                   latency_ms = (SELECT round(extract(epoch FROM now() - q.created_at) * 1000)::int
-                                 FROM messages q WHERE q.id = m.reply_to_id)
-            WHERE m.id = :id
-            """,
-            {"id": message_id, "pid": provider_message_id},
-        )
+MARK_SENT = """
+WITH echo AS (
+    -- The phone's echo of this very message may have been stored before we knew its id; it goes
+    -- first (the unique provider id), hence referenced below.
+    DELETE FROM messages WHERE $2::text IS NOT NULL AND provider_message_id = $2 AND author = 'owner' AND id <> $1
+      AND channel_id = (SELECT channel_id FROM messages WHERE id = $1)
+    RETURNING id
+)
+UPDATE messages m SET status = 'sent', provider_message_id = coalesce($2, m.provider_message_id),
+       sent_at = now(), error = NULL, updated_at = now(),
+       latency_ms = (SELECT round(extract(epoch FROM now() - q.created_at) * 1000)::int
+                     FROM messages q WHERE q.id = m.reply_to_id)
+WHERE m.id = $1 AND (SELECT count(*) FROM echo) >= 0
+"""
+
+
+async def mark_sent(pool: asyncpg.Pool, message_id: int, provider_message_id: str | None) -> None:
+    """Record the send, its provider id and the latency from the customer's message (one statement)."""
+    await pool.execute(MARK_SENT, message_id, provider_message_id)
 
 
 async def mark_failed(db: Database, message_id: int, error: str) -> None:
@@ -174,10 +322,8 @@ async def mark_failed(db: Database, message_id: int, error: str) -> None:
     )
 
 
-async def record_send_error(db: Database, message_id: int, error: str) -> None:
-    await db.execute(
-        "UPDATE messages SET error = :error, updated_at = now() WHERE id = :id", {"id": message_id, "error": error[:2000]}
-    )
+async def record_send_error(pool: asyncpg.Pool, message_id: int, error: str) -> None:
+    await pool.execute("UPDATE messages SET error = $2, updated_at = now() WHERE id = $1", message_id, error[:2000])
 
 
 async def fail_waiting(db: Database, contact_id: int, error: str) -> int:
@@ -195,36 +341,24 @@ async def fail_waiting(db: Database, contact_id: int, error: str) -> int:
     )
 
 
-async def conversation_before(db: Database, contact_id: int, before_id: int, limit: int) -> list[dict]:
+async def conversation_before(pool: asyncpg.Pool, contact_id: int, before_id: int, limit: int) -> list[dict]:
     """The latest turns before a message, newest first: customer messages that were answered and
     replies that went out (bot, operator, owner)."""
-    return rows(
-        await db.fetch_all(
+    return [
+        dict(record)
+        for record in await pool.fetch(
             """
             SELECT id, direction, author, text, created_at FROM messages
-            WHERE contact_id = :id AND id < :before AND text <> ''
+            WHERE contact_id = $1 AND id < $2 AND text <> ''
               AND ((direction = 'in' AND status = 'answered')
                    OR (direction = 'out' AND status IN ('sent', 'delivered', 'read', 'played')))
-            ORDER BY id DESC LIMIT :limit
+            ORDER BY id DESC LIMIT $3
             """,
-            {"id": contact_id, "before": before_id, "limit": limit},
+            contact_id,
+            before_id,
+            limit,
         )
-    )
-
-
-async def recent_bot_replies(db: Database, channel_id: int, contact_id: int) -> dict:
-    """Replies the bot made in the last minute, to this contact and on the whole channel."""
-    return row(
-        await db.fetch_one(
-            """
-            SELECT count(*) FILTER (WHERE contact_id = :contact_id) AS contact, count(*) AS channel
-            FROM messages
-            WHERE channel_id = :channel_id AND direction = 'out' AND author = 'bot'
-              AND status NOT IN ('stale', 'failed') AND created_at > now() - interval '1 minute'
-            """,
-            {"channel_id": channel_id, "contact_id": contact_id},
-        )
-    )
+    ]
 
 
 async def apply_ack(db: Database, channel_id: int, provider_message_id: str, status: str) -> bool:

@@ -8,6 +8,7 @@ import socket
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from backend.database import is_connection_error
+from backend.database import is_connection_error, pool_of
 from backend.runtime import Runtime
 from backend.store import jobs as store
 
@@ -74,7 +75,11 @@ class Workers:
         self.rt = rt
         self.concurrency = concurrency
         self.handlers = handlers()
-        self.wake = asyncio.Event()
+        # Idle claim loops, each waiting on its own future: a NOTIFY wakes ONE of them (a herd of
+        # claim queries per job would cost more than the job); `nudges` counts every wake-up, so
+        # a loop whose claim came back empty while one happened looks again instead of sleeping.
+        self.idle: deque[asyncio.Future] = deque()
+        self.nudges = 0
         self.tasks: list[asyncio.Task] = []
         self.listener: asyncpg.Connection | None = None
         self.id_prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -100,8 +105,8 @@ class Workers:
         while not self.stopping:
             try:
                 self.listener = await asyncpg.connect(self.rt.database_url)
-                await self.listener.add_listener(store.CHANNEL, lambda *_: self.wake.set())
-                self.wake.set()  # catch up on anything queued while we were not listening
+                await self.listener.add_listener(store.CHANNEL, lambda *_: self.wake_one())
+                self.wake_all()  # catch up on anything queued while we were not listening
                 while not self.listener.is_closed():
                     await asyncio.sleep(1)
             except asyncio.CancelledError:
@@ -118,18 +123,47 @@ class Workers:
                     if record["status"] == "failed":
                         await self._call_failed(record, record["last_error"] or "worker lost")
                     else:
-                        self.wake.set()
+                        self.wake_one()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 log.warning("workers.reap_failed", error=type(exc).__name__)
             await asyncio.sleep(max(1.0, min(self.rt.settings.job_lease_seconds / 4, 30)))
 
+    def wake_one(self) -> None:
+        self.nudges += 1
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def wake_all(self) -> None:
+        self.nudges += 1
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _idle(self, seconds: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self.idle.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout=seconds)
+        except TimeoutError:
+            pass
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
     async def _loop(self, worker_id: str) -> None:
         kinds = sorted(self.handlers)
         while not self.stopping:
+            nudges = self.nudges
             try:
-                record = await store.claim_next_job(self.rt.db, worker_id, kinds, self.rt.settings.job_lease_seconds)
+                record, next_due_in = await store.claim_next_job(
+                    pool_of(self.rt.db), worker_id, kinds, self.rt.settings.job_lease_seconds
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -138,13 +172,12 @@ class Workers:
                 await asyncio.sleep(1)
                 continue
             if record is None:
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=self.rt.settings.job_poll_seconds)
-                except TimeoutError:
-                    pass
+                if self.nudges == nudges:
+                    # Until woken, a delayed job falls due (burst window, retry back-off), or the safety poll.
+                    wait = self.rt.settings.job_poll_seconds
+                    await self._idle(wait if next_due_in is None else min(wait, max(next_due_in, 0.001)))
                 continue
-            self.wake.set()  # there may be more: let a sibling look too
+            self.wake_one()  # there may be more: let one sibling look too
             await self._run(record, worker_id)
 
     async def _run(self, record: dict, worker_id: str) -> None:
@@ -183,7 +216,7 @@ class Workers:
                     bound.debug("job.traceback", traceback=traceback.format_exc())
                 await self._safely(store.retry_job(self.rt.db, job.id, worker_id, error, delay))
         else:
-            await self._safely(store.finish_job(self.rt.db, job.id, worker_id))
+            await self._safely(store.finish_job(pool_of(self.rt.db), job.id, worker_id))
             bound.info("job.done", ms=round((time.perf_counter() - started) * 1000, 1))
 
     async def _give_up(self, job: Job, handler: JobHandler, error: str, bound) -> None:  # noqa: ANN001
