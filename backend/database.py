@@ -146,9 +146,24 @@ class Database(databases.Database):
     def connection(self) -> Connection:
         if self._global_connection is not None:
             return self._global_connection
+        if self._connection is not None and _broken(self._connection):
+            self._connection = None
         if not self._connection:
             self._connection = _FastConnection(self, self._backend)
         return self._connection
+
+
+def _broken(connection: Connection) -> bool:
+    """A task's connection that the server killed. `databases` keeps one connection per task and
+    never forgets it when its release fails half-way (server gone mid-query): every later query of
+    that task (a worker loop, a keep-alive HTTP connection) would fail for good."""
+    raw = connection._connection._connection  # the asyncpg pool proxy; None when not acquired
+    if raw is None:
+        return False
+    if connection._connection_counter == 0:
+        return True  # acquired by nobody, yet never released
+    proxied = getattr(raw, "_con", None)
+    return proxied is None or proxied.is_closed()
 
 
 def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> databases.Database:
@@ -195,6 +210,7 @@ def is_connection_error(exc: BaseException) -> bool:
             asyncpg.exceptions.AdminShutdownError,
             asyncpg.exceptions.CrashShutdownError,
             asyncpg.exceptions.ConnectionFailureError,
+            asyncpg.exceptions.InternalClientError,  # a pool connection caught mid-operation by the outage
         ),
     )
 

@@ -77,7 +77,6 @@ async def search(
     started = time.perf_counter()
     timings: dict[str, float] = {}
     pool = candidates or max(top_k * 4, 20)
-    stale = await store.stale_documents(db, assistant_id, embedder.name)
     dense: list[dict] = []
     lexical: list[dict] = []
     vector = None
@@ -86,8 +85,11 @@ async def search(
         vector = (await embedder.embed([query]))[0]
         timings["embed"] = _ms(t)
         t = time.perf_counter()
-        dense = await store.dense_search(db, assistant_id, vector, pool, exclude_documents=stale)
+        # Which documents another embedding model indexed is asked in the same round trip.
+        dense, stale = await store.dense_search_fresh(db, assistant_id, vector, pool, embedder.name)
         timings["dense"] = _ms(t)
+    else:
+        stale = await store.stale_documents(db, assistant_id, embedder.name)
     if mode in ("hybrid", "lexical"):
         t = time.perf_counter()
         lexical = await store.lexical_search(db, assistant_id, query, language, pool, exclude_documents=stale, vector=vector)

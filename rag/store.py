@@ -78,9 +78,14 @@ SESSION_SETTINGS = {"hnsw.ef_search": "100", "hnsw.iterative_scan": "relaxed_ord
 DENSE = f"""
 WITH settings AS (
     SELECT current_setting('hnsw.ef_search', true) AS ef_search,
-           current_setting('hnsw.iterative_scan', true) AS iterative_scan
+           {{iterative_setting}} AS iterative_scan,
+           ARRAY(SELECT id FROM documents
+                 WHERE $5::text IS NOT NULL AND assistant_id = $2
+                   AND embedding_model IS NOT NULL AND embedding_model <> $5
+                 ORDER BY id) AS stale
 )
-SELECT settings.ef_search AS session_ef_search, settings.iterative_scan AS session_iterative_scan, nearest.*
+SELECT settings.ef_search AS session_ef_search, settings.iterative_scan AS session_iterative_scan,
+       settings.stale AS session_stale, nearest.*
 FROM settings LEFT JOIN LATERAL (
     SELECT * FROM (
         SELECT {PASSAGE_COLUMNS}, c.embedding <=> $1 AS distance
@@ -91,6 +96,9 @@ FROM settings LEFT JOIN LATERAL (
     ) nearest ORDER BY distance
 ) nearest ON TRUE
 """
+# pgvector < 0.8 has no hnsw.iterative_scan: never name it there.
+DENSE_ITERATIVE = DENSE.format(iterative_setting="current_setting('hnsw.iterative_scan', true)")
+DENSE_PLAIN = DENSE.format(iterative_setting="NULL")
 
 
 async def dense_search(
@@ -103,25 +111,50 @@ async def dense_search(
     ef_search: int = 100,
 ) -> list[dict]:
     """Nearest chunks by cosine distance (HNSW); iterative scan keeps k results despite the filter."""
+    hits, _ = await dense_search_fresh(
+        db, assistant_id, vector, limit, None, exclude_documents=exclude_documents, ef_search=ef_search
+    )
+    return hits
+
+
+async def dense_search_fresh(
+    db: Database,
+    assistant_id: int,
+    vector: np.ndarray,
+    limit: int,
+    embedding_model: str | None,
+    *,
+    exclude_documents: Sequence[int] = (),
+    ef_search: int = 100,
+) -> tuple[list[dict], list[int]]:
+    """`dense_search` and `stale_documents(embedding_model)` (None: not asked) in one round trip:
+    (hits from fresh documents only, the stale documents' ids)."""
     iterative = await _iterative_scan(db)
     ef = min(max(ef_search, limit), HNSW_MAX_EF_SEARCH) if iterative else HNSW_MAX_EF_SEARCH
-    args = (np.asarray(vector, dtype=np.float32), assistant_id, list(exclude_documents), limit)
+    exclude = list(exclude_documents)
     async with db.connection() as connection:
         # The raw connection: no SQL compilation, no logging of a 384-float vector per query.
         conn = connection.raw_connection
-        records = await conn.fetch(DENSE, *args)
+        query = np.asarray(vector, dtype=np.float32)
+        sql = DENSE_ITERATIVE if iterative else DENSE_PLAIN
+        records = await conn.fetch(sql, query, assistant_id, exclude, limit, embedding_model)
         first = records[0]
+        stale = list(first["session_stale"])
         in_effect = first["session_ef_search"] == str(ef) and (
             not iterative or first["session_iterative_scan"] == "relaxed_order"
         )
+        if stale and any(record["document_id"] in stale for record in records):
+            exclude += stale  # rare (an embedding model change not yet re-indexed): ask again without them
+            in_effect = False
         if not in_effect:
             async with conn.transaction():
                 settings = f"SET LOCAL hnsw.ef_search = {int(ef)}"
                 if iterative:
                     settings += "; SET LOCAL hnsw.iterative_scan = relaxed_order"
                 await conn.execute(settings)
-                records = await conn.fetch(DENSE, *args)
-    return [_hit(record, score=1.0 - float(record["distance"])) for record in records if record["chunk_id"] is not None]
+                records = await conn.fetch(sql, query, assistant_id, exclude, limit, None)
+    hits = [_hit(record, score=1.0 - float(record["distance"])) for record in records if record["chunk_id"] is not None]
+    return hits, stale
 
 
 def _hit(record, **extra) -> dict:  # noqa: ANN001 - asyncpg record

@@ -15,7 +15,7 @@ from typing import Literal
 
 import asyncpg
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.errors import Invalid, NotFound, TooLarge, Unavailable, Unsupported
 from backend.http import Page
@@ -110,6 +110,14 @@ class FaqEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=2000)
     answer: str = Field(min_length=1, max_length=20000)
+
+    @field_validator("question", "answer")
+    @classmethod
+    def _has_words(cls, value: str) -> str:
+        # Unicode spaces alone (NBSP, ideographic space...) would index an empty entry.
+        if not any(character.isalnum() for character in value):
+            raise ValueError("must contain words")
+        return value.strip()
 
 
 def _reindex_notice(count: int) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -99,7 +99,10 @@ async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None
         await deliver_waiting(rt, conversation)
     # Read after load_conversation waited for ingests in flight: each of them either committed
     # before (its message is here) or saw this job running and queued the next one.
-    batch = await store.pending_inbound(pool_of(rt.db), contact_id, conversation.channel["id"], _rate_caps(conversation.policy))
+    policy = conversation.policy
+    batch = await store.pending_inbound(
+        pool_of(rt.db), contact_id, conversation.channel["id"], _rate_caps(policy), policy.history_turns * 2
+    )
     if not batch:
         return
     draft = await _draft_reply(rt, conversation, batch)
@@ -171,7 +174,7 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
     )
     try:
         question = "\n".join(message["text"] for message in batch if message["text"].strip())
-        history = await conversation_history(pool, policy, contact["id"], batch[0])
+        history = conversation_history(policy, batch[0], batch[0]["history"] or [])
         from backend.services.answers import answer_question
 
         started = time.perf_counter()
@@ -205,17 +208,18 @@ async def _ignore(pool, ids: list[int], reason: str) -> None:  # noqa: ANN001 - 
     log.info("reply.skipped", messages=ids, reason=reason)
 
 
-async def conversation_history(pool, policy: ReplyPolicy, contact_id: int, first: dict) -> list[dict]:  # noqa: ANN001
-    """Recent turns as memory, oldest first; a silence longer than the idle time starts afresh."""
+def conversation_history(policy: ReplyPolicy, first: dict, before: list[dict]) -> list[dict]:
+    """Recent turns as memory, oldest first; a silence longer than the idle time starts afresh.
+    `before`: the turns before `first`, newest first (`created_at` as epoch seconds in `at`)."""
     if policy.history_turns == 0:
         return []
-    idle = timedelta(minutes=policy.memory_idle_minutes)
-    turns, newer_at = [], first["created_at"]
-    for message in await store.conversation_before(pool, contact_id, first["id"], policy.history_turns * 2):
-        if newer_at - message["created_at"] > idle:
+    idle = policy.memory_idle_minutes * 60
+    turns, newer_at = [], first["created_at"].timestamp()
+    for message in before:
+        if newer_at - message["at"] > idle:
             break
         turns.append({"role": "user" if message["direction"] == "in" else "assistant", "content": message["text"]})
-        newer_at = message["created_at"]
+        newer_at = message["at"]
     return turns[::-1]
 
 

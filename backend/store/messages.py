@@ -174,16 +174,30 @@ SELECT {COLUMNS},
             LIMIT $3) x) AS recent_contact,
        (SELECT count(*) FROM (SELECT FROM messages r WHERE r.channel_id = $2 AND r.direction = 'out'
             AND r.author = 'bot' AND r.status NOT IN ('stale', 'failed') AND r.created_at > now() - interval '1 minute'
-            LIMIT $4) x) AS recent_channel
+            LIMIT $4) x) AS recent_channel,
+       (SELECT json_agg(json_build_object('id', h.id, 'direction', h.direction, 'author', h.author, 'text', h.text,
+                                          'at', extract(epoch FROM h.created_at)) ORDER BY h.id DESC)
+        FROM (SELECT id, direction, author, text, created_at FROM messages
+              WHERE contact_id = $1 AND text <> ''
+                AND id < (SELECT min(id) FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending')
+                AND ((direction = 'in' AND status = 'answered')
+                     OR (direction = 'out' AND status IN ('sent', 'delivered', 'read', 'played')))
+              ORDER BY id DESC LIMIT $5) h) AS history
 FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending' ORDER BY id
 """
 
 
-async def pending_inbound(pool: asyncpg.Pool, contact_id: int, channel_id: int, caps: tuple[int, int]) -> list[dict]:
-    """The contact's burst buffer (inbound messages still waiting for a reply, oldest first), each
-    row with the bot's replies of the last minute to this contact and on the channel, counted up
-    to `caps` (the rate limits: counting further cannot change the decision)."""
-    return [dict(record) for record in await pool.fetch(BURST, contact_id, channel_id, caps[0], caps[1])]
+async def pending_inbound(
+    pool: asyncpg.Pool, contact_id: int, channel_id: int, caps: tuple[int, int], history_limit: int
+) -> list[dict]:
+    """The contact's burst buffer (inbound messages still waiting for a reply, oldest first), in one
+    round trip with what answering it needs; each row carries:
+    - `recent_contact`, `recent_channel`: the bot's replies of the last minute to this contact and
+      on the channel, counted up to `caps` (the rate limits: counting further changes nothing);
+    - `history`: up to `history_limit` turns before the burst, newest first, as `conversation_before`
+      gives them (`created_at` as epoch seconds in `at`)."""
+    records = await pool.fetch(BURST, contact_id, channel_id, caps[0], caps[1], history_limit)
+    return [dict(record) for record in records]
 
 
 async def waiting_outbound(pool: asyncpg.Pool, contact_id: int) -> list[dict]:
@@ -339,26 +353,6 @@ async def fail_waiting(db: Database, contact_id: int, error: str) -> int:
             {"id": contact_id, "error": error[:2000]},
         )
     )
-
-
-async def conversation_before(pool: asyncpg.Pool, contact_id: int, before_id: int, limit: int) -> list[dict]:
-    """The latest turns before a message, newest first: customer messages that were answered and
-    replies that went out (bot, operator, owner)."""
-    return [
-        dict(record)
-        for record in await pool.fetch(
-            """
-            SELECT id, direction, author, text, created_at FROM messages
-            WHERE contact_id = $1 AND id < $2 AND text <> ''
-              AND ((direction = 'in' AND status = 'answered')
-                   OR (direction = 'out' AND status IN ('sent', 'delivered', 'read', 'played')))
-            ORDER BY id DESC LIMIT $3
-            """,
-            contact_id,
-            before_id,
-            limit,
-        )
-    ]
 
 
 async def apply_ack(db: Database, channel_id: int, provider_message_id: str, status: str) -> bool:
