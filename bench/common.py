@@ -236,6 +236,7 @@ async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None) 
         server_url = embedded_database_url(data_dir)
     url = await _ensure_database(server_url, BENCH_DATABASE, fresh=(not keep) if fresh is None else fresh)
     await run_migrations(url)
+    await _catch_up_schema(url)
     settings = Settings(database_url=url, data_dir=data_dir)
     db = make_database(url, min_size=1, max_size=4)
     await db.connect()
@@ -247,6 +248,41 @@ async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None) 
         await rt.close()
         await http.close()
         await db.disconnect()
+
+
+def migration_module(name: str):  # noqa: ANN201 - module
+    """A migration file as a module (its file name starts with a digit: not importable by name)."""
+    import importlib.util
+
+    path = ROOT / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_migration_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def _catch_up_schema(url: str) -> None:
+    """A kept --data-dir database was migrated by an earlier 0002: add what 0002 gained since
+    (the word statistics tables; the IF NOT EXISTS statements are no-ops on a fresh database)."""
+    import asyncpg
+
+    from backend.database import split_sql
+
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in split_sql(migration_module("0002_knowledge").TERM_STATS):
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def refresh_term_stats(rt, assistant_id: int) -> float:  # noqa: ANN001
+    """What the indexing job does after documents change (a reused database may predate it); seconds."""
+    from rag.store import refresh_term_stats as refresh
+
+    started = time.perf_counter()
+    await refresh(rt.db, assistant_id)
+    return time.perf_counter() - started
 
 
 async def bench_assistant(rt, name: str, *, reuse: bool = False):  # noqa: ANN001, ANN201 - Runtime -> Assistant

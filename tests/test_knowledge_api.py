@@ -236,6 +236,48 @@ async def test_hybrid_finds_an_exact_product_code_that_dense_search_misses(kb):
     assert hybrid[0]["dense_score"] is not None  # the similarity is known even outside the dense list
 
 
+async def test_words_common_to_a_large_knowledge_base_are_left_out_of_the_full_text_search(kb):
+    import hashlib
+
+    import numpy as np
+
+    from backend.store.documents import insert_document
+    from rag.store import lexical_search, refresh_term_stats, replace_chunks
+
+    rt = kb.app.ctx.runtime
+    assistant = await new_assistant(kb)
+    texts = [f"Warranty terms, page {i}: the warranty covers every kettle." for i in range(240)]
+    texts.append("Our warranty also covers the teapot.")
+    body = "\n\n".join(texts).encode()
+    values = {"filename": "terms.txt", "content_type": "text/plain", "size_bytes": len(body), "content": body}
+    record = await insert_document(rt.db, {**values, "assistant_id": assistant, "sha256": hashlib.sha256(body).hexdigest()})
+    vectors = np.random.default_rng(3).normal(size=(len(texts), 384)).astype(np.float32)
+    chunks = [(i, "", text, 12) for i, text in enumerate(texts)]
+    await replace_chunks(
+        rt.db, document_id=record["id"], assistant_id=assistant, language="english", chunks=chunks, vectors=vectors
+    )
+
+    # Without word statistics every word counts: "warranty" matches all 241 chunks.
+    assert len(await lexical_search(rt.db, assistant, "warranty for a teapot", "english", 50)) == 50
+    await refresh_term_stats(rt.db, assistant)
+    hits = await lexical_search(rt.db, assistant, "warranty for a teapot", "english", 50)
+    assert [h["text"] for h in hits] == [texts[-1]]
+    # Only common words: all of them are used rather than none.
+    assert len(await lexical_search(rt.db, assistant, "kettle warranty", "english", 50)) == 50
+
+
+async def test_indexing_and_deleting_refresh_the_word_statistics_of_the_assistant(kb):
+    assistant = await new_assistant(kb)
+    await upload(kb, assistant, ("hours.txt", b"The shop opens at nine."))
+    documents = await wait_indexed(kb, assistant)
+    db = kb.app.ctx.runtime.db
+    refresh = "SELECT count(*) FROM jobs WHERE kind = 'refresh_term_stats' AND payload->>'assistant_id' = :a"
+    assert await db.fetch_val(refresh, {"a": str(assistant)}) == 1
+    await db.execute("DELETE FROM jobs WHERE kind = 'refresh_term_stats'")
+    assert (await kb.delete(f"/api/assistants/{assistant}/documents/{documents[0]['id']}")).status_code == 204
+    assert await db.fetch_val(refresh, {"a": str(assistant)}) == 1
+
+
 async def test_a_changed_embedding_model_asks_for_a_reindex(database_url, tmp_path, fake_ollama):
     fake_ollama.set_models(["llama3.2", "all-minilm"])
     first = make_settings(database_url, tmp_path / "a", ollama_host=fake_ollama.url)

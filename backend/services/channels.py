@@ -354,10 +354,12 @@ async def handle_webhook(
         channel = await _read_webhook_channel(rt, channel_id) or channel
     last_event_at = channel["last_event_at"]
     if last_event_at is None or (_now() - last_event_at).total_seconds() >= TOUCH_EVERY_SECONDS:
-        await store.touch_channel_event(rt.db, channel_id)
-        for copy in (channel, _webhook_channels(rt).get(channel_id)):
-            if copy is not None:
-                copy["last_event_at"] = _now()
+        known = channel["channel_version"]
+        version = await store.touch_channel_event(pool_of(rt.db), channel_id, known)
+        for copy in {id(c): c for c in (channel, _webhook_channels(rt).get(channel_id)) if c is not None}.values():
+            copy["last_event_at"] = _now()
+            if version is not None and copy["channel_version"] == known:
+                copy["channel_version"] = version  # only our own write came between: the copy is still current
     outcomes = []
     for event in events:
         channel, outcome = await _apply_event_on_current(rt, channel, event, request_id)

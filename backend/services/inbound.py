@@ -148,7 +148,7 @@ async def _ingest_usual(
         payload["request_id"] = request_id
     result = await store.ingest_customer_message(
         pool_of(rt.db),
-        channel if "policy_json" in channel else None,
+        channel if "channel_version" in channel else None,
         {
             "channel_id": channel["id"],
             "chat_id": message.chat_id,

@@ -32,6 +32,9 @@ from rag.loaders import Block, LoadedDocument, load_document
 log = structlog.get_logger(__name__)
 
 INDEX_JOB = "index_document"
+TERM_STATS_JOB = "refresh_term_stats"
+# A burst of uploads or deletions gives one refresh: the queued (delayed) job absorbs the next ones.
+TERM_STATS_DELAY_SECONDS = 5.0
 
 
 class Document(BaseModel):
@@ -206,6 +209,19 @@ async def _enqueue_index(rt: Runtime, document_id: int) -> None:
     )
 
 
+async def _enqueue_term_stats(rt: Runtime, assistant_id: int) -> None:
+    """The lexical search's word statistics follow the assistant's chunks (`rag.store.refresh_term_stats`)."""
+    await enqueue_job(
+        rt.db,
+        TERM_STATS_JOB,
+        {"assistant_id": assistant_id},
+        dedup_key=f"{TERM_STATS_JOB}:{assistant_id}",
+        serial_key=f"{TERM_STATS_JOB}:{assistant_id}",
+        delay_seconds=TERM_STATS_DELAY_SECONDS,
+        max_attempts=rt.settings.job_max_attempts,
+    )
+
+
 async def list_documents(rt: Runtime, assistant_id: int, page: Page) -> DocumentPage:
     await get_assistant(rt.db, assistant_id)
     records, total = await store.list_documents(rt.db, assistant_id, page.limit, page.offset)
@@ -232,6 +248,7 @@ async def delete_document(rt: Runtime, assistant_id: int, document_id: int) -> N
     if not await store.delete_document(rt.db, assistant_id, document_id):
         await get_assistant(rt.db, assistant_id)
         raise NotFound(f"Document {document_id} does not exist for assistant {assistant_id}.", code="document_not_found")
+    await _enqueue_term_stats(rt, assistant_id)
     log.info("documents.deleted", assistant=assistant_id, document=document_id)
 
 
@@ -305,6 +322,7 @@ async def _store_blocks(
                 vectors=vectors,
             )
             await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
+            await _enqueue_term_stats(rt, assistant_id)
     except asyncpg.ForeignKeyViolationError:
         return None  # deleted while we were embedding
     return len(chunks)
@@ -430,4 +448,6 @@ async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, st
             )
             await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
         offset += len(chunks)
+    if pending:  # no job queue here: refresh the word statistics once for the whole batch
+        await chunk_store.refresh_term_stats(rt.db, assistant.id)
     return IngestedIds(ids, skipped)

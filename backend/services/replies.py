@@ -33,6 +33,7 @@ log = structlog.get_logger(__name__)
 CANNED_REASONS = ("opt_out", "opt_in", "handoff_request")
 # A quick reply needs no lease extension (one round trip saved); a slow model's does.
 HEARTBEAT_AFTER_SECONDS = 5.0
+TYPING_AFTER_SECONDS = 0.5
 SEND_AFTER_FAILURE = "the gateway did not confirm the send"
 
 
@@ -165,13 +166,13 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
             raise ChannelBusy(delay=15)
     if canned is not None:
         return Draft(parts=[canned[1]], trace={"canned": canned[0]})
-    # Read receipt and typing go out while the answer is prepared; both are done before it is sent.
-    niceties = asyncio.ensure_future(
-        asyncio.gather(
-            _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch))),
-            _best_effort(conversation.gateway.set_typing(conversation.ref, contact["chat_id"], True)),
-        )
+    # The read receipt goes out while the answer is prepared, and "typing…" too once the answer takes
+    # long enough to be seen (an instant answer would only flash it: one gateway call saved per reply).
+    # Both are done before the reply is sent.
+    seen = asyncio.ensure_future(
+        _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch)))
     )
+    typing = _SlowTyping(conversation, contact["chat_id"])
     try:
         question = "\n".join(message["text"] for message in batch if message["text"].strip())
         history = conversation_history(policy, batch[0], batch[0]["history"] or [])
@@ -180,10 +181,12 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
         started = time.perf_counter()
         answer = await answer_question(rt, conversation.assistant, question, history)
         answer_ms = round((time.perf_counter() - started) * 1000, 1)
-        await niceties
+        await typing.settle()
+        await seen
     finally:
-        if not niceties.done():
-            niceties.cancel()
+        typing.cancel()
+        if not seen.done():
+            seen.cancel()
     trace = {
         **answer.trace,
         "used_fallback": answer.used_fallback,
@@ -196,6 +199,29 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
     }
     parts = [part for part in answer.parts if part.strip()] or [answer.text or conversation.assistant.fallback_message]
     return Draft(parts=parts, sources=answer.sources, trace=trace, degraded=answer.degraded)
+
+
+class _SlowTyping:
+    """Shows "typing…" if the answer is not ready within TYPING_AFTER_SECONDS."""
+
+    def __init__(self, conversation: Conversation, chat_id: str) -> None:
+        self.calling = False
+        self.task = asyncio.ensure_future(self._run(conversation, chat_id))
+
+    async def _run(self, conversation: Conversation, chat_id: str) -> None:
+        await asyncio.sleep(TYPING_AFTER_SECONDS)
+        self.calling = True
+        await _best_effort(conversation.gateway.set_typing(conversation.ref, chat_id, True))
+
+    async def settle(self) -> None:
+        """The answer is ready: never show typing now, but let a call under way finish first."""
+        if self.calling:
+            await self.task
+        self.cancel()
+
+    def cancel(self) -> None:
+        if not self.task.done():
+            self.task.cancel()
 
 
 def _provider_ids(batch: list[dict]) -> list[str]:

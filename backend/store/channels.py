@@ -34,13 +34,15 @@ async def find_channel(db: Database, channel_id: int) -> dict | None:
 WEBHOOK_LOOKUP = (
     "SELECT "
     + ", ".join(f"ch.{column.strip()}" for column in COLUMNS.split(","))
-    + ", a.settings::text AS policy_json FROM channels ch LEFT JOIN assistants a ON a.id = ch.assistant_id WHERE ch.id = $1"
+    + ", a.settings::text AS policy_json, ch.xmin AS channel_version, a.xmin AS assistant_version"
+    + " FROM channels ch LEFT JOIN assistants a ON a.id = ch.assistant_id WHERE ch.id = $1"
 )
 
 
 async def find_channel_for_webhook(pool: asyncpg.Pool, channel_id: int) -> dict | None:
     """The channel and its assistant's reply policy (as jsonb text, cheap to cache by value) in one
-    round trip, on the raw pool: every webhook starts here."""
+    round trip, on the raw pool: every webhook starts here. `channel_version`/`assistant_version`
+    (the rows' xmin) change with any write to either row: a cached copy checks it is current."""
     record = await pool.fetchrow(WEBHOOK_LOOKUP, channel_id)
     return dict(record) if record is not None else None
 
@@ -79,13 +81,16 @@ async def update_channel(db: Database, channel_id: int, changes: dict) -> dict |
     )
 
 
-async def touch_channel_event(db: Database, channel_id: int) -> None:
-    # At most one write every few seconds: under a burst of webhooks every request would
-    # otherwise queue behind the same row lock.
-    await db.execute(
-        "UPDATE channels SET last_event_at = now() WHERE id = :id "
-        "AND (last_event_at IS NULL OR last_event_at < now() - interval '5 seconds')",
-        {"id": channel_id},
+async def touch_channel_event(pool: asyncpg.Pool, channel_id: int, version: int) -> int | None:
+    """Record that the gateway spoke, if the row is still at `version` (its xmin): the row's new
+    version, or None when it changed meanwhile or was touched recently enough. At most one write
+    every few seconds: under a burst of webhooks every request would otherwise queue behind the
+    same row lock."""
+    return await pool.fetchval(
+        "UPDATE channels SET last_event_at = now() WHERE id = $1 AND xmin = CAST($2 AS xid) "
+        "AND (last_event_at IS NULL OR last_event_at < now() - interval '5 seconds') RETURNING xmin",
+        channel_id,
+        version,
     )
 
 

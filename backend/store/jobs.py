@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 from databases import Database
@@ -67,26 +67,33 @@ SELECT claimed.*,
        CASE WHEN claimed.id IS NULL THEN (
            SELECT extract(epoch FROM min(q.run_at) - now()) FROM jobs q
            WHERE q.status = 'queued' AND q.run_at > now() AND q.kind = ANY($3::text[])
-       ) END AS next_due_in
+       ) ELSE (
+           -- The claimed job still counts as queued here: more than one means others are due.
+           SELECT count(*) FROM (SELECT FROM jobs q WHERE q.status = 'queued' AND q.run_at <= now()
+                                                     AND q.kind = ANY($3::text[]) LIMIT 2) due
+       ) END AS after
 FROM (SELECT) one LEFT JOIN claimed ON TRUE
 """
 
 
-async def claim_next_job(
-    pool: asyncpg.Pool, worker_id: str, kinds: list[str], lease_seconds: int
-) -> tuple[dict | None, float | None]:
-    """Take the oldest due job no other worker holds: (the job, None); or, when there is none,
-    (None, seconds until the next queued job falls due, None when there is none)."""
+class Claim(NamedTuple):
+    job: dict | None
+    more_due: bool = False  # other jobs are due besides this one
+    next_due_in: float | None = None  # without a job: seconds until a queued one falls due, if any
+
+
+async def claim_next_job(pool: asyncpg.Pool, worker_id: str, kinds: list[str], lease_seconds: int) -> Claim:
+    """Take the oldest due job no other worker holds."""
     try:
         record = await pool.fetchrow(CLAIM, worker_id, float(lease_seconds), kinds)
     except asyncpg.UniqueViolationError:
-        # Another worker started a job with the same serial key at the same moment.
-        return None, 0.05
+        # Another worker started a job with the same serial key at the same moment: look again soon.
+        return Claim(None, next_due_in=0.05)
     values = dict(record)
-    next_due_in = values.pop("next_due_in")
+    after = values.pop("after")
     if values["id"] is None:
-        return None, None if next_due_in is None else float(next_due_in)
-    return values, None
+        return Claim(None, next_due_in=None if after is None else float(after))
+    return Claim(values, more_due=after > 1)
 
 
 async def finish_job(pool: asyncpg.Pool, job_id: int, worker_id: str) -> None:

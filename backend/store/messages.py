@@ -61,11 +61,10 @@ async def insert_message_checking_queue(conn: asyncpg.Connection, values: dict, 
 
 INGEST_CUSTOMER = """
 WITH fresh AS (
-    SELECT NOT CAST($16 AS boolean) OR EXISTS (
-        SELECT FROM channels ch JOIN assistants a ON a.id = ch.assistant_id
-        WHERE ch.id = $1 AND ch.detail = CAST($17 AS text)
-          AND ch.connected_at IS NOT DISTINCT FROM CAST($18 AS timestamptz)
-          AND a.settings::text = CAST($19 AS text)
+    -- Two lookups by primary key (a join of the two here costs the statement a quarter more).
+    SELECT NOT CAST($16 AS boolean) OR (
+        EXISTS (SELECT FROM channels WHERE id = $1 AND xmin = CAST($17 AS xid))
+        AND EXISTS (SELECT FROM assistants WHERE id = $20 AND xmin = CAST($18 AS xid))
     ) AS ok
 ), c AS (
     INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
@@ -90,7 +89,7 @@ WITH fresh AS (
     ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
     RETURNING id
 ), wake AS (
-    SELECT pg_notify(CAST($20 AS text), CAST($10 AS text)) FROM j
+    SELECT pg_notify(CAST($19 AS text), CAST($10 AS text)) FROM j
 )
 SELECT c.id AS contact_id, c.usual, (SELECT id FROM m) AS message_id, (SELECT id FROM j) AS job_id,
        EXISTS (SELECT FROM wake) AS woken
@@ -107,8 +106,9 @@ async def ingest_customer_message(
     partial unique index on `dedup_key` decides on committed state, not on this statement's
     snapshot), waking the workers only when a job was added.
 
-    `seen`: the channel's detail, connected_at and assistant settings (jsonb text) the caller
-    decided with; when they changed, nothing is written and None is returned. `contact`:
+    `seen`: the versions (xmin) of the channel and assistant rows the caller decided with
+    (`channel_version`, `assistant_version`, and `assistant_id`); when either row changed since
+    (the channel's assistant_id included), nothing is written and None is returned. `contact`:
     channel_id, chat_id, phone_number, name. `message`: provider_message_id, text, status,
     reason, provider_timestamp. `job`: kind, payload, dedup_prefix, serial_prefix, delay_seconds,
     max_attempts (`payload` gets the contact id)."""
@@ -130,10 +130,10 @@ async def ingest_customer_message(
         float(job["delay_seconds"]),
         job["max_attempts"],
         seen is not None,
-        seen and seen["detail"],
-        seen and seen["connected_at"],
-        seen and seen["policy_json"],
+        seen and seen["channel_version"],
+        seen and seen["assistant_version"],
         notify_channel,
+        seen and seen["assistant_id"],
     )
     return dict(record) if record is not None else None
 

@@ -12,6 +12,7 @@ from backend.services.models import PULL_JOB
 from backend.store import documents as store
 from backend.workers.runner import Job, PermanentFailure, RetryLater
 from rag.errors import DocumentError, EmbeddingError, LLMUnavailable
+from rag.store import refresh_term_stats
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +31,17 @@ class IndexDocument:
 
     async def failed(self, rt: Runtime, job: Job, error: str) -> None:
         await store.mark_failed(rt.db, job.payload["document_id"], error)
+
+
+class RefreshTermStats:
+    async def run(self, rt: Runtime, job: Job) -> None:
+        assistant_id = job.payload["assistant_id"]
+        started = time.perf_counter()
+        chunks = await refresh_term_stats(rt.db, assistant_id)
+        log.info("term_stats.refreshed", assistant=assistant_id, chunks=chunks, ms=round((time.perf_counter() - started) * 1000))
+
+    async def failed(self, rt: Runtime, job: Job, error: str) -> None:
+        log.warning("term_stats.refresh_failed", assistant=job.payload.get("assistant_id"), error=error)
 
 
 class PullModel:
@@ -54,4 +66,4 @@ class PullModel:
         log.warning("model.pull_failed", model=job.payload.get("model"), error=error)
 
 
-HANDLERS: dict = {knowledge.INDEX_JOB: IndexDocument(), PULL_JOB: PullModel()}
+HANDLERS: dict = {knowledge.INDEX_JOB: IndexDocument(), knowledge.TERM_STATS_JOB: RefreshTermStats(), PULL_JOB: PullModel()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -155,15 +156,15 @@ class Workers:
         finally:
             if not waiter.done():
                 waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self.idle.remove(waiter)  # timed out: not woken, still queued
 
     async def _loop(self, worker_id: str) -> None:
         kinds = sorted(self.handlers)
         while not self.stopping:
             nudges = self.nudges
             try:
-                record, next_due_in = await store.claim_next_job(
-                    pool_of(self.rt.db), worker_id, kinds, self.rt.settings.job_lease_seconds
-                )
+                claim = await store.claim_next_job(pool_of(self.rt.db), worker_id, kinds, self.rt.settings.job_lease_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -171,14 +172,15 @@ class Workers:
                 getattr(log, level)("workers.claim_failed", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
                 continue
-            if record is None:
+            if claim.job is None:
                 if self.nudges == nudges:
                     # Until woken, a delayed job falls due (burst window, retry back-off), or the safety poll.
                     wait = self.rt.settings.job_poll_seconds
-                    await self._idle(wait if next_due_in is None else min(wait, max(next_due_in, 0.001)))
+                    await self._idle(wait if claim.next_due_in is None else min(wait, max(claim.next_due_in, 0.001)))
                 continue
-            self.wake_one()  # there may be more: let one sibling look too
-            await self._run(record, worker_id)
+            if claim.more_due:
+                self.wake_one()  # let one sibling take the next
+            await self._run(claim.job, worker_id)
 
     async def _run(self, record: dict, worker_id: str) -> None:
         job = Job(
