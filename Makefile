@@ -19,3 +19,4 @@ bench:
 	.venv/bin/python -m bench.retrieval_latency
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.reply_overhead
+	.venv/bin/python -m bench.load

@@ -140,9 +140,7 @@ async def dense_search_fresh(
         records = await conn.fetch(sql, query, assistant_id, exclude, limit, embedding_model)
         first = records[0]
         stale = list(first["session_stale"])
-        in_effect = first["session_ef_search"] == str(ef) and (
-            not iterative or first["session_iterative"] == "relaxed_order"
-        )
+        in_effect = first["session_ef_search"] == str(ef) and (not iterative or first["session_iterative"] == "relaxed_order")
         if stale and any(record["document_id"] in stale for record in records):
             exclude += stale  # rare (an embedding model change not yet re-indexed): ask again without them
             in_effect = False

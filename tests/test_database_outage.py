@@ -13,8 +13,8 @@ from tests.pg_control import OwnPostgres
 from tests.servers import serve_app
 
 
-async def wait_for_status(client: httpx.AsyncClient, path: str, status: int, timeout: float = 60) -> httpx.Response:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def wait_for_status(client: httpx.AsyncClient, path: str, status: int, within: float = 60) -> httpx.Response:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         response = await client.get(path)
         if response.status_code == status or asyncio.get_running_loop().time() > deadline:
