@@ -88,7 +88,8 @@ def test_procfile_has_web_console_and_worker_processes():
 
 def test_run_script_starts_the_procfile_web_and_console():
     script = (ROOT / "scripts" / "run.sh").read_text()
-    assert "honcho -f Procfile start web console" in script
+    # honcho's own default would give the backend PORT=5000, not the port the console expects.
+    assert 'honcho -f Procfile start -p "${PORT:-8000}" web console' in script
     assert os.access(ROOT / "scripts" / "run.sh", os.X_OK) and os.access(ROOT / "scripts" / "test.sh", os.X_OK)
 
 
@@ -200,14 +201,14 @@ def wait_for(url: str, timeout: float = 90) -> httpx.Response:
 
 @pytest.fixture
 def procfile_processes(database_url, tmp_path):
-    """`honcho -f Procfile start web console worker`, as the README's run command starts them."""
+    """`honcho -f Procfile start -p PORT web console worker`, as the README's run command starts them
+    (PORT is not in the environment: honcho alone decides the backend's port, as on a user's machine)."""
     backend_port, console_port = free_port(), free_port()
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "PORT"},
         "DATABASE_URL": database_url,
         "DATA_DIR": str(tmp_path / "data"),
         "HOST": "127.0.0.1",
-        "PORT": str(backend_port),
         "BACKEND_URL": f"http://127.0.0.1:{backend_port}",
         "CONSOLE_PORT": str(console_port),
         "SECRET_KEY": "procfile-test-secret-key-long-enough",
@@ -222,7 +223,17 @@ def procfile_processes(database_url, tmp_path):
     log = tmp_path / "honcho.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "honcho"), "-f", "Procfile", "start", "web", "console", "worker"],
+            [
+                str(Path(sys.executable).parent / "honcho"),
+                "-f",
+                "Procfile",
+                "start",
+                "-p",
+                str(backend_port),
+                "web",
+                "console",
+                "worker",
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
