@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.processes import Process
+
 T = TypeVar("T")
 
 
@@ -49,60 +48,15 @@ async def eventually(
     raise AssertionError(f"timed out after {within}s waiting for {what} (last: {last!r})")
 
 
-@dataclass
-class BackendProcess:
+class BackendProcess(Process):
     """`python -m backend` started the way the README starts it, with its own environment."""
 
-    env: dict[str, str]
-    log_path: Path
-    port: int
-    process: subprocess.Popen | None = None
-    _log: Any = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, module: str = "backend") -> None:
-        self._log = self.log_path.open("ab")
-        env = {**os.environ, **self.env, "HOST": "127.0.0.1", "PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
+    def __init__(self, env: dict[str, str], log_path: Path, port: int, module: str = "backend") -> None:
+        env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "PYTHONUNBUFFERED": "1"}
+        super().__init__([sys.executable, "-m", module], env, log_path, port)
 
     async def wait_ready(self, within: float = 120) -> None:
-        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
-
-            async def ready() -> bool:
-                if self.process is not None and self.process.poll() is not None:
-                    raise AssertionError(f"backend exited with {self.process.returncode}:\n{self.log_tail()}")
-                try:
-                    return (await client.get("/readyz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            try:
-                await eventually(ready, within=within, interval=0.3, what="backend /readyz")
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n{self.log_tail()}") from None
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        await asyncio.to_thread(self.wait_http, "/readyz", timeout=within)
 
 
 def stop_embedded_postgres(pgdata: Path) -> None:
