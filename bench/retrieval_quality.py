@@ -120,7 +120,7 @@ async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -
     """Hybrid with other RRF constants and candidate pools: one dense and one lexical list per
     query (the library's own store functions), truncated and fused with the library's `fuse`."""
     from rag import store
-    from rag.retrieval import fuse
+    from rag.retrieval import fuse, with_cosine
 
     pools = (20, 32, 50, 100, 200)
     ks = (10, 20, 40, 60, 100)
@@ -128,7 +128,9 @@ async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -
     for query_id, query in data.queries.items():
         vector = (await rt.embedder.embed([query]))[0]
         dense = await store.dense_search(rt.db, assistant.id, vector, max(pools))
-        lexical = await store.lexical_search(rt.db, assistant.id, query, assistant.language, max(pools), vector=vector)
+        lexical = with_cosine(
+            await store.lexical_search(rt.db, assistant.id, query, assistant.language, max(pools), with_embedding=True), vector
+        )
         lists.append((query_id, dense, lexical))
     rows = []
     for p in pools:

@@ -168,9 +168,9 @@ def _hit(record, **extra) -> dict:  # noqa: ANN001 - asyncpg record
 # (XK-4471 -> 'xk-4471' <-> 'xk' <-> '4471') are always kept: rare by nature.
 TERM_CUT_MAX_SHARE = 0.05
 TERM_CUT_MIN_CHUNKS = 200
-# Every matching chunk is ranked before the best are kept (~10 us each), so the time grows with
+# Every matching chunk is ranked before the best are kept (~5 us each), so the time grows with
 # the matches: the rarest words are kept while their chunk counts add up to at most this (the
-# rarest always). 1500: lexical p99 ~22 ms at 100k chunks; on SciFact (12k chunks) it costs
+# rarest always). 1500: lexical p99 ~15 ms at 100k chunks; on SciFact (12k chunks) it costs
 # nothing measurable (hybrid nDCG@10 0.7029 vs 0.7033 uncapped; 1000 would cost 0.008).
 TERM_CUT_MAX_MATCHES = 1500
 
@@ -190,26 +190,27 @@ WITH terms AS (
     SELECT term FROM counted
     WHERE phrase OR chunks < {TERM_CUT_MIN_CHUNKS}
        OR (ndoc <= chunks * {TERM_CUT_MAX_SHARE} AND (running <= {TERM_CUT_MAX_MATCHES} OR running = ndoc))
-), query AS (
+), query AS MATERIALIZED (  -- built once: inlined, to_tsquery ran again for every matching chunk
     SELECT to_tsquery(CAST(CAST($1 AS text) AS regconfig),
                       coalesce((SELECT string_agg(term, ' | ') FROM kept),
                                (SELECT string_agg(term, ' | ') FROM terms))) AS q  -- none rare: all words
+), stale AS (  -- documents embedded by another model than $4 (none when $4 is NULL)
+    SELECT ARRAY(SELECT id FROM documents
+                 WHERE $4::text IS NOT NULL AND assistant_id = $3
+                   AND embedding_model IS NOT NULL AND embedding_model <> $4) AS ids
 )
-SELECT hits.*{{cosine}} FROM (
-    SELECT {PASSAGE_COLUMNS}, ts_rank(c.tsv, q, 1) AS score
-    FROM chunks c JOIN documents d ON d.id = c.document_id, query
-    WHERE c.assistant_id = $3 AND c.tsv @@ q
-      AND NOT (c.document_id = ANY($4::bigint[]))
+SELECT {PASSAGE_COLUMNS}, best.score{{embedding}}
+FROM (  -- ranked on chunks alone: the other columns are read for the kept hits only
+    SELECT c.id, ts_rank(c.tsv, q, 1) AS score
+    FROM chunks c, query, stale
+    WHERE c.assistant_id = $3 AND c.tsv @@ q AND NOT (c.document_id = ANY(stale.ids))
     ORDER BY score DESC, c.id
     LIMIT $5
-) hits{{join}}
-ORDER BY hits.score DESC, hits.chunk_id
+) best JOIN chunks c ON c.id = best.id JOIN documents d ON d.id = c.document_id
+ORDER BY best.score DESC, c.id
 """
-LEXICAL_PLAIN = LEXICAL.format(cosine="", join="")
-# The cosine of the kept hits only: computed for every matching chunk, it doubled the time at 100k chunks.
-LEXICAL_WITH_COSINE = LEXICAL.format(
-    cosine=", 1 - (e.embedding <=> CAST($6 AS vector)) AS cosine", join=" JOIN chunks e ON e.id = hits.chunk_id"
-)
+LEXICAL_PLAIN = LEXICAL.format(embedding="")
+LEXICAL_WITH_EMBEDDING = LEXICAL.format(embedding=", c.embedding")
 
 
 async def lexical_search(
@@ -219,24 +220,24 @@ async def lexical_search(
     language: str,
     limit: int,
     *,
-    exclude_documents: Sequence[int] = (),
-    vector: np.ndarray | None = None,
+    embedding_model: str | None = None,
+    with_embedding: bool = False,
 ) -> list[dict]:
     """Full-text matches ranked by ts_rank. Words are OR-ed (a question rarely shares all of its
     words with the passage that answers it), minus the common ones (`TERM_CUT_MAX_SHARE`, from the
     stats `refresh_term_stats` keeps); phrases inside a word (XK-4471) stay phrases.
-    With `vector`, each hit also carries its cosine similarity (`cosine`) to the query."""
-    args = [language, query, assistant_id, list(exclude_documents), limit]
-    if vector is not None:
-        args.append(np.asarray(vector, dtype=np.float32))
+    With `embedding_model`, documents another model embedded are left out (as `dense_search_fresh`
+    does); `with_embedding` adds each hit's vector (`embedding`)."""
+    args = [language, query, assistant_id, embedding_model, limit]
     async with db.connection() as connection:
-        records = await connection.raw_connection.fetch(LEXICAL_PLAIN if vector is None else LEXICAL_WITH_COSINE, *args)
+        records = await connection.raw_connection.fetch(LEXICAL_WITH_EMBEDDING if with_embedding else LEXICAL_PLAIN, *args)
     return [_hit(record, score=float(record["score"])) for record in records]
 
 
 async def refresh_term_stats(db: Database, assistant_id: int) -> int:
     """Rebuild an assistant's lexeme document frequencies from its chunks (after indexing or
-    deleting documents); returns its chunk count. ts_stat reads every tsvector of the assistant."""
+    deleting documents); returns its chunk count. ts_stat reads every tsvector of the assistant.
+    Also moves the new chunks from the full-text index's pending list into the index proper."""
     chunks_of = f"SELECT tsv FROM chunks WHERE assistant_id = {int(assistant_id)}"
     async with db.connection() as connection:
         conn = connection.raw_connection
@@ -258,6 +259,9 @@ async def refresh_term_stats(db: Database, assistant_id: int) -> int:
                 assistant_id,
                 count,
             )
+        # GIN's fast update appends new entries to a pending list that every search reads in full
+        # (5 ms per query at 100k chunks after a bulk upload) until a vacuum merges it: merge now.
+        await conn.execute("SELECT gin_clean_pending_list('chunks_tsv')")
     return int(count)
 
 
