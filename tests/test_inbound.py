@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -66,6 +67,25 @@ async def test_a_burst_shares_one_queued_reply_job(rt):
     assert len(await reply_jobs(rt.db)) == 1
     other = await ingest_inbound(rt, channel, text("x", chat_id="15550002@c.us", sender_id="15550002@c.us"))
     assert other == "stored" and len(await reply_jobs(rt.db)) == 2
+
+
+async def test_concurrent_webhooks_are_each_stored_once_and_committed_together(rt):
+    """Many customers writing at once, every message delivered twice: each stored exactly once, one
+    reply job per customer; the inserts shared commits (group commit)."""
+    channel = await make_channel(rt.db)
+    customers = [f"1555000{c}@c.us" for c in range(3)]
+    messages = [text(f"{chat}-{i}", f"question {i}", chat_id=chat, sender_id=chat) for i in range(10) for chat in customers]
+    outcomes = await asyncio.gather(*(ingest_inbound(rt, channel, m) for m in messages + messages))
+    assert sorted(outcomes) == ["duplicate"] * 30 + ["stored"] * 30
+    stored = rows(
+        await rt.db.fetch_all(
+            "SELECT c.chat_id, m.text, m.xmin::text AS tx FROM messages m JOIN contacts c ON c.id = m.contact_id ORDER BY m.id"
+        )
+    )
+    for chat in customers:
+        assert sorted(m["text"] for m in stored if m["chat_id"] == chat) == sorted(f"question {i}" for i in range(10))
+    assert len(await reply_jobs(rt.db)) == 3
+    assert len({m["tx"] for m in stored}) < len(stored)
 
 
 @pytest.mark.parametrize(

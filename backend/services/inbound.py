@@ -21,6 +21,7 @@ from backend.services.policies import ReplyPolicy, is_exact_command, mentions_an
 from backend.store import contacts as contacts_store
 from backend.store import jobs as jobs_store
 from backend.store import messages as store
+from backend.store.batch import StatementBatcher
 
 log = structlog.get_logger(__name__)
 
@@ -147,7 +148,7 @@ async def _ingest_usual(
     if request_id:
         payload["request_id"] = request_id
     result = await store.ingest_customer_message(
-        pool_of(rt.db),
+        _ingest_batcher(rt),
         channel if "channel_version" in channel else None,
         {
             "channel_id": channel["id"],
@@ -184,6 +185,12 @@ async def _ingest_usual(
         )
         return f"ignored:{reason}"
     return "stored"
+
+
+def _ingest_batcher(rt: Runtime) -> StatementBatcher:
+    if "ingest_batcher" not in rt._cache:
+        rt._cache["ingest_batcher"] = store.ingest_batcher(lambda: pool_of(rt.db))
+    return rt._cache["ingest_batcher"]
 
 
 async def _ingest_step_by_step(rt: Runtime, channel: dict, message: InboundMessage, *, request_id: str | None = None) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import asyncpg
 from databases import Database
 
 from backend.database import row, rows
+from backend.store.batch import StatementBatcher
 
 COLUMNS = (
     "id, channel_id, contact_id, direction, author, provider_message_id, idempotency_key, text, status, reason, "
@@ -93,12 +96,18 @@ WITH fresh AS (
 )
 SELECT c.id AS contact_id, c.usual, (SELECT id FROM m) AS message_id, (SELECT id FROM j) AS job_id,
        EXISTS (SELECT FROM wake) AS woken
-FROM c
+FROM (SELECT) one LEFT JOIN c ON true  -- always one row (batched executions are matched by position)
 """
 
 
+def ingest_batcher(pool: Callable[[], asyncpg.Pool]) -> StatementBatcher:
+    """Concurrent webhooks' `ingest_customer_message` statements, committed together; each batch
+    takes its contact rows' locks in (channel, chat) order."""
+    return StatementBatcher(pool, INGEST_CUSTOMER, order_key=lambda args: (args[0], args[1]))
+
+
 async def ingest_customer_message(
-    pool: asyncpg.Pool, seen: dict | None, contact: dict, message: dict, job: dict, notify_channel: str
+    batcher: StatementBatcher, seen: dict | None, contact: dict, message: dict, job: dict, notify_channel: str
 ) -> dict | None:
     """The webhook hot path in ONE statement (atomic on its own): upsert the contact, store the
     message unless the contact is opted out or paused (`usual` false: the caller decides again
@@ -111,9 +120,8 @@ async def ingest_customer_message(
     (the channel's assistant_id included), nothing is written and None is returned. `contact`:
     channel_id, chat_id, phone_number, name. `message`: provider_message_id, text, status,
     reason, provider_timestamp. `job`: kind, payload, dedup_prefix, serial_prefix, delay_seconds,
-    max_attempts (`payload` gets the contact id)."""
-    record = await pool.fetchrow(
-        INGEST_CUSTOMER,
+    max_attempts (`payload` gets the contact id). `batcher`: from `ingest_batcher`."""
+    record = await batcher.fetchrow(
         contact["channel_id"],
         contact["chat_id"],
         contact["phone_number"],
@@ -135,7 +143,7 @@ async def ingest_customer_message(
         notify_channel,
         seen and seen["assistant_id"],
     )
-    return dict(record) if record is not None else None
+    return dict(record) if record["contact_id"] is not None else None
 
 
 async def is_own_outbound(db: Database, channel_id: int, contact_id: int, provider_message_id: str, text: str) -> bool:
@@ -220,7 +228,7 @@ async def insert_outbound(db: Database, values: dict) -> int | None:
                               degraded, reply_to_id)
         VALUES (:channel_id, :contact_id, 'out', :author, :idempotency_key, :text, 'pending', :sources, :trace,
                 :degraded, :reply_to_id)
-        ON CONFLICT (idempotency_key) DO NOTHING
+        ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id
         """,
         values,
@@ -246,7 +254,7 @@ WITH contact AS (
            CASE WHEN part.n = 1 THEN CAST($6 AS jsonb) END, CASE WHEN part.n = 1 THEN CAST($7 AS jsonb) END, $8, $3
     FROM state, unnest(CAST($5 AS text[])) WITH ORDINALITY AS part(text, n)
     WHERE NOT state.taken_over AND NOT state.stale
-    ON CONFLICT (idempotency_key) DO NOTHING
+    ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, status
 ), answered AS (
     UPDATE messages SET status = 'answered', error = NULL, updated_at = now()

@@ -36,12 +36,14 @@ def upgrade() -> None:
         -- or failed, or stale (a newer customer message made the draft obsolete).
         CREATE TABLE messages (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            channel_id bigint NOT NULL REFERENCES channels (id) ON DELETE CASCADE,
+            -- The contact's channel, copied: no foreign key (the contact's cascades), since checking it
+            -- key-share-locked the one channel row from every concurrent webhook's insert.
+            channel_id bigint NOT NULL,
             contact_id bigint NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
             direction text NOT NULL CHECK (direction IN ('in', 'out')),
             author text NOT NULL CHECK (author IN ('customer', 'bot', 'operator', 'owner')),
             provider_message_id text,
-            idempotency_key text UNIQUE,
+            idempotency_key text,  -- outbound only: unique among those that have one (index below)
             text text NOT NULL DEFAULT '',
             status text NOT NULL CHECK (status IN (
                 'pending', 'answered', 'ignored', 'sending', 'sent', 'delivered', 'read', 'played', 'failed', 'stale')),
@@ -59,6 +61,7 @@ def upgrade() -> None:
             sent_at timestamptz,
             UNIQUE (channel_id, provider_message_id)
         );
+        CREATE UNIQUE INDEX messages_idempotency_key ON messages (idempotency_key) WHERE idempotency_key IS NOT NULL;
         CREATE INDEX messages_contact ON messages (contact_id, id);
         CREATE INDEX messages_created ON messages (created_at);
         -- Rate limits count recent bot replies per channel and per contact.
