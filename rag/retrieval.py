@@ -86,26 +86,23 @@ async def search(
         # Before the searches, not beside them: the encode holds the GIL and both cores for ~12 ms,
         # and the searches slowed by half when they ran during it.
         vector = (await _timed(timings, "embed", embedder.embed([query])))[0]
-    searches = []
-    if mode in ("hybrid", "dense"):
-        # Which documents another embedding model indexed is asked in the same round trip.
-        searches.append(_timed(timings, "dense", store.dense_search_fresh(db, assistant_id, vector, pool, embedder.name)))
+    if mode == "lexical":
+        dense_side = _without_hits(store.stale_documents(db, assistant_id, embedder.name))
+    else:  # which documents another embedding model indexed is asked in the same round trip
+        dense_side = _timed(timings, "dense", store.dense_search_fresh(db, assistant_id, vector, pool, embedder.name))
+    lexical: list[dict] = []
+    if mode == "dense":
+        dense, stale = await dense_side
     else:
-        searches.append(store.stale_documents(db, assistant_id, embedder.name))
-    if mode in ("hybrid", "lexical"):
-        searches.append(
-            _timed(
-                timings,
-                "lexical",
-                store.lexical_search(
-                    db, assistant_id, query, language, pool, embedding_model=embedder.name, with_embedding=mode == "hybrid"
-                ),
-            )
+        lexical_side = _timed(
+            timings,
+            "lexical",
+            store.lexical_search(
+                db, assistant_id, query, language, pool, embedding_model=embedder.name, with_embedding=mode == "hybrid"
+            ),
         )
-    # Two searches: each in a task of its own, so on a connection of its own; PostgreSQL runs them at once.
-    found = await asyncio.gather(*searches) if len(searches) > 1 else [await searches[0]]
-    dense, stale = found[0] if mode != "lexical" else ([], found[0])
-    lexical = found[1] if mode != "dense" else []
+        # Each in a task of its own, so on a connection of its own: PostgreSQL runs them at once.
+        (dense, stale), lexical = await asyncio.gather(dense_side, lexical_side)
     if mode == "dense":
         passages = [
             _passage({**h, "dense_score": h["score"], "dense_rank": i}, h["score"]) for i, h in enumerate(dense[:top_k], 1)
@@ -128,6 +125,10 @@ def with_cosine(hits: list[dict], vector: np.ndarray) -> list[dict]:
         embedding = np.asarray(hit.pop("embedding").to_numpy(), dtype=np.float32)
         hit["cosine"] = float(embedding @ query / (np.linalg.norm(embedding) * np.linalg.norm(query) or 1.0))
     return hits
+
+
+async def _without_hits(stale: Awaitable[list[int]]) -> tuple[list[dict], list[int]]:
+    return [], await stale
 
 
 async def _timed(timings: dict[str, float], name: str, awaitable: Awaitable[T]) -> T:
