@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from rag.chunking import Chunk, chunk_blocks
-from rag.embeddings import Embedder
+from rag.embeddings import DIMENSIONS, Embedder
 from rag.loaders import Block
 
 Progress = Callable[[float], Awaitable[None]]
@@ -23,12 +23,16 @@ async def chunk_document(blocks: list[Block], embedder: Embedder, *, max_tokens:
 async def embed_chunks(
     chunks: list[Chunk], embedder: Embedder, *, batch_size: int = 64, on_progress: Progress | None = None
 ) -> np.ndarray:
-    """Vectors for the chunks, a batch at a time: progress is reported between batches, and a
-    question waiting for the same model is never stuck behind more than one batch."""
+    """Vectors for the chunks (in their order), a batch at a time: progress is reported between
+    batches, and a question waiting for the same model is never stuck behind more than one batch.
+    Batches are made of texts of similar length, longest first (as `SentenceTransformer.encode`
+    does within one call): a batch is padded to its longest text, so mixed lengths waste compute."""
     texts = [c.embedding_text for c in chunks]
-    parts: list[np.ndarray] = []
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
-        parts.append(await embedder.embed(texts[start : start + batch_size]))
+        batch = order[start : start + batch_size]
+        vectors[batch] = await embedder.embed([texts[i] for i in batch])
         if on_progress is not None:
             await on_progress(min(start + batch_size, len(texts)) / len(texts))
-    return np.concatenate(parts) if parts else np.zeros((0, 384), dtype=np.float32)
+    return vectors

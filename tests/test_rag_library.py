@@ -8,6 +8,7 @@ import zipfile
 import zlib
 
 import docx
+import numpy as np
 import pytest
 from reportlab.pdfgen import canvas
 
@@ -235,6 +236,29 @@ def test_chunks_follow_headings_fit_the_token_size_and_overlap(embedder):
         assert last_sentence in after.text  # consecutive chunks share their boundary sentence
     joined = " ".join(c.text for c in rules)
     assert all(s in joined for s in sentences)
+
+
+async def test_chunks_embedded_in_length_sorted_batches_keep_their_order(embedder):
+    from rag.chunking import Chunk
+    from rag.indexing import embed_chunks
+
+    texts = [
+        "Short one.",
+        "A somewhat longer sentence about kettles and their warranty terms.",
+        "Mid length text here.",
+        "Tiny.",
+        "The longest of them all: a paragraph on returns, refunds, shipping to Norway and opening hours.",
+    ]
+    chunks = [Chunk(i, "", text, 0) for i, text in enumerate(texts)]
+    progress: list[float] = []
+
+    async def on_progress(share: float) -> None:
+        progress.append(share)
+
+    vectors = await embed_chunks(chunks, embedder, batch_size=2, on_progress=on_progress)
+    one_by_one = np.vstack([await embedder.embed([c.embedding_text]) for c in chunks])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)
+    assert progress == [0.4, 0.8, 1.0]
 
 
 def _passage(i: int, words: int = 200) -> Passage:
