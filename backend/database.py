@@ -45,7 +45,7 @@ async def run_migrations(url: str) -> None:
 
 
 async def _init_connection(conn) -> None:  # noqa: ANN001 - asyncpg connection
-    # jsonb in and out as Python objects; vectors as numpy arrays (pgvector).
+    # jsonb in and out as Python objects; vectors in as numpy arrays, out as pgvector.Vector (`.to_numpy()`).
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await register_vector(conn)
