@@ -39,7 +39,7 @@ from backend.embedded_db import embedded_database_url  # noqa: E402
 from tests.e2e_support import BackendProcess, eventually  # noqa: E402
 from tests.fakes.ollama import FakeOllama, _fixture  # noqa: E402
 from tests.fakes.waha import FakeWaha  # noqa: E402
-from tests.servers import free_port  # noqa: E402
+from tests.servers import free_port, serve_aiohttp  # noqa: E402
 
 ADMIN = {"email": "admin@example.com", "password": "bench-admin-password"}
 WAHA_KEY = "bench-waha-key"
@@ -96,11 +96,7 @@ class Run:
 async def start_ollama() -> tuple[EchoOllama, web.AppRunner]:
     fake = EchoOllama()
     fake.set_models(["llama3.2", "all-minilm"])
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
+    runner, fake.url = await serve_aiohttp(fake.app())
     return fake, runner
 
 

@@ -41,7 +41,7 @@ from bench.ingest import (
     wait_ready,
 )
 from tests.fakes.ollama import FakeOllama
-from tests.servers import free_port
+from tests.servers import free_port, serve_aiohttp
 
 ADMIN = ("bench@example.com", "bench-admin-password")
 DOCUMENT = b"Shipping. We ship to every country in Europe within five days; Norway takes seven."
@@ -80,9 +80,7 @@ class FakeWahaSends:
                 web.get("/api/{session}/chats/{chat}/messages", self.no_messages),
             ]
         )
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        runner, _ = await serve_aiohttp(app, port=self.port)
         return runner
 
 
@@ -91,11 +89,7 @@ async def start_fake_ollama() -> tuple[FakeOllama, web.AppRunner]:
     fake.set_models(["llama3.2", "all-minilm"])
     same = fake.vector("any text")
     fake.vector = lambda text: same  # every passage relevant: the (instant) model is always asked
-    runner = web.AppRunner(fake.app(), access_log=None)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.url = f"http://127.0.0.1:{port}"
+    runner, fake.url = await serve_aiohttp(fake.app())
     return fake, runner
 
 

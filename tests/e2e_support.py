@@ -35,7 +35,7 @@ def assert_error_shape(response: httpx.Response) -> dict[str, Any]:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], *, within: float = 30, interval: float = 0.2, what: str = "condition"
+    probe: Callable[[], Awaitable[T]], *, within: float = 30, interval: float = 0.05, what: str = "condition"
 ) -> T:
     """Call `probe` until it returns something truthy; fail with `what` after `within` seconds."""
     deadline = time.monotonic() + within

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+from aiohttp import web
 from sanic import Sanic
 
 
@@ -16,6 +17,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def serve_aiohttp(app: web.Application, *, port: int | None = None) -> tuple[web.AppRunner, str]:
+    """Serve an aiohttp app (a fake of an external service) on 127.0.0.1 in this event loop:
+    (its runner, whose `cleanup()` stops it; its base URL)."""
+    port = port or free_port()
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}"
 
 
 @dataclass

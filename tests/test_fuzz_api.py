@@ -33,10 +33,7 @@ EXAMPLES_PER_OPERATION = 40
 @pytest.fixture
 def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
     """The backend with the fake Ollama, so model routes (generate, pull, models) do real work."""
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
-    return make_settings(
-        database_url, tmp_path / "data", ollama_host=fake_ollama.url, embedding_provider="ollama", embedding_model="all-minilm"
-    )
+    return make_settings(database_url, tmp_path / "data", **fake_ollama.backend_settings())
 
 
 @dataclass

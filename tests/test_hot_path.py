@@ -17,46 +17,13 @@ from backend.database import make_database
 from tests.conftest import login, make_settings
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
 from tests.fakes.waha import FakeWaha, backend_with_gateway
-
-POLICY = {
-    "burst_window_seconds": 0,
-    "typing_seconds_per_char": 0,
-    "max_replies_per_channel_per_minute": 100000,
-}
+from tests.sandbox_chat import POLICY, make_sandbox, outbox, write
 
 
 @pytest.fixture
 def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
     """An instant fake Ollama; the workers' safety poll far slower than any reply should take."""
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
-    return make_settings(
-        database_url,
-        tmp_path / "data",
-        ollama_host=fake_ollama.url,
-        embedding_provider="ollama",
-        embedding_model="all-minilm",
-        job_poll_seconds=5.0,
-    )
-
-
-async def sandbox(api, **policies) -> tuple[int, int]:
-    assistant = await api.post("/api/assistants", json={"name": "Shop", "policies": {**POLICY, **policies}})
-    assert assistant.status_code == 201, assistant.text
-    channel = await api.post("/api/channels", json={"assistant_id": assistant.json()["id"], "provider": "sandbox"})
-    channel_id = channel.json()["id"]
-    scanned = await api.post(f"/api/channels/{channel_id}/sandbox/scan", json={})
-    assert scanned.json()["status"] == "ready", scanned.text
-    return assistant.json()["id"], channel_id
-
-
-async def write(api, channel_id: int, text: str) -> str:
-    response = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json={"from": "+15550001", "text": text})
-    assert response.status_code == 200, response.text
-    return response.json()["outcome"]
-
-
-async def outbox(api, channel_id: int) -> list[dict]:
-    return (await api.get(f"/api/channels/{channel_id}/sandbox/outbox")).json()["items"]
+    return make_settings(database_url, tmp_path / "data", job_poll_seconds=5.0, **fake_ollama.backend_settings())
 
 
 async def wait_for_replies(api, channel_id: int, count: int, timeout: float = 20.0) -> list[dict]:  # noqa: ASYNC109
@@ -68,7 +35,7 @@ async def wait_for_replies(api, channel_id: int, count: int, timeout: float = 20
 
 
 async def test_a_policy_changed_between_two_webhooks_applies_to_the_second(api):
-    assistant_id, channel_id = await sandbox(api, handoff_words=["never-said"])
+    assistant_id, channel_id = await make_sandbox(api, handoff_words=["never-said"])
     assert await write(api, channel_id, "hello") == "stored"  # the channel is now cached by the webhook path
     changed = await api.patch(f"/api/assistants/{assistant_id}", json={"policies": {**POLICY, "handoff_words": ["human"]}})
     assert changed.status_code == 200, changed.text
@@ -78,7 +45,7 @@ async def test_a_policy_changed_between_two_webhooks_applies_to_the_second(api):
 
 
 async def test_a_reply_held_for_the_burst_window_goes_out_when_it_ends_not_at_the_next_poll(api):
-    _, channel_id = await sandbox(api, burst_window_seconds=1)
+    _, channel_id = await make_sandbox(api, burst_window_seconds=1)
     started = time.monotonic()
     assert await write(api, channel_id, "Do you ship to Norway?") == "stored"
     await wait_for_replies(api, channel_id, 1)
@@ -99,16 +66,13 @@ async def waha():
 @asynccontextmanager
 async def waha_stack(database_url, tmp_path, waha, fake_ollama):  # noqa: ANN001, ANN201, F811
     """The backend talking to the fake WAHA; one channel paired: (api, waha)."""
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
     async with backend_with_gateway(
         database_url,
         tmp_path,
         gateway_provider="waha",
         waha_url=waha.url,
         waha_api_key="test-waha-key",
-        ollama_host=fake_ollama.url,
-        embedding_provider="ollama",
-        embedding_model="all-minilm",
+        **fake_ollama.backend_settings(),
     ) as backend:
         async with backend.client(await login(backend)) as api:
             assistant = await api.post("/api/assistants", json={"name": "Shop", "policies": POLICY})

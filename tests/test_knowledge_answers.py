@@ -138,10 +138,7 @@ async def test_indexing_waits_in_the_queue_across_a_restart(database_url, tmp_pa
 
 
 async def test_an_ollama_embedder_that_goes_away_still_leaves_answers(database_url, tmp_path, fake_ollama):
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
-    settings = make_settings(
-        database_url, tmp_path / "data", ollama_host=fake_ollama.url, embedding_provider="ollama", embedding_model="all-minilm"
-    )
+    settings = make_settings(database_url, tmp_path / "data", **fake_ollama.backend_settings())
     app = create_app(settings, name=f"emb_{uuid.uuid4().hex[:8]}")
     async with serve_app(app) as backend, backend.client(await login(backend)) as client:
         assistant = await new_assistant(client)

@@ -287,9 +287,7 @@ async def test_a_changed_embedding_model_asks_for_a_reindex(database_url, tmp_pa
         await upload(client, assistant, ("hours.txt", b"The shop opens at nine."))
         await wait_indexed(client, assistant)
 
-    second = make_settings(
-        database_url, tmp_path / "b", ollama_host=fake_ollama.url, embedding_provider="ollama", embedding_model="all-minilm"
-    )
+    second = make_settings(database_url, tmp_path / "b", **fake_ollama.backend_settings())
     app = create_app(second, name=f"kb_{uuid.uuid4().hex[:8]}")
     async with serve_app(app) as running, running.client(await login(running)) as client:
         stale = await search(client, assistant, "opening hours")

@@ -3,68 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
 from tests.conftest import make_settings
+from tests.e2e_support import eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
-
-POLICY = {
-    "burst_window_seconds": 0,
-    "typing_seconds_per_char": 0,
-    "max_replies_per_channel_per_minute": 100000,
-}
+from tests.sandbox_chat import make_sandbox, outbox, write
 
 
 @pytest.fixture
 def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
     """The backend with an instant fake Ollama for both chat and embeddings."""
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
     # One vector for every text: each stored passage is "relevant", so the model is always asked.
     same = fake_ollama.vector("any text")
     fake_ollama.vector = lambda text: same
-    return make_settings(
-        database_url,
-        tmp_path / "data",
-        ollama_host=fake_ollama.url,
-        embedding_provider="ollama",
-        embedding_model="all-minilm",
-    )
-
-
-async def make_sandbox(api, **policies) -> tuple[int, int]:
-    """An assistant with a ready sandbox channel: (assistant_id, channel_id)."""
-    assistant = await api.post("/api/assistants", json={"name": "Shop", "policies": {**POLICY, **policies}})
-    assert assistant.status_code == 201, assistant.text
-    channel = await api.post("/api/channels", json={"assistant_id": assistant.json()["id"], "provider": "sandbox"})
-    assert channel.status_code in (200, 201), channel.text
-    channel_id = channel.json()["id"]
-    scanned = await api.post(f"/api/channels/{channel_id}/sandbox/scan", json={})
-    assert scanned.status_code == 200 and scanned.json()["status"] == "ready", scanned.text
-    return assistant.json()["id"], channel_id
-
-
-async def write(api, channel_id: int, text: str, *, sender: str = "+15550001", message_id: str | None = None) -> str:
-    body = {"from": sender, "text": text, **({"id": message_id} if message_id else {})}
-    response = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()["outcome"]
-
-
-async def outbox(api, channel_id: int) -> list[dict]:
-    return (await api.get(f"/api/channels/{channel_id}/sandbox/outbox", params={"limit": 500})).json()["items"]
-
-
-async def wait_until(check, timeout: float = 20.0, interval: float = 0.05):  # noqa: ANN001, ASYNC109
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(interval)
+    return make_settings(database_url, tmp_path / "data", **fake_ollama.backend_settings())
 
 
 async def contact_of(api, channel_id: int) -> dict:
@@ -81,7 +35,7 @@ async def test_duplicate_webhook_three_times_is_answered_once(api):
     _, channel_id = await make_sandbox(api)
     outcomes = [await write(api, channel_id, "What are your opening hours?", message_id="wamid-1") for _ in range(3)]
     assert outcomes == ["stored", "duplicate", "duplicate"]
-    sent = await wait_until(lambda: outbox(api, channel_id))
+    sent = await eventually(lambda: outbox(api, channel_id))
     await asyncio.sleep(0.5)  # a second reply would show up by now
     assert len(await outbox(api, channel_id)) == 1
     contact = await contact_of(api, channel_id)
@@ -99,7 +53,7 @@ async def test_duplicate_webhook_three_times_is_answered_once(api):
 async def test_customer_asking_for_a_person_gets_the_handoff_reply_and_the_bot_stays_quiet(api, words):
     _, channel_id = await make_sandbox(api, handoff_words=words, handoff_reply="A colleague will answer soon.")
     await write(api, channel_id, "I want a human")
-    await wait_until(lambda: outbox(api, channel_id))
+    await eventually(lambda: outbox(api, channel_id))
     assert await write(api, channel_id, "hello?") == "ignored:paused"
     await asyncio.sleep(0.3)
     assert [m["text"] for m in await outbox(api, channel_id)] == ["A colleague will answer soon."]
@@ -110,7 +64,7 @@ async def test_customer_asking_for_a_person_gets_the_handoff_reply_and_the_bot_s
 async def test_operator_pause_reply_and_resume(api):
     _, channel_id = await make_sandbox(api)
     await write(api, channel_id, "first question")
-    await wait_until(lambda: outbox(api, channel_id))
+    await eventually(lambda: outbox(api, channel_id))
     contact = await contact_of(api, channel_id)
 
     paused = await api.post(f"/api/contacts/{contact['id']}/pause", json={"minutes": 30})
@@ -126,7 +80,7 @@ async def test_operator_pause_reply_and_resume(api):
     resumed = await api.post(f"/api/contacts/{contact['id']}/resume")
     assert resumed.status_code == 200 and resumed.json()["owner"] == "bot"
     assert await write(api, channel_id, "one more thing") == "stored"
-    await wait_until(lambda: _count(api, channel_id, 3))
+    await eventually(lambda: _count(api, channel_id, 3))
     authors = [(m["author"], m["status"]) for m in await thread_of(api, contact["id"])]
     assert authors == [
         ("customer", "answered"),
@@ -145,7 +99,7 @@ async def _count(api, channel_id: int, n: int) -> bool:
 async def test_opt_out_is_confirmed_then_nothing_is_sent_not_even_by_an_operator(api):
     _, channel_id = await make_sandbox(api)
     await write(api, channel_id, "STOP")
-    sent = await wait_until(lambda: outbox(api, channel_id))
+    sent = await eventually(lambda: outbox(api, channel_id))
     assert "won't get more messages" in sent[0]["text"]
     assert await write(api, channel_id, "what's the price?") == "ignored:opted_out"
     contact = await contact_of(api, channel_id)
@@ -158,7 +112,7 @@ async def test_a_burst_is_answered_together_with_one_reply(api):
     _, channel_id = await make_sandbox(api, burst_window_seconds=1.0)
     for text in ("hi", "I ordered a lamp", "where is it?"):
         assert await write(api, channel_id, text) == "stored"
-    await wait_until(lambda: outbox(api, channel_id))
+    await eventually(lambda: outbox(api, channel_id))
     await asyncio.sleep(0.5)
     assert len(await outbox(api, channel_id)) == 1
     contact = await contact_of(api, channel_id)
@@ -172,7 +126,7 @@ async def test_rate_limit_stops_a_two_bot_loop(api):
     # Another bot answers every reply of ours at once.
     for turn in range(8):
         await write(api, channel_id, f"Auto-reply number {turn}: thanks for your message!")
-        await wait_until(lambda t=turn: _settled(api, channel_id, t + 1))
+        await eventually(lambda t=turn: _settled(api, channel_id, t + 1))
     assert len(await outbox(api, channel_id)) == 3
     contact = await contact_of(api, channel_id)
     reasons = [m["reason"] for m in await thread_of(api, contact["id"]) if m["direction"] == "in"]
@@ -191,7 +145,7 @@ async def test_contacts_filters_and_stats(api):
     assistant_id, channel_id = await make_sandbox(api)
     await write(api, channel_id, "hello", sender="+15550001")
     await write(api, channel_id, "hi", sender="+15550002")
-    await wait_until(lambda: _count(api, channel_id, 2))
+    await eventually(lambda: _count(api, channel_id, 2))
     contacts = (await api.get("/api/contacts", params={"assistant_id": assistant_id})).json()
     assert contacts["total"] == 2
     found = (await api.get("/api/contacts", params={"q": "5550002"})).json()
@@ -215,10 +169,10 @@ async def test_ollama_down_still_sends_a_degraded_reply(api, fake_ollama):  # no
         items = (await api.get(f"/api/assistants/{assistant_id}/documents")).json()["items"]
         return items[0]["status"] == "ready"
 
-    await wait_until(indexed)
+    await eventually(indexed)
     fake_ollama.fail_status = 503
     await write(api, channel_id, "When does the shop open?")
-    sent = await wait_until(lambda: outbox(api, channel_id))
+    sent = await eventually(lambda: outbox(api, channel_id))
     assert "9" in sent[0]["text"]
     contact = await contact_of(api, channel_id)
     reply = (await thread_of(api, contact["id"]))[-1]
@@ -263,7 +217,7 @@ async def _with_document(api, assistant_id: int) -> None:
         items = (await api.get(f"/api/assistants/{assistant_id}/documents")).json()["items"]
         return items[0]["status"] == "ready"
 
-    await wait_until(indexed)
+    await eventually(indexed)
 
 
 async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_state_is_answered(
@@ -274,9 +228,9 @@ async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_
     await _with_document(api, assistant_id)
     fake_ollama.chat_delay = 1.0
     await write(api, channel_id, "Do you ship abroad?")
-    await wait_until(lambda: _asked(fake_ollama, 1))  # the model is writing the first draft
+    await eventually(lambda: _asked(fake_ollama, 1))  # the model is writing the first draft
     await write(api, channel_id, "To Norway, I mean")
-    await wait_until(lambda: outbox(api, channel_id))
+    await eventually(lambda: outbox(api, channel_id))
     await asyncio.sleep(0.5)
     assert len(await outbox(api, channel_id)) == 1
     assert len(fake_ollama.requests_to("/api/chat")) == 2  # the first draft was made, then dropped

@@ -16,9 +16,10 @@ import pytest
 from aiohttp import web
 
 from tests.conftest import login
+from tests.e2e_support import eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
 from tests.fakes.waha import FakeWaha, backend_with_gateway
-from tests.test_replies import POLICY, wait_until
+from tests.sandbox_chat import POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMER = "+15550109999"
@@ -104,10 +105,10 @@ async def test_gateway_5xx_then_200_is_sent_after_retries(stack_factory, waha):
             await connect_waha(api, waha)
             waha.fail_status = 503
             assert await waha.deliver_message(CUSTOMER, "Do you ship abroad?") == [200]
-            await wait_until(lambda: _send_attempted(waha))
+            await eventually(lambda: _send_attempted(waha))
             waha.fail_status = None
-            await wait_until(lambda: _count_sent(waha, 1))
-            sent = await wait_until(lambda: _settled(url))
+            await eventually(lambda: _count_sent(waha, 1))
+            sent = await eventually(lambda: _settled(url))
     assert len(waha.sent) == 1 and waha.sent[0]["chatId"] == CHAT
     assert sent[0]["status"] == "sent" and sent[0]["provider_message_id"] and sent[0]["attempts"] >= 2
 
@@ -136,7 +137,7 @@ async def test_gateway_always_failing_marks_the_reply_failed_and_visible(stack_f
                 found = (await api.get("/api/contacts", params={"status": "failed"})).json()["items"]
                 return found or None
 
-            contact = (await wait_until(failed_contacts))[0]
+            contact = (await eventually(failed_contacts))[0]
             thread = (await api.get(f"/api/contacts/{contact['id']}/messages")).json()["items"]
             stats = (await api.get("/api/stats")).json()
     assert waha.sent == []
@@ -200,7 +201,7 @@ async def test_worker_killed_while_the_gateway_holds_the_send_delivers_exactly_o
             try:
                 await waha.deliver_message(CUSTOMER, "Do you ship abroad?")
                 # WhatsApp has the message; the worker is still waiting for the gateway's answer.
-                await wait_until(lambda: _count_sent(waha, 1), timeout=60)
+                await eventually(lambda: _count_sent(waha, 1), within=60)
                 assert [m["status"] for m in await replies(settings.database_url)] == ["sending"]
                 first.send_signal(signal.SIGKILL)
                 first.wait(timeout=10)
@@ -210,7 +211,7 @@ async def test_worker_killed_while_the_gateway_holds_the_send_delivers_exactly_o
             waha.released.set()
             second = start_worker(env, tmp_path)
             try:
-                sent = await wait_until(lambda: _settled(settings.database_url), timeout=60)
+                sent = await eventually(lambda: _settled(settings.database_url), within=60)
             finally:
                 stop(second)
     assert len(waha.sent) == 1, "the reply was sent twice"
@@ -248,7 +249,7 @@ async def test_two_worker_processes_answer_500_messages_from_100_contacts_once_e
                         assert response.json()["outcome"] == "stored", response.text
 
                 await asyncio.gather(*(customer(n) for n in range(contacts)))
-                await wait_until(lambda: _all_answered(settings.database_url), timeout=120, interval=0.5)
+                await eventually(lambda: _all_answered(settings.database_url), within=120, interval=0.5)
                 alive = [w.poll() is None for w in workers]
         finally:
             for worker in workers:
@@ -305,7 +306,7 @@ async def test_real_waha_payloads_groups_broadcasts_echoes_and_the_owners_phone(
             # The customer Ana took over from her phone writes again: the bot stays out of it.
             assert await waha.deliver_message("+15550100005", "great, thanks Ana") == [200]
 
-            await wait_until(lambda: _count_sent(waha, 1))
+            await eventually(lambda: _count_sent(waha, 1))
             await asyncio.sleep(0.5)
             stored = await db_rows(url, "SELECT author, direction, status, reason FROM messages ORDER BY id")
             contacts = (await api.get("/api/contacts", params={"status": "paused"})).json()["items"]

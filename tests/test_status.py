@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backend.app import create_app
 from backend.store.jobs import enqueue_job
 from tests.conftest import login, make_settings
-from tests.servers import free_port, serve_app
+from tests.servers import free_port, serve_aiohttp, serve_app
 
 FIXTURES = Path(__file__).parent / "fixtures" / "status"
 WAHA_KEY = "waha-test-key"
@@ -24,13 +24,9 @@ WAHA_KEY = "waha-test-key"
 @asynccontextmanager
 async def fake_server(app: web.Application) -> AsyncIterator[str]:
     """Serve an aiohttp app on loopback; yields its base URL."""
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    runner, url = await serve_aiohttp(app)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         await runner.cleanup()
 

@@ -20,15 +20,7 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 
 @pytest.fixture
 def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
-    fake_ollama.set_models(["llama3.2", "all-minilm"])
-    return make_settings(
-        database_url,
-        tmp_path / "data",
-        max_upload_mb=MAX_UPLOAD_MB,
-        ollama_host=fake_ollama.url,
-        embedding_provider="ollama",
-        embedding_model="all-minilm",
-    )
+    return make_settings(database_url, tmp_path / "data", max_upload_mb=MAX_UPLOAD_MB, **fake_ollama.backend_settings())
 
 
 def word_document(text: str = "The shop opens at nine.") -> bytes:

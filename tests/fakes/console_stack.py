@@ -14,12 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from aiohttp import web
 
 from tests.conftest import ADMIN
 from tests.fakes.ollama import FakeOllama
 from tests.processes import Process, wait_for  # noqa: F401 - used by the console tests
-from tests.servers import free_port
+from tests.servers import free_port, serve_aiohttp
 
 SECRET_KEY = "console-tests-secret-key-long-enough-for-hs256"
 
@@ -87,15 +86,7 @@ def fake_ollama_in_thread() -> Iterator[FakeOllama]:
     thread = threading.Thread(target=loop.run_forever, name="fake-ollama", daemon=True)
     thread.start()
     fake = FakeOllama()
-    runner = web.AppRunner(fake.app())
-
-    async def start() -> None:
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        fake.url = f"http://127.0.0.1:{port}"
-
-    asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=10)
+    runner, fake.url = asyncio.run_coroutine_threadsafe(serve_aiohttp(fake.app()), loop).result(timeout=10)
     try:
         yield fake
     finally:

@@ -42,7 +42,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 
-from tests.servers import free_port
+from tests.servers import serve_aiohttp
 
 JSON_BODY = web.RequestKey("json_body", object)
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ollama"
@@ -85,6 +85,12 @@ class FakeOllama:
     def set_models(self, names: list[str]) -> None:
         """Which models count as pulled."""
         self._models = [full_name(n) for n in names]
+
+    def backend_settings(self) -> dict[str, str]:
+        """Pull the chat and embedding models here, and return the settings that point a backend at
+        this fake for both (no embedding model to load: instant)."""
+        self.set_models(["llama3.2", "all-minilm"])
+        return {"ollama_host": self.url, "embedding_provider": "ollama", "embedding_model": "all-minilm"}
 
     @property
     def models(self) -> list[str]:
@@ -248,12 +254,7 @@ class FakeOllama:
 async def fake_ollama_server():
     """A `FakeOllama` listening on 127.0.0.1 (`.url`) for the length of one test."""
     fake = FakeOllama()
-    runner = web.AppRunner(fake.app())
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    fake.url = f"http://127.0.0.1:{port}"
+    runner, fake.url = await serve_aiohttp(fake.app())
     try:
         yield fake
     finally:

@@ -38,7 +38,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.servers import free_port
+from tests.servers import free_port, serve_aiohttp
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gateways"
 
@@ -94,9 +94,7 @@ class FakeGatewayServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._switches])
         app.add_routes(self.routes())
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._runner, _ = await serve_aiohttp(app, port=self.port)
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
     async def stop(self) -> None:
