@@ -3,13 +3,13 @@ and takes its webhooks (secret header or HS256 JWT)."""
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from backend.errors import GatewayError
 from backend.gateways.evolution import EVENTS, SECRET_HEADER
 from backend.services.channels import channel_ref, get_channel
 from backend.workers.reconcile import reconcile_once
+from tests.channel_support import connect_channel, db_rows, new_assistant
 from tests.conftest import login
 from tests.fakes.evolution import FakeEvolution, fake_evolution  # noqa: F401
 from tests.fakes.waha import backend_with_gateway
@@ -28,27 +28,9 @@ async def stack(fake_evolution: FakeEvolution, database_url, tmp_path):  # noqa:
             yield api, backend, fake_evolution
 
 
-async def _assistant(api, name: str = "Shop") -> int:
-    return (await api.post("/api/assistants", json={"name": name})).json()["id"]
-
-
-async def _connect(api, assistant_id: int) -> dict:
-    response = await api.post("/api/channels", json={"assistant_id": assistant_id})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def _db_rows(backend, sql: str, *args) -> list[dict]:
-    conn = await asyncpg.connect(backend.app.ctx.settings.database_url)
-    try:
-        return [dict(r) for r in await conn.fetch(sql, *args)]
-    finally:
-        await conn.close()
-
-
 async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     cid = channel["id"]
     instance = fake.instance()
     assert channel["provider"] == "evolution" and channel["status"] == "pending_qr"
@@ -64,9 +46,9 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
 
     statuses = await fake.deliver_message("+5511911112222", "Qual o horário?", "3EB0AAA1", times=3)
     assert statuses == [200, 200, 200]
-    stored = await _db_rows(backend, "SELECT text FROM messages WHERE channel_id = $1", cid)
+    stored = await db_rows(backend, "SELECT text FROM messages WHERE channel_id = $1", cid)
     assert stored == [{"text": "Qual o horário?"}]
-    contact = await _db_rows(backend, "SELECT chat_id, phone_number, name FROM contacts WHERE channel_id = $1", cid)
+    contact = await db_rows(backend, "SELECT chat_id, phone_number, name FROM contacts WHERE channel_id = $1", cid)
     assert contact == [{"chat_id": "5511911112222@s.whatsapp.net", "phone_number": "+5511911112222", "name": "Customer"}]
 
     out = (await api.post(f"/api/channels/{cid}/logout")).json()
@@ -83,7 +65,7 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
 
 async def test_webhooks_need_the_channel_secret_or_its_jwt(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     await fake.scan("+5511987654321")
     assert await fake.deliver_message("+5511911112222", "forged", secret="a-guessed-secret-that-is-long-enough-for-hs256") == [
@@ -100,15 +82,15 @@ async def test_webhooks_need_the_channel_secret_or_its_jwt(stack):
         )
     assert bare.status_code == 401
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "malformed_webhook"
-    assert [r["text"] for r in await _db_rows(backend, "SELECT text FROM messages")] == ["signed by jwt"]
+    assert [r["text"] for r in await db_rows(backend, "SELECT text FROM messages")] == ["signed by jwt"]
 
 
 async def test_a_number_linked_to_another_assistant_is_refused(stack):
     api, backend, fake = stack
-    await _connect(api, await _assistant(api, "Bakery"))
+    await connect_channel(api, await new_assistant(api, "Bakery"))
     await fake.idle()
     await fake.scan("+5511987654321", instance=list(fake.instances)[0])
-    second = await _connect(api, await _assistant(api, "Florist"))
+    second = await connect_channel(api, await new_assistant(api, "Florist"))
     await fake.idle()
     await fake.scan("+5511987654321", instance=list(fake.instances)[1])
     refused = (await api.get(f"/api/channels/{second['id']}")).json()
@@ -117,7 +99,7 @@ async def test_a_number_linked_to_another_assistant_is_refused(stack):
 
 async def test_qr_limit_reached_shows_expired_and_reconnect_starts_over(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     assert await fake.expire_qr() == [200, 200]
     expired = (await api.get(f"/api/channels/{channel['id']}")).json()
@@ -128,9 +110,9 @@ async def test_qr_limit_reached_shows_expired_and_reconnect_starts_over(stack):
 
 async def test_gateway_down_during_connect_and_send(stack):
     api, backend, fake = stack
-    assistant = await _assistant(api)
+    assistant = await new_assistant(api)
     fake.fail_status = 500
-    failed = await _connect(api, assistant)
+    failed = await connect_channel(api, assistant)
     assert failed["status"] == "disconnected" and "Evolution API answered 500" in failed["last_error"]
     fake.fail_status = None
     assert (await api.post(f"/api/channels/{failed['id']}/reconnect")).json()["status"] == "pending_qr"
@@ -147,7 +129,7 @@ async def test_gateway_down_during_connect_and_send(stack):
 
 async def test_sending_speaks_the_evolution_api(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     await fake.scan("+5511987654321")
     rt = backend.app.ctx.runtime
@@ -167,7 +149,7 @@ async def test_sending_speaks_the_evolution_api(stack):
 
 async def test_a_missed_webhook_is_healed_by_reconciliation(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     fake.drop_webhooks = True
     await fake.scan("+5511987654321")
@@ -179,10 +161,10 @@ async def test_a_missed_webhook_is_healed_by_reconciliation(stack):
 
 async def test_deleting_a_channel_removes_the_instance_and_frees_the_number(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     await fake.scan("+5511987654321")
     assert (await api.delete(f"/api/channels/{channel['id']}")).status_code == 204
     assert fake.instances == {}
-    assert await _db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
+    assert await db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
     assert (await api.get(f"/api/channels/{channel['id']}")).status_code == 404

@@ -6,22 +6,11 @@ import asyncpg
 
 from backend.gateways.sandbox import SandboxGateway
 from backend.services.channels import channel_ref, get_channel
-
-
-async def _assistant(api, name: str = "Shop") -> int:
-    response = await api.post("/api/assistants", json={"name": name})
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
-async def _connect(api, assistant_id: int) -> dict:
-    response = await api.post("/api/channels", json={"assistant_id": assistant_id})
-    assert response.status_code == 201, response.text
-    return response.json()
+from tests.channel_support import connect_channel, new_assistant
 
 
 async def test_sandbox_channel_shows_a_qr_then_becomes_ready_as_the_scanned_number(api):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     assert channel["provider"] == "sandbox"
     assert channel["status"] == "pending_qr" and channel["detail"] == "scan_qr"
     assert channel["qr"].startswith("2@")
@@ -38,14 +27,14 @@ async def test_sandbox_channel_shows_a_qr_then_becomes_ready_as_the_scanned_numb
 
 
 async def test_scan_without_a_number_uses_one_derived_from_the_channel(api):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     scanned = await api.post(f"/api/channels/{channel['id']}/sandbox/scan")
     assert scanned.status_code == 200
     assert scanned.json()["phone_number"] == f"+1555{channel['id']:07d}"
 
 
 async def test_sandbox_message_is_stored_once_even_when_delivered_twice(api, backend):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await api.post(f"/api/channels/{channel['id']}/sandbox/scan", json={})
     body = {"from": "+15550109999", "text": "What are your opening hours?", "id": "cust-1"}
     first = await api.post(f"/api/channels/{channel['id']}/sandbox/messages", json=body)
@@ -65,7 +54,7 @@ async def test_sandbox_message_is_stored_once_even_when_delivered_twice(api, bac
 
 
 async def test_messages_without_an_id_get_distinct_ids(api):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await api.post(f"/api/channels/{channel['id']}/sandbox/scan", json={})
     ids = set()
     for text in ("hi", "hello"):
@@ -76,7 +65,7 @@ async def test_messages_without_an_id_get_distinct_ids(api):
 
 
 async def test_outbox_lists_what_the_gateway_was_asked_to_send(api, backend):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await api.post(f"/api/channels/{channel['id']}/sandbox/scan", json={})
     rt = backend.app.ctx.runtime
     row = await get_channel(rt.db, channel["id"])
@@ -91,7 +80,7 @@ async def test_outbox_lists_what_the_gateway_was_asked_to_send(api, backend):
 
 
 async def test_sandbox_refuses_messages_before_the_scan_and_bad_input(api):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     url = f"/api/channels/{channel['id']}/sandbox"
     early = await api.post(f"{url}/messages", json={"from": "+15550109999", "text": "hi"})
     assert early.status_code == 409 and early.json()["error"]["code"] == "not_connected"
@@ -107,7 +96,7 @@ async def test_sandbox_refuses_messages_before_the_scan_and_bad_input(api):
 
 
 async def test_sandbox_logout_then_reconnect_pairs_again(api):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     cid = channel["id"]
     await api.post(f"/api/channels/{cid}/sandbox/scan", json={"phone_number": "+15550100002"})
     out = await api.post(f"/api/channels/{cid}/logout")
@@ -120,7 +109,7 @@ async def test_sandbox_logout_then_reconnect_pairs_again(api):
 
 
 async def test_sandbox_webhook_needs_the_channel_secret(api, backend):
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     row = await get_channel(backend.app.ctx.runtime.db, channel["id"])
     body = SandboxGateway.webhook_body(channel_ref(row), "session.status", {"status": "working", "phone_number": "+15550100003"})
     async with backend.client() as client:
@@ -149,9 +138,9 @@ async def test_channel_api_refuses_bad_input_with_clear_errors(api, backend):
 
 
 async def test_channels_are_listed_per_assistant_and_deleted(api):
-    first, second = await _assistant(api, "A"), await _assistant(api, "B")
-    one = await _connect(api, first)
-    await _connect(api, second)
+    first, second = await new_assistant(api, "A"), await new_assistant(api, "B")
+    one = await connect_channel(api, first)
+    await connect_channel(api, second)
     listing = (await api.get("/api/channels", params={"assistant_id": first})).json()
     assert listing["total"] == 1 and listing["items"][0]["id"] == one["id"]
     assert (await api.get("/api/channels")).json()["total"] == 2
@@ -160,7 +149,7 @@ async def test_channels_are_listed_per_assistant_and_deleted(api):
 
 
 async def test_sandbox_routes_refuse_channels_of_other_providers(api, backend):
-    assistant = await _assistant(api)
+    assistant = await new_assistant(api)
     # A WAHA channel whose gateway is unreachable (nothing listens on the default WAHA_URL here).
     waha = (await api.post("/api/channels", json={"assistant_id": assistant, "provider": "waha"})).json()
     assert waha["status"] == "disconnected" and waha["detail"] == "gateway_error" and waha["last_error"]

@@ -3,13 +3,13 @@ signed webhooks."""
 
 from __future__ import annotations
 
-import asyncpg
 import pytest
 
 from backend.errors import GatewayError
 from backend.gateways.waha import EVENTS
 from backend.services.channels import channel_ref, get_channel
 from backend.workers.reconcile import reconcile_once
+from tests.channel_support import connect_channel, db_rows, new_assistant
 from tests.conftest import login
 from tests.fakes.waha import FakeWaha, backend_with_gateway, fake_waha  # noqa: F401
 
@@ -24,27 +24,9 @@ async def stack(fake_waha: FakeWaha, database_url, tmp_path):  # noqa: F811
             yield api, backend, fake_waha
 
 
-async def _assistant(api, name: str = "Shop") -> int:
-    return (await api.post("/api/assistants", json={"name": name})).json()["id"]
-
-
-async def _connect(api, assistant_id: int) -> dict:
-    response = await api.post("/api/channels", json={"assistant_id": assistant_id})
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def _db_rows(backend, sql: str, *args) -> list[dict]:
-    conn = await asyncpg.connect(backend.app.ctx.settings.database_url)
-    try:
-        return [dict(r) for r in await conn.fetch(sql, *args)]
-    finally:
-        await conn.close()
-
-
 async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     cid = channel["id"]
     session = fake.session()
     assert channel["provider"] == "waha" and channel["status"] == "pending_qr" and channel["detail"] == "scan_qr"
@@ -58,12 +40,12 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     assert await fake.scan("+15550100001") == [200]
     ready = (await api.get(f"/api/channels/{cid}")).json()
     assert ready["status"] == "ready" and ready["phone_number"] == "+15550100001" and ready["qr"] is None
-    numbers = await _db_rows(backend, "SELECT phone_number, channel_id FROM assistant_phone_numbers")
+    numbers = await db_rows(backend, "SELECT phone_number, channel_id FROM assistant_phone_numbers")
     assert numbers == [{"phone_number": "+15550100001", "channel_id": cid}]
 
     statuses = await fake.deliver_message("+15550109999", "Do you ship abroad?", "false_15550109999@c.us_AAA1", times=3)
     assert statuses == [200, 200, 200]
-    stored = await _db_rows(backend, "SELECT text, provider_message_id FROM messages WHERE channel_id = $1", cid)
+    stored = await db_rows(backend, "SELECT text, provider_message_id FROM messages WHERE channel_id = $1", cid)
     assert stored == [{"text": "Do you ship abroad?", "provider_message_id": "false_15550109999@c.us_AAA1"}]
 
     out = await api.post(f"/api/channels/{cid}/logout")
@@ -71,7 +53,7 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     await fake.idle()  # WAHA's own SCAN_QR_CODE/STOPPED webhooks after the logout change nothing
     still = (await api.get(f"/api/channels/{cid}")).json()
     assert still["status"] == "disconnected" and still["detail"] == "logged_out"
-    assert await _db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
+    assert await db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
 
     again = await api.post(f"/api/channels/{cid}/reconnect")
     assert again.status_code == 200 and again.json()["status"] == "pending_qr" and again.json()["qr"]
@@ -82,19 +64,19 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
 
 async def test_webhook_with_a_wrong_or_missing_signature_is_refused(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     await fake.scan("+15550100001")
     assert await fake.deliver_message("+15550109999", "hi", hmac_key="not-the-key") == [401]
     async with backend.client() as client:
         unsigned = await client.post(f"/webhooks/waha/{channel['id']}", json={"event": "message", "payload": {}})
     assert unsigned.status_code == 401 and unsigned.json()["error"]["code"] == "bad_signature"
-    assert await _db_rows(backend, "SELECT id FROM messages") == []
+    assert await db_rows(backend, "SELECT id FROM messages") == []
 
 
 async def test_webhook_errors_unknown_channel_wrong_provider_malformed_unknown_event(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     cid = channel["id"]
     await fake.idle()
     session = fake.session()
@@ -111,10 +93,10 @@ async def test_webhook_errors_unknown_channel_wrong_provider_malformed_unknown_e
 
 async def test_a_number_linked_to_another_assistant_is_refused_with_its_name(stack):
     api, backend, fake = stack
-    first = await _connect(api, await _assistant(api, "Bakery"))
+    first = await connect_channel(api, await new_assistant(api, "Bakery"))
     await fake.idle()
     await fake.scan("+15550100001", session=list(fake.sessions)[0])
-    second = await _connect(api, await _assistant(api, "Florist"))
+    second = await connect_channel(api, await new_assistant(api, "Florist"))
     await fake.idle()
     await fake.scan("+15550100001", session=list(fake.sessions)[1])
 
@@ -124,7 +106,7 @@ async def test_a_number_linked_to_another_assistant_is_refused_with_its_name(sta
     assert (await api.get(f"/api/channels/{first['id']}")).json()["status"] == "ready"
     # Messages to the refused channel are not taken in.
     await fake.deliver_message("+15550109999", "hello?", session=list(fake.sessions)[1])
-    assert await _db_rows(backend, "SELECT id FROM messages WHERE channel_id = $1", second["id"]) == []
+    assert await db_rows(backend, "SELECT id FROM messages WHERE channel_id = $1", second["id"]) == []
 
     # Reconciliation unlinks the refused phone at the gateway; the conflict stays visible.
     await reconcile_once(backend.app.ctx.runtime)
@@ -141,7 +123,7 @@ async def test_a_number_linked_to_another_assistant_is_refused_with_its_name(sta
 
 async def test_an_unscanned_qr_expires_and_one_reconnect_shows_a_new_one(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     first_qr = fake.session()["qr"]
     await fake.expire_qr()
@@ -154,16 +136,16 @@ async def test_an_unscanned_qr_expires_and_one_reconnect_shows_a_new_one(stack):
 
 async def test_gateway_answering_5xx_or_hanging_during_connect_leaves_a_clear_error(stack):
     api, backend, fake = stack
-    assistant = await _assistant(api)
+    assistant = await new_assistant(api)
     fake.fail_status = 503
-    failed = await _connect(api, assistant)
+    failed = await connect_channel(api, assistant)
     assert failed["status"] == "disconnected" and failed["detail"] == "gateway_error"
     assert "503" in failed["last_error"] and "WAHA" in failed["last_error"]
     assert fake.requests.count(("POST", "/api/sessions")) == 3  # retried with back-off
 
     fake.fail_status = None
     fake.hang = True
-    hung = await _connect(api, assistant)
+    hung = await connect_channel(api, assistant)
     assert hung["detail"] == "gateway_error" and "did not answer" in hung["last_error"]
     refused = await api.post(f"/api/channels/{hung['id']}/reconnect")
     assert refused.status_code == 502 and refused.json()["error"]["code"] == "gateway_unreachable"
@@ -175,7 +157,7 @@ async def test_gateway_answering_5xx_or_hanging_during_connect_leaves_a_clear_er
 
 async def test_sending_speaks_the_waha_api_and_a_5xx_send_is_not_repeated(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     await fake.scan("+15550100001")
     rt = backend.app.ctx.runtime
@@ -200,7 +182,7 @@ async def test_sending_speaks_the_waha_api_and_a_5xx_send_is_not_repeated(stack)
 
 async def test_a_missed_webhook_is_healed_by_reconciliation(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     fake.drop_webhooks = True
     await fake.scan("+15550100001")
@@ -229,7 +211,7 @@ async def test_reconciliation_loop_runs_by_itself(fake_waha, database_url, tmp_p
         channel_reconcile_seconds=0.2,
     ) as backend:
         async with backend.client(await login(backend)) as api:
-            await _connect(api, await _assistant(api))
+            await connect_channel(api, await new_assistant(api))
             await fake_waha.idle()
             fake_waha.drop_webhooks = True
             await fake_waha.scan("+15550100001")
@@ -243,7 +225,7 @@ async def test_reconciliation_loop_runs_by_itself(fake_waha, database_url, tmp_p
 
 async def test_a_rotated_qr_is_fetched_again_when_the_console_reads_the_channel(stack):
     api, backend, fake = stack
-    channel = await _connect(api, await _assistant(api))
+    channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
     session = fake.session()
     session["qr"] = "2@rotated-qr-value"
