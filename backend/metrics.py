@@ -15,6 +15,16 @@ REPLY_LATENCY = Histogram(
 )
 DUPLICATE_WEBHOOKS = Counter("wa_duplicate_webhooks_total", "Webhook deliveries of an already stored message", ["provider"])
 GATEWAY_CALLS = Histogram("wa_gateway_call_seconds", "Calls to WhatsApp gateways", ["provider", "operation", "outcome"])
-OLLAMA_CALLS = Histogram("wa_ollama_call_seconds", "Calls to Ollama", ["operation", "outcome"])
+LLM_CALLS = Histogram(
+    "wa_llm_call_seconds", "Calls to language-model engines (ollama, openai)", ["engine", "operation", "outcome"]
+)
+ANSWERS = Counter("wa_answers_total", "Answers built, by the engine that answered and the outcome", ["engine", "outcome"])
+UNGROUNDED_ANSWERS = Counter(
+    "wa_ungrounded_answers_total", "Generated replies not sent: they stated a fact the sources lack", ["engine"]
+)
 JOB_QUEUE_DEPTH = Gauge("wa_job_queue_depth", "Jobs by status", ["status"])
 JOB_QUEUE_OLDEST_AGE = Gauge("wa_job_queue_oldest_age_seconds", "Age of the oldest due queued job")
+
+
+def observe_llm_call(engine: str):  # noqa: ANN201 - the `on_call` hook of a rag.llm engine
+    return lambda operation, outcome, seconds: LLM_CALLS.labels(engine, operation, outcome).observe(seconds)

@@ -31,12 +31,45 @@ class Runtime:
         return self._cache["embedder"]
 
     @property
-    def llm(self):  # noqa: ANN201 - rag.llm.OllamaLLM
-        if "llm" not in self._cache:
-            from rag.llm import OllamaLLM
+    def ollama(self):  # noqa: ANN201 - rag.llm.ollama.OllamaLLM
+        if "ollama" not in self._cache:
+            from backend.metrics import observe_llm_call
+            from rag.llm.ollama import OllamaLLM
 
-            self._cache["llm"] = OllamaLLM(self.settings.ollama_host, timeout=self.settings.ollama_timeout_seconds)
-        return self._cache["llm"]
+            self._cache["ollama"] = OllamaLLM(
+                self.settings.ollama_host, timeout=self.settings.ollama_timeout_seconds, on_call=observe_llm_call("ollama")
+            )
+        return self._cache["ollama"]
+
+    @property
+    def openai(self):  # noqa: ANN201 - rag.llm.openai_compatible.OpenAICompatibleLLM, or None when not configured
+        if not self.settings.openai_base_url:
+            return None
+        if "openai" not in self._cache:
+            from backend.metrics import observe_llm_call
+            from rag.llm.openai_compatible import OpenAICompatibleLLM
+
+            self._cache["openai"] = OpenAICompatibleLLM(
+                self.settings.openai_base_url,
+                api_key=self.settings.openai_api_key.get_secret_value(),
+                timeout=self.settings.llm_timeout_seconds,
+                context_tokens=self.settings.openai_context_tokens,
+                on_call=observe_llm_call("openai"),
+            )
+        return self._cache["openai"]
+
+    @property
+    def embedded(self):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM (loads its model on first use)
+        if "embedded" not in self._cache:
+            from rag.llm.embedded import EmbeddedLLM
+
+            self._cache["embedded"] = EmbeddedLLM(
+                self.settings.llm_model_path or None,
+                context_tokens=self.settings.llm_context_tokens,
+                threads=self.settings.llm_threads,
+                timeout=self.settings.llm_timeout_seconds,
+            )
+        return self._cache["embedded"]
 
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
         key = f"gateway:{provider}"
@@ -47,7 +80,7 @@ class Runtime:
         return self._cache[key]
 
     async def close(self) -> None:
-        for name in ("llm", "embedder"):
+        for name in ("ollama", "openai", "embedded", "embedder"):
             close = getattr(self._cache.get(name), "close", None)
             if close is not None:
                 await close()

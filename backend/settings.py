@@ -43,9 +43,22 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=300, ge=1)
 
     # Models
+    llm_provider: Literal["auto", "ollama", "openai", "embedded"] = Field(
+        default="auto", description="Engine of assistants that choose none; auto = Ollama if it has the model, else embedded"
+    )
     ollama_host: str = "http://127.0.0.1:11434"
     ollama_model: str = "llama3.2"
     ollama_timeout_seconds: float = Field(default=120.0, gt=0)
+    openai_base_url: str = Field(default="", description="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1; empty = off")
+    openai_api_key: SecretStr = SecretStr("")
+    openai_model: str = Field(default="", description="Model asked of the OpenAI-compatible server")
+    openai_context_tokens: int = Field(default=8192, ge=512, description="Prompt + answer tokens the server's model takes")
+    llm_model_path: str = Field(default="", description="GGUF file of the embedded engine; empty = bundled SmolLM2-135M")
+    llm_context_tokens: int = Field(default=4096, ge=512, le=131072, description="Context window of the embedded model")
+    llm_threads: int = Field(default=0, ge=0, le=256, description="CPU threads of the embedded model; 0 = all cores")
+    llm_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Longest answer of the OpenAI-compatible and embedded engines"
+    )
     embedding_provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
     embedding_model: str = "all-MiniLM-L6-v2"
     # -- knowledge settings (rag) go here --

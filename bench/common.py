@@ -209,10 +209,10 @@ async def _ensure_database(server_url: str, name: str, *, fresh: bool) -> str:
 
 
 @asynccontextmanager
-async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None) -> AsyncIterator:
+async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None, **settings: object) -> AsyncIterator:
     """A `Runtime` on a migrated database named 'bench': on the embedded PostgreSQL (in a temp dir
     unless --data-dir) or on --database-url. `fresh` drops what an earlier run left (default: only
-    when the data dir is a throwaway one)."""
+    when the data dir is a throwaway one); `settings` override the environment's."""
     import aiohttp
 
     from backend.database import make_database, run_migrations
@@ -237,11 +237,10 @@ async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None) 
     url = await _ensure_database(server_url, BENCH_DATABASE, fresh=(not keep) if fresh is None else fresh)
     await run_migrations(url)
     await _catch_up_schema(url)
-    settings = Settings(database_url=url, data_dir=data_dir)
     db = make_database(url, min_size=1, max_size=4)
     await db.connect()
     http = aiohttp.ClientSession()
-    rt = Runtime(settings=settings, db=db, http=http, database_url=url)
+    rt = Runtime(settings=Settings(database_url=url, data_dir=data_dir, **settings), db=db, http=http, database_url=url)
     try:
         yield rt
     finally:

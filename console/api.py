@@ -59,6 +59,7 @@ class Assistant(_Model):
     id: int
     name: str
     instructions: str = ""
+    engine: str = "default"
     model: str = ""
     temperature: float = 0.2
     fallback_message: str = ""
@@ -115,6 +116,9 @@ class Answer(_Model):
     degraded: bool = False
     degraded_reason: str | None = None
     used_fallback: bool = False
+    ungrounded: bool = False
+    engine: str | None = None
+    model: str | None = None
     top_score: float | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     trace: dict[str, Any] = Field(default_factory=dict)

@@ -165,10 +165,19 @@ def number_of(value: Any) -> float | None:
 
 DEGRADED_REASONS = {
     "ollama_unreachable": "Ollama could not be reached",
-    "model_not_found": "the model is not pulled in Ollama",
-    "timeout": "Ollama took too long to answer",
+    "openai_unreachable": "the OpenAI-compatible server could not be reached",
+    "openai_auth": "the OpenAI-compatible server refused the API key",
+    "openai_error": "the OpenAI-compatible server answered with an error",
+    "embedded_unavailable": "the embedded model could not be loaded",
+    "prompt_too_long": "the question and sources did not fit the model's window",
+    "model_not_found": "the model is not available on its engine",
+    "timeout": "the model took too long to answer",
     "empty_answer": "the model gave an empty answer",
+    "no_engine": "no model engine is configured for this assistant",
+    "embeddings_unavailable": "the embedding model was unavailable, so only exact words were searched",
 }
+ENGINE_NAMES = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "embedded model"}
+DEMO_MODEL_NOTE = "a small demo model: weak answers; connect Ollama or an OpenAI-compatible server for customers"
 
 
 def size(value: int | None) -> str:
@@ -186,12 +195,34 @@ def ms(value: Any) -> str:
     return f"{number / 1000:.2f} s" if number >= 1000 else f"{number:.0f} ms"
 
 
-def answer_flags(degraded: bool, reason: str | None, used_fallback: bool) -> None:
+def answer_flags(degraded: bool, reason: str | None, used_fallback: bool, trace: dict[str, Any] | None = None) -> None:
+    trace = trace or {}
     if degraded:
         why = DEGRADED_REASONS.get(reason or "", reason or "the model was unavailable")
         st.warning(f"**Degraded answer**: {why}, so the best passage from the documents was sent instead.", icon="⚠️")
+    if trace.get("ungrounded"):
+        facts = ", ".join(f"`{fact}`" for fact in trace.get("ungrounded_facts") or [])
+        st.warning(
+            f"**Invented facts stopped**: the model wrote {facts or 'facts'} that no source contains, so the best"
+            " passage from the documents was sent instead. What the model wrote is in the trace (`generated_text`).",
+            icon=":material/gpp_maybe:",
+        )
     if used_fallback:
-        st.info("No passage in the documents was good enough, so the fallback message was used. See **Knowledge gaps**.")
+        if trace.get("fallback_reason") == "model_not_in_sources":
+            st.info("The model found no answer in the sources, so the fallback message was used. See **Knowledge gaps**.")
+        else:
+            st.info("No passage in the documents was good enough, so the fallback message was used. See **Knowledge gaps**.")
+
+
+def engine_caption(trace: dict[str, Any] | None) -> str | None:
+    """ "Answered by the embedded model SmolLM2-… in 0.4 s", from a reply's trace."""
+    trace = trace or {}
+    engine = trace.get("engine")
+    if not engine:
+        return None
+    generation = (trace.get("timings_ms") or {}).get("generation")
+    took = f" in {ms(generation)}" if generation is not None else ""
+    return f"Answered by {ENGINE_NAMES.get(engine, engine)} `{trace.get('model') or '?'}`{took}"
 
 
 def show_sources_and_trace(sources: list[dict[str, Any]] | None, trace: dict[str, Any] | None, *, collapsed: bool = True) -> None:
@@ -276,10 +307,14 @@ def chat_bubble(message: Message, *, details: bool = False) -> None:
         st.caption(" · ".join(f for f in facts if f))
         if message.degraded:
             st.badge("Degraded answer", color="orange", icon=":material/warning:")
+        if (message.trace or {}).get("ungrounded"):
+            st.badge("Invented facts stopped", color="orange", icon=":material/gpp_maybe:")
         if message.error:
             st.error(message.error)
         if details and (message.sources or message.trace):
             with st.expander("Sources and trace"):
                 if message.trace:
-                    answer_flags(False, None, bool(message.trace.get("used_fallback")))
+                    answer_flags(False, None, bool(message.trace.get("used_fallback")), message.trace)
+                    if engine_caption(message.trace):
+                        st.caption(engine_caption(message.trace))
                 show_sources_and_trace(message.sources, message.trace, collapsed=False)

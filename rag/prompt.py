@@ -7,6 +7,7 @@ history and sources to a budget, and send an explicit `num_ctx` sized to the pro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from rag.embeddings import estimate_tokens
@@ -17,8 +18,10 @@ MIN_NUM_CTX = 2048
 RULES = (
     "Answer the customer's question using only the numbered sources below. "
     "Cite the sources you used like [1] or [2]. If the sources do not contain the answer, "
-    "say that you do not know instead of guessing. Answer in the language of the question, briefly."
+    "reply with exactly NOT_IN_SOURCES and nothing else. Answer in the language of the question, briefly."
 )
+# The marker the rules ask for, as models write it back (case, spaces or underscores vary).
+NOT_IN_SOURCES = re.compile(r"\bnot[ _]?in[ _]?(?:the[ _]?)?sources\b", re.IGNORECASE)
 
 
 @dataclass

@@ -90,6 +90,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides) -> Settings:
         "admin_email": ADMIN["email"],
         "admin_password": ADMIN["password"],
         "ollama_host": "http://127.0.0.1:9",  # nothing listens: tests that need a model start the fake
+        "llm_provider": "ollama",  # the Ollama protocol's tests; the real models' tests choose theirs
         "gateway_provider": "sandbox",
         "job_poll_seconds": 0.5,
         "log_format": "console",

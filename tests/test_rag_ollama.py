@@ -9,13 +9,14 @@ import pytest
 from rag.answer import AnswerConfig, generate_answer
 from rag.embeddings import OllamaEmbedder
 from rag.errors import LLMUnavailable
-from rag.llm import OllamaLLM
+from rag.llm import EngineChoice
+from rag.llm.ollama import OllamaLLM
 from rag.types import Passage
 from tests.fakes.ollama import fake_ollama_server  # noqa: F401
 from tests.servers import free_port
 
 PASSAGE = Passage(7, 3, "prices.md", 0, "Kettles", "The blue kettle XK-4471 costs 20 euros.", 0.03, dense_score=0.71)
-CONFIG = AnswerConfig(model="llama3.2", instructions="You are the shop's assistant.", fallback_message="Sorry, no idea.")
+CONFIG = AnswerConfig(instructions="You are the shop's assistant.", fallback_message="Sorry, no idea.")
 
 
 async def test_the_fake_speaks_ollama_to_the_official_client(fake_ollama):
@@ -44,7 +45,9 @@ async def test_the_fake_speaks_ollama_to_the_official_client(fake_ollama):
 async def test_answer_cites_sources_and_sizes_num_ctx_from_the_prompt(fake_ollama):
     fake_ollama.reply = "The **blue kettle** costs 20 euros [1]."
     llm = OllamaLLM(fake_ollama.url, timeout=5)
-    answer = await generate_answer(llm, CONFIG, "How much is XK-4471?", [{"role": "user", "content": "Hi"}], [PASSAGE])
+    answer = await generate_answer(
+        [EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [{"role": "user", "content": "Hi"}], [PASSAGE]
+    )
     await llm.close()
 
     assert answer.text == "The *blue kettle* costs 20 euros [1]." and answer.parts == [answer.text]
@@ -57,6 +60,7 @@ async def test_answer_cites_sources_and_sizes_num_ctx_from_the_prompt(fake_ollam
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "user"]
     trace = answer.trace
     assert trace["truncated"] is False and trace["prompt_tokens"] > 0 and trace["model"] == "llama3.2"
+    assert trace["engine"] == "ollama" and trace["eval_count"] > 0 and trace["grounding"] == "on" and not answer.ungrounded
     assert trace["passages"][0]["dense_score"] == 0.71 and {"generation", "total"} <= trace["timings_ms"].keys()
 
 
@@ -64,7 +68,7 @@ async def test_server_side_truncation_is_flagged(fake_ollama):
     fake_ollama.chars_per_token = 0.05  # the model's tokenizer is far denser than our estimate
     fake_ollama.context_length = 2048
     llm = OllamaLLM(fake_ollama.url, timeout=5)
-    answer = await generate_answer(llm, CONFIG, "How much?", [], [PASSAGE])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much?", [], [PASSAGE])
     await llm.close()
     assert answer.trace["truncated"] is True and answer.trace["prompt_eval_count"] == answer.trace["num_ctx"] == 2048
 
@@ -72,17 +76,17 @@ async def test_server_side_truncation_is_flagged(fake_ollama):
 async def test_a_missing_model_gives_the_best_passage_marked_as_such(fake_ollama):
     fake_ollama.set_models(["mistral"])
     llm = OllamaLLM(fake_ollama.url, timeout=5)
-    answer = await generate_answer(llm, CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
     await llm.close()
     assert answer.degraded and answer.degraded_reason == "model_not_found"
-    assert answer.text.startswith("Our assistant is unavailable right now") and "XK-4471 costs 20 euros" in answer.text
+    assert answer.text.startswith("Here is what our documents say") and "XK-4471 costs 20 euros" in answer.text
     assert "_(from prices.md)_" in answer.text and answer.sources[0]["chunk_id"] == 7
     assert "not available" in answer.trace["degraded_detail"]
 
 
 async def test_ollama_down_gives_a_degraded_answer_quickly():
     llm = OllamaLLM(f"http://127.0.0.1:{free_port()}", timeout=2, retries=1)
-    answer = await generate_answer(llm, CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
     assert answer.degraded and answer.degraded_reason == "ollama_unreachable" and "XK-4471" in answer.text
     with pytest.raises(LLMUnavailable) as caught:
         await llm.list_models()
@@ -93,7 +97,7 @@ async def test_ollama_down_gives_a_degraded_answer_quickly():
 async def test_nothing_relevant_gives_the_fallback_without_calling_the_model(fake_ollama):
     weak = Passage(1, 1, "a.md", 0, "", "Unrelated text.", 0.01, dense_score=0.05)
     llm = OllamaLLM(fake_ollama.url, timeout=5)
-    answer = await generate_answer(llm, CONFIG, "Who won the match?", [], [weak])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "Who won the match?", [], [weak])
     await llm.close()
     assert answer.text == "Sorry, no idea." and answer.used_fallback and not answer.degraded
     assert answer.top_score == 0.05 and answer.trace["used_fallback"] and not fake_ollama.requests_to("/api/chat")
@@ -102,7 +106,7 @@ async def test_nothing_relevant_gives_the_fallback_without_calling_the_model(fak
 async def test_a_busy_server_is_retried_then_degrades(fake_ollama):
     fake_ollama.fail_status = 503
     llm = OllamaLLM(fake_ollama.url, timeout=5, retries=2)
-    answer = await generate_answer(llm, CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
     await llm.close()
     assert answer.degraded and answer.degraded_reason == "ollama_error"
     assert len(fake_ollama.requests_to("/api/chat")) == 3
@@ -111,7 +115,7 @@ async def test_a_busy_server_is_retried_then_degrades(fake_ollama):
 async def test_a_slow_model_times_out_into_a_degraded_answer(fake_ollama):
     fake_ollama.chat_delay = 2
     llm = OllamaLLM(fake_ollama.url, timeout=0.5, retries=0)
-    answer = await generate_answer(llm, CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
     await llm.close()
     assert answer.degraded and answer.degraded_reason == "timeout"
 

@@ -158,6 +158,7 @@ def worker_env(settings, tmp_path: Path, **extra: str) -> dict[str, str]:
         DATA_DIR=str(tmp_path / "worker-data"),
         SECRET_KEY=settings.secret_key.get_secret_value(),
         OLLAMA_HOST=settings.ollama_host,
+        LLM_PROVIDER=settings.llm_provider,
         EMBEDDING_PROVIDER=settings.embedding_provider,
         EMBEDDING_MODEL=settings.embedding_model,
         WAHA_URL=settings.waha_url,

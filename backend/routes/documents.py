@@ -15,16 +15,19 @@ bp = Blueprint("documents", url_prefix="/api/assistants/<assistant_id:int>")
 
 UPLOAD_SCHEMA = {
     "type": "object",
-    "required": ["files"],
-    "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+    "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "file": {"type": "string", "format": "binary", "description": "One file, as `curl -F file=@x.pdf` sends it"},
+    },
 }
 
 
 @bp.post("/documents")
-@doc("Upload documents (multipart field `files`, one or several); each is indexed in the background",
+@doc("Upload documents (multipart field `files`, one or several, or `file`); each is indexed in the background",
      multipart=UPLOAD_SCHEMA, response=UploadResult, status=201)  # fmt: skip
 async def upload_documents(request: Request, assistant_id: int):
-    files = [(f.name, f.body) for f in (request.files.getlist("files") if request.files else None) or []]
+    sent = [f for field in ("files", "file") for f in (request.files.getlist(field) or [] if request.files else [])]
+    files = [(f.name, f.body) for f in sent]
     items = await service.upload_documents(runtime_of(request), assistant_id, files)
     status = 201 if any(not item.duplicate for item in items) else 200
     return ok({"items": [item.model_dump(mode="json") for item in items]}, status=status)

@@ -11,7 +11,7 @@ from sanic.response import raw
 
 from backend.http import ok
 from backend.openapi import doc
-from backend.services.status import Status, collect_status, refresh_queue_gauges
+from backend.services.status import Status, collect_status, describe_embedded, refresh_queue_gauges
 
 bp = Blueprint("status")
 log = structlog.get_logger(__name__)
@@ -30,13 +30,23 @@ async def metrics(request: Request):
 
 
 @bp.get("/api/status")
-@doc("Dependency status: database, Ollama and its models, each gateway, the job queue", response=Status)
+@doc(
+    "Dependency status: database, every model engine (Ollama, OpenAI-compatible, embedded), each gateway, the job queue",
+    response=Status,
+)
 async def status(request: Request):
     ctx = request.app.ctx
+    runtime = getattr(ctx, "runtime", None)
+    if runtime is not None:
+        embedded, openai_llm = runtime.embedded.describe(), runtime.openai
+    else:  # the database is not up yet: what the settings alone tell
+        embedded, openai_llm = describe_embedded(ctx.settings), None
     result = await collect_status(
         ctx.settings,
         ctx.db,
         ctx.http,
+        embedded=embedded,
+        openai_llm=openai_llm,
         not_ready_reason=ctx.not_ready_reason,
         uptime_seconds=time.time() - ctx.started_at,
     )

@@ -8,12 +8,13 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.metrics import OLLAMA_CALLS
+from backend import metrics
 from backend.runtime import Runtime
 from backend.services.assistants import Assistant
 from rag import retrieval
 from rag.answer import AnswerConfig, generate_answer
 from rag.errors import EmbeddingError, LLMUnavailable
+from rag.llm import EngineChoice
 from rag.types import Answer
 
 log = structlog.get_logger(__name__)
@@ -38,6 +39,9 @@ class GenerateResponse(BaseModel):
     degraded: bool
     degraded_reason: str | None
     used_fallback: bool
+    ungrounded: bool = Field(description="The model stated a fact the sources lack: the best passage was sent instead")
+    engine: str | None = Field(description="The engine that answered (ollama, openai, embedded), or None")
+    model: str | None
     top_score: float | None
     timings_ms: dict[str, float]
     trace: dict[str, Any]
@@ -46,21 +50,41 @@ class GenerateResponse(BaseModel):
 def answer_config(rt: Runtime, assistant: Assistant) -> AnswerConfig:
     settings = rt.settings
     return AnswerConfig(
-        model=assistant.model,
         instructions=assistant.instructions,
         fallback_message=assistant.fallback_message,
         temperature=assistant.temperature,
         min_score=assistant.policies.min_retrieval_score or settings.rag_min_score,
         max_context_tokens=settings.rag_max_context_tokens,
         answer_tokens=settings.rag_answer_tokens,
+        grounding_guard=assistant.policies.grounding_guard,
     )
 
 
-def _llm(rt: Runtime):  # noqa: ANN202 - rag.llm.OllamaLLM with its calls measured
-    llm = rt.llm
-    if llm.on_call is None:
-        llm.on_call = lambda operation, outcome, seconds: OLLAMA_CALLS.labels(operation, outcome).observe(seconds)
-    return llm
+def engine_of(rt: Runtime, assistant: Assistant) -> str:
+    """The engine setting that applies: the assistant's own, or the server's LLM_PROVIDER."""
+    return rt.settings.llm_provider if assistant.engine == "default" else assistant.engine
+
+
+def engine_choices(rt: Runtime, assistant: Assistant) -> list[EngineChoice]:
+    """The engines to ask, in order: `auto` tries Ollama with the assistant's model, then the
+    embedded model; the others are one engine each (none when the OpenAI server is not configured)."""
+    engine = engine_of(rt, assistant)
+    embedded = EngineChoice(rt.embedded, rt.embedded.model_name)
+    if engine == "embedded":
+        return [embedded]
+    if engine == "openai":
+        model = assistant.model if assistant.engine == "openai" else (rt.settings.openai_model or assistant.model)
+        return [EngineChoice(rt.openai, model)] if rt.openai is not None else []
+    ollama = EngineChoice(rt.ollama, assistant.model)
+    return [ollama] if engine == "ollama" else [ollama, embedded]
+
+
+def outcome_of(answer: Answer) -> str:
+    if answer.degraded:
+        return "degraded"
+    if answer.ungrounded:
+        return "ungrounded"
+    return "fallback" if answer.used_fallback else "answered"
 
 
 async def answer_question(rt: Runtime, assistant: Assistant, question: str, history: list[dict]) -> Answer:
@@ -89,7 +113,7 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
     turns = assistant.policies.history_turns
     recent = recent[-turns:] if turns else []
     answer = await generate_answer(
-        _llm(rt),
+        engine_choices(rt, assistant),
         answer_config(rt, assistant),
         question,
         recent,
@@ -101,9 +125,15 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
         # Answered from exact words only: usable, but the operator should know why it may be weaker.
         answer.degraded, answer.degraded_reason = True, "embeddings_unavailable"
         answer.trace.update(degraded=True, degraded_reason="embeddings_unavailable")
+    engine = answer.trace.get("engine") or "none"
+    metrics.ANSWERS.labels(engine, outcome_of(answer)).inc()
+    if answer.ungrounded:
+        metrics.UNGROUNDED_ANSWERS.labels(engine).inc()
     log.info(
         "answer.done",
         assistant=assistant.id,
+        engine=engine,
+        outcome=outcome_of(answer),
         degraded=answer.degraded,
         reason=answer.degraded_reason,
         fallback=answer.used_fallback,
@@ -121,6 +151,9 @@ def to_response(answer: Answer) -> GenerateResponse:
         degraded=answer.degraded,
         degraded_reason=answer.degraded_reason,
         used_fallback=answer.used_fallback,
+        ungrounded=answer.ungrounded,
+        engine=answer.trace.get("engine"),
+        model=answer.trace.get("model"),
         top_score=answer.top_score,
         timings_ms=answer.trace.get("timings_ms", {}),
         trace=answer.trace,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from databases import Database
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,11 +22,24 @@ LANGUAGES = (
 )  # fmt: skip
 
 
+Engine = Literal["default", "auto", "ollama", "openai", "embedded"]
+ENGINE_HELP = (
+    "default = the server's LLM_PROVIDER; auto = Ollama when it has the model, else the embedded model; "
+    "ollama, openai (an OpenAI-compatible server) or embedded (llama.cpp in the backend) force one"
+)
+
+
 class AssistantFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
     instructions: str = Field(default="You are a helpful assistant. Answer from the sources.", max_length=20000)
-    model: str | None = Field(default=None, min_length=1, max_length=200, description="Ollama model; default OLLAMA_MODEL")
+    engine: Engine = Field(default="default", description=ENGINE_HELP)
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Model of the Ollama or OpenAI-compatible engine; default OLLAMA_MODEL",
+    )
     temperature: float = Field(default=0.2, ge=0, le=2)
     fallback_message: str = Field(default="Sorry, I don't know that yet. A person from our team will follow up.", max_length=4000)
     language: str = Field(default="english", description="Full-text search language", pattern="^[a-z]+$")
@@ -36,6 +50,7 @@ class AssistantPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     instructions: str | None = Field(default=None, max_length=20000)
+    engine: Engine | None = Field(default=None, description=ENGINE_HELP)
     model: str | None = Field(default=None, min_length=1, max_length=200)
     temperature: float | None = Field(default=None, ge=0, le=2)
     fallback_message: str | None = Field(default=None, max_length=4000)
@@ -47,6 +62,7 @@ class Assistant(BaseModel):
     id: int
     name: str
     instructions: str
+    engine: Engine
     model: str
     temperature: float
     fallback_message: str

@@ -165,7 +165,7 @@ async def upload_documents(rt: Runtime, assistant_id: int, files: list[tuple[str
     """Every file is checked first; then all rows and their index jobs are written in one transaction."""
     await get_assistant(rt.db, assistant_id)
     if not files:
-        raise Invalid("Send one or more files in the multipart field 'files'.", code="no_files")
+        raise Invalid("Send one or more files in the multipart field 'files' (or one in 'file').", code="no_files")
     checked = []
     for filename, data in files:
         name = (filename or "").strip().replace("\\", "/").rsplit("/", 1)[-1][:255] or "document"

@@ -12,7 +12,7 @@ from backend.runtime import Runtime
 from backend.store import models as store
 from backend.store.jobs import enqueue_job
 from rag.errors import LLMUnavailable
-from rag.llm import full_name
+from rag.llm.ollama import full_name
 
 PULL_JOB = "pull_model"
 
@@ -48,7 +48,7 @@ async def list_models(rt: Runtime) -> ModelList:
     configured = rt.settings.ollama_model
     wanted = sorted({configured, *await _assistant_models(rt)})
     try:
-        models = await rt.llm.list_models()
+        models = await rt.ollama.list_models()
     except LLMUnavailable as exc:
         return ModelList(
             reachable=False,

@@ -26,6 +26,9 @@ class ReplyPolicy(BaseModel):
     handoff_reply: str = "Thanks — a person from our team will reply here shortly."
     opt_out_reply: str = "You won't get more messages from us. Write START to opt back in."
     min_retrieval_score: float = Field(default=0.0, ge=0, description="Below this the fallback message is used")
+    grounding_guard: bool = Field(
+        default=True, description="A generated reply stating a fact (price, time, number...) the sources lack is not sent"
+    )
     opt_in_reply: str = "Welcome back! Ask me anything."
     typing_seconds_per_char: float = Field(
         default=0.01, ge=0, le=1, description="Typing indicator shown before each part, by its length"

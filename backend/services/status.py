@@ -20,6 +20,7 @@ from backend.database import current_revision, head_revision
 from backend.settings import Settings
 from backend.store import jobs as jobs_store
 from backend.store import status as status_store
+from rag.errors import LLMUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,33 @@ class OllamaStatus(BaseModel):
     models_available: list[str]
     latency_ms: float | None = None
     error: str | None = None
+
+
+class EmbeddedStatus(BaseModel):
+    ok: bool  # the model file is there and, if it was loaded, loaded without error
+    model: str
+    path: str | None
+    file_present: bool
+    loaded: bool  # loaded on first use: False until the first answer it gives
+    bundled_demo_model: bool  # the bundled SmolLM2-135M: fine for trying, weak for customers
+    error: str | None = None
+
+
+class OpenAIStatus(BaseModel):
+    configured: bool  # OPENAI_BASE_URL is set
+    ok: bool
+    base_url: str | None
+    model: str | None
+    models_available: list[str] = []
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+class EnginesStatus(BaseModel):
+    provider: str  # LLM_PROVIDER: the engine of assistants that choose none
+    answering: str | None  # which engine answers those assistants now (None: none can, replies are degraded)
+    embedded: EmbeddedStatus
+    openai: OpenAIStatus
 
 
 class GatewayStatus(BaseModel):
@@ -74,9 +102,11 @@ class Status(BaseModel):
     status: Literal["ok", "degraded"]
     database: DatabaseStatus
     ollama: OllamaStatus
+    engines: EnginesStatus
     gateways: list[GatewayStatus]
     queue: QueueStatus | None
     workers: WorkersStatus
+    max_upload_mb: int  # MAX_UPLOAD_MB: the console's uploader refuses larger files before sending them
     uptime_seconds: float
 
 
@@ -121,7 +151,7 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
     try:
         listing = await asyncio.wait_for(client.list(), timeout=PROBE_TIMEOUT_SECONDS + 0.5)
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, timed out, or an error status
-        metrics.OLLAMA_CALLS.labels(operation="list", outcome="error").observe(time.perf_counter() - started)
+        metrics.LLM_CALLS.labels(engine="ollama", operation="list", outcome="error").observe(time.perf_counter() - started)
         return OllamaStatus(
             ok=False,
             reachable=False,
@@ -133,7 +163,7 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
         )
     finally:
         await client.close()
-    metrics.OLLAMA_CALLS.labels(operation="list", outcome="ok").observe(time.perf_counter() - started)
+    metrics.LLM_CALLS.labels(engine="ollama", operation="list", outcome="ok").observe(time.perf_counter() - started)
     available = sorted(m.model for m in listing.models if m.model)
     pulled = {_model_key(name) for name in available}
     missing = [name for name in required if _model_key(name) not in pulled]
@@ -146,6 +176,51 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
         error=f"not pulled: {', '.join(missing)} (ollama pull {missing[0]})" if missing else None,
         **base,
     )
+
+
+async def openai_status(settings: Settings, llm) -> OpenAIStatus:  # noqa: ANN001 - OpenAICompatibleLLM or None
+    """Reachable, the key accepted, and the model listed (through its /v1/models)."""
+    model = settings.openai_model or None
+    if llm is None:
+        return OpenAIStatus(configured=False, ok=False, base_url=None, model=model, error="OPENAI_BASE_URL is not set")
+    started = time.perf_counter()
+    try:
+        listed = await asyncio.wait_for(llm.list_models(), timeout=PROBE_TIMEOUT_SECONDS)
+    except LLMUnavailable as exc:
+        return OpenAIStatus(
+            configured=True, ok=False, base_url=llm.base_url, model=model, latency_ms=_ms(started), error=exc.message
+        )
+    except TimeoutError as exc:
+        return OpenAIStatus(
+            configured=True, ok=False, base_url=llm.base_url, model=model, latency_ms=_ms(started), error=_describe(exc)
+        )
+    names = [m["name"] for m in listed]
+    missing = model is not None and model not in names
+    return OpenAIStatus(
+        configured=True,
+        ok=not missing,
+        base_url=llm.base_url,
+        model=model,
+        models_available=names,
+        latency_ms=_ms(started),
+        error=f"the server has no model '{model}'" if missing else None,
+    )
+
+
+def describe_embedded(settings: Settings) -> dict[str, Any]:
+    from rag.llm.embedded import EmbeddedLLM
+
+    return EmbeddedLLM(settings.llm_model_path or None).describe()
+
+
+def engines_status(settings: Settings, ollama: OllamaStatus, embedded: EmbeddedStatus, openai: OpenAIStatus) -> EnginesStatus:
+    ready = {"ollama": ollama.ok, "embedded": embedded.ok, "openai": openai.ok}
+    provider = settings.llm_provider
+    if provider == "auto":
+        answering = "ollama" if ollama.ok else ("embedded" if embedded.ok else None)
+    else:
+        answering = provider if ready[provider] else None
+    return EnginesStatus(provider=provider, answering=answering, embedded=embedded, openai=openai)
 
 
 # Per bridge: a cheap authenticated read, the header carrying the key, and the setting holding it.
@@ -206,6 +281,8 @@ async def collect_status(
     db: Database | None,
     http: aiohttp.ClientSession,
     *,
+    embedded: dict[str, Any],
+    openai_llm=None,  # noqa: ANN001 - the runtime's OpenAICompatibleLLM, None when not configured
     not_ready_reason: str | None = None,
     uptime_seconds: float = 0.0,
 ) -> Status:
@@ -224,24 +301,29 @@ async def collect_status(
             failed=depth["failed"],
             oldest_queued_age_seconds=round(float(depth["oldest_queued_age_seconds"]), 1),
         )
-    ollama_state, *gateways = await asyncio.gather(
+    ollama_state, openai_state, *gateways = await asyncio.gather(
         ollama_status(settings, required),
+        openai_status(settings, openai_llm),
         *(gateway_status(settings, http, provider, channels.get(provider, {})) for provider in GATEWAYS),
     )
-    healthy = database.ok and ollama_state.ok and all(g.ok for g in gateways if g.configured)
+    embedded_state = EmbeddedStatus(ok=embedded["file_present"] and not embedded["error"], **embedded)
+    engines = engines_status(settings, ollama_state, embedded_state, openai_state)
+    healthy = database.ok and engines.answering is not None and all(g.ok for g in gateways if g.configured)
     if not healthy:
         log.info(
             "status.degraded",
             database=database.ok,
-            ollama=ollama_state.ok,
+            answering=engines.answering,
             gateways={g.provider: g.ok for g in gateways if g.configured},
         )
     return Status(
         status="ok" if healthy else "degraded",
         database=database,
         ollama=ollama_state,
+        engines=engines,
         gateways=gateways,
         queue=queue,
         workers=WorkersStatus(in_process=settings.run_workers, concurrency=settings.worker_concurrency),
+        max_upload_mb=settings.max_upload_mb,
         uptime_seconds=round(uptime_seconds, 1),
     )

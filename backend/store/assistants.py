@@ -6,16 +6,16 @@ from databases import Database
 
 from backend.database import row, rows
 
-COLUMNS = "id, name, instructions, model, temperature, fallback_message, language, settings, created_at, updated_at"
-EDITABLE = {"name", "instructions", "model", "temperature", "fallback_message", "language", "settings"}
+COLUMNS = "id, name, instructions, engine, model, temperature, fallback_message, language, settings, created_at, updated_at"
+EDITABLE = {"name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "settings"}
 
 
 async def insert_assistant(db: Database, values: dict) -> dict:
     return row(
         await db.fetch_one(
             f"""
-            INSERT INTO assistants (name, instructions, model, temperature, fallback_message, language, settings)
-            VALUES (:name, :instructions, :model, :temperature, :fallback_message, :language, :settings)
+            INSERT INTO assistants (name, instructions, engine, model, temperature, fallback_message, language, settings)
+            VALUES (:name, :instructions, :engine, :model, :temperature, :fallback_message, :language, :settings)
             RETURNING {COLUMNS}
             """,
             values,

@@ -70,7 +70,9 @@ _CONVERSATION_CHANNEL = (
     "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, webhook_secret, "
     "last_error, last_event_at, connected_at, created_at, updated_at"
 ).split(", ")
-_CONVERSATION_ASSISTANT = "name, instructions, model, temperature, fallback_message, language, created_at, updated_at".split(", ")
+_CONVERSATION_ASSISTANT = (
+    "name, instructions, engine, model, temperature, fallback_message, language, created_at, updated_at".split(", ")
+)
 CONVERSATION = f"""
 SELECT {COLUMNS},
        {", ".join(f"ch.{column} AS ch_{column}" for column in _CONVERSATION_CHANNEL)},

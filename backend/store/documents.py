@@ -112,7 +112,8 @@ async def mark_failed(db: Database, document_id: int, error: str) -> None:
 
 
 async def weakly_answered_questions(db: Database, assistant_id: int, min_score: float, since_days: int, limit: int) -> list[dict]:
-    """Inbound customer messages whose bot reply used the fallback or retrieved little of value."""
+    """Inbound customer messages whose bot reply was weak: the fallback, little of value retrieved, no
+    model answering (degraded), or a generated answer stopped for stating facts the sources lack."""
     return rows(
         await db.fetch_all(
             """
@@ -125,6 +126,8 @@ async def weakly_answered_questions(db: Database, assistant_id: int, min_score: 
             WHERE ch.assistant_id = :a AND r.author = 'bot' AND q.author = 'customer' AND q.text <> ''
               AND r.created_at > now() - make_interval(days => :days)
               AND (coalesce((r.trace->>'used_fallback')::boolean, false)
+                   OR r.degraded
+                   OR coalesce((r.trace->>'ungrounded')::boolean, false)
                    OR (r.trace->>'top_score' IS NOT NULL AND (r.trace->>'top_score')::double precision < :min_score))
             ORDER BY r.id DESC
             LIMIT :limit

@@ -49,7 +49,7 @@ class PullModel:
         model = job.payload["model"]
         last = 0.0
         try:
-            async for step in rt.llm.pull(model):
+            async for step in rt.ollama.pull(model):
                 total, completed = step.get("total"), step.get("completed")
                 now = time.monotonic()
                 if total and completed is not None and now - last > 0.5:

@@ -38,7 +38,36 @@ def model_label(models: ModelList | None, name: str) -> str:
     return name
 
 
-def assistant_form(key: str, models: ModelList | None, current: Assistant | None) -> dict | None:
+ENGINE_CHOICES = {
+    "default": "Server default (LLM_PROVIDER)",
+    "auto": "Automatic: Ollama when it has the model, else the embedded model",
+    "ollama": "Ollama",
+    "openai": "OpenAI-compatible server (vLLM, llama.cpp, LM Studio, LocalAI, hosted)",
+    "embedded": "Embedded model (runs inside the backend)",
+}
+
+
+def engine_note(engines: dict, engine: str) -> str | None:
+    """Which engine answers now for this choice, and a word on the bundled demo model."""
+    if not engines:
+        return None
+    provider = engines.get("provider", "auto")
+    chosen = provider if engine == "default" else engine
+    embedded = engines.get("embedded") or {}
+    demo = f" — {ui.DEMO_MODEL_NOTE}" if embedded.get("bundled_demo_model") else ""
+    if chosen == "auto":
+        answering = engines.get("answering") if provider == "auto" else None
+        if answering == "ollama":
+            return "Answers come from **Ollama** (reachable, with its models)."
+        return f"Ollama is not answering, so answers come from the **embedded model** `{embedded.get('model', '?')}`{demo}."
+    if chosen == "embedded":
+        return f"Answers come from the **embedded model** `{embedded.get('model', '?')}`{demo}."
+    if chosen == "openai" and not (engines.get("openai") or {}).get("configured"):
+        return "No OpenAI-compatible server is configured (OPENAI_BASE_URL): answers will be degraded."
+    return f"Answers come from the **{ui.ENGINE_NAMES.get(chosen, chosen)}**."
+
+
+def assistant_form(key: str, models: ModelList | None, current: Assistant | None, engines: dict | None = None) -> dict | None:
     """The fields of an assistant; returns them when the form is submitted."""
     with st.form(key):
         name = st.text_input("Name", value=current.name if current else "", placeholder="Shop helper")
@@ -47,6 +76,17 @@ def assistant_form(key: str, models: ModelList | None, current: Assistant | None
             value=current.instructions if current else "You are a helpful assistant. Answer from the sources, briefly.",
             help="How the assistant should behave. It answers from its knowledge documents.",
         )
+        engine_keys = list(ENGINE_CHOICES)
+        engine = st.selectbox(
+            "Engine",
+            engine_keys,
+            index=engine_keys.index(current.engine) if current and current.engine in engine_keys else 0,
+            format_func=ENGINE_CHOICES.get,
+            help="Which language model writes the answers.",
+        )
+        note = engine_note(engines or {}, engine)
+        if note:
+            st.caption(note)
         choices = model_choices(models, current.model if current else None)
         if choices:
             default = current.model if current else (models.configured_model if models else choices[0])
@@ -66,13 +106,27 @@ def assistant_form(key: str, models: ModelList | None, current: Assistant | None
             value=current.fallback_message if current else "Sorry, I don't know that yet. A person from our team will follow up.",
             help="Sent when the documents hold no good answer.",
         )
+        policies = dict(current.policies) if current else {}
+        guard = st.checkbox(
+            "Never send invented facts",
+            value=bool(policies.get("grounding_guard", True)),
+            help="A reply that states a price, time, date, number, phone, e-mail or web address that no source contains"
+            " is not sent; the customer gets the best passage from the documents instead.",
+        )
         submitted = st.form_submit_button("Save" if current else "Create assistant", type="primary")
     if not submitted:
         return None
     if not name.strip():
         st.warning("Give the assistant a name.")
         return None
-    fields = {"name": name.strip(), "instructions": instructions, "temperature": temperature, "fallback_message": fallback}
+    fields = {
+        "name": name.strip(),
+        "instructions": instructions,
+        "engine": engine,
+        "temperature": temperature,
+        "fallback_message": fallback,
+        "policies": {**policies, "grounding_guard": guard},
+    }
     if model and model.strip():
         fields["model"] = model.strip()
     return fields
@@ -85,9 +139,10 @@ def load_models() -> ModelList | None:
         st.caption(f"Could not list Ollama's models: {error.message}")
         return None
     if not models.reachable:
-        st.warning(
+        st.info(
             f"Ollama is not reachable at `{models.host}` ({models.message or models.reason or 'no answer'}). "
-            "You can still save a model name; answers are degraded until Ollama is back.",
+            "Assistants on the automatic engine answer with the embedded model meanwhile;"
+            " you can still save an Ollama model name.",
             icon=":material/cloud_off:",
         )
     elif models.missing_models:
@@ -144,7 +199,9 @@ def playground(assistant: Assistant) -> None:
             st.markdown(question)
         with st.chat_message("assistant"):
             st.markdown(answer.answer)
-        ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback)
+        ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback, answer.trace)
+        if ui.engine_caption(answer.trace):
+            st.caption(ui.engine_caption(answer.trace))
         timings = answer.timings_ms or answer.trace.get("timings_ms", {})
         cols = st.columns(3)
         cols[0].metric("Total", ui.ms(timings.get("total")))
@@ -176,9 +233,13 @@ def danger_zone(assistant: Assistant) -> None:
 
 models = load_models()
 assistants = api.assistants()
+try:
+    engines = api.status().get("engines") or {}
+except ApiError:
+    engines = {}
 
 with st.expander("New assistant", icon=":material/add:", expanded=not assistants):
-    fields = assistant_form("create", models, None)
+    fields = assistant_form("create", models, None, engines)
     if fields:
         with ui.friendly():
             created = api.create_assistant(fields)
@@ -193,7 +254,7 @@ if assistants:
     if assistant:
         settings_tab, playground_tab, delete_tab = st.tabs(["Settings", "Playground", "Delete"])
         with settings_tab:
-            changes = assistant_form(f"edit-{assistant.id}", models, assistant)
+            changes = assistant_form(f"edit-{assistant.id}", models, assistant, engines)
             if changes:
                 with ui.friendly():
                     api.update_assistant(assistant.id, changes)

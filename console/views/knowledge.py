@@ -5,14 +5,25 @@ from __future__ import annotations
 import streamlit as st
 
 from console import ui
-from console.api import Api, Assistant, Document
+from console.api import Api, ApiError, Assistant, Document
 from console.config import INDEXING_POLL_SECONDS
 
 st.title("Knowledge")
 api: Api = ui.client()
 UPLOADER_ROUND = "uploader_round"
+UPLOAD_LIMIT = "max_upload_mb"
 FILE_TYPES = ["txt", "md", "markdown", "pdf", "docx", "html", "htm"]
 BUSY = ("pending", "indexing")
+
+
+def upload_limit_mb() -> int | None:
+    """The backend's MAX_UPLOAD_MB, so the uploader refuses (and announces) the same limit; asked once a session."""
+    if UPLOAD_LIMIT not in st.session_state:
+        try:
+            st.session_state[UPLOAD_LIMIT] = api.status().get("max_upload_mb")
+        except ApiError:
+            return None
+    return st.session_state[UPLOAD_LIMIT]
 
 
 def upload_section(assistant: Assistant) -> None:
@@ -23,6 +34,7 @@ def upload_section(assistant: Assistant) -> None:
         type=FILE_TYPES,
         accept_multiple_files=True,
         key=f"uploader-{round_}",
+        max_upload_size=upload_limit_mb(),
     )
     if files and st.button(f"Upload {len(files)} document{'s' if len(files) > 1 else ''}", type="primary"):
         with st.spinner("Uploading…"), ui.friendly():

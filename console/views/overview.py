@@ -24,18 +24,8 @@ def show_health(status: dict[str, Any]) -> None:
         if database.get("error"):
             st.caption(database["error"])
     with cols[1]:
-        st.markdown("**Ollama (answers)**")
-        if not ollama.get("reachable"):
-            st.badge("Not reachable", color="red")
-            st.caption(
-                f"No answer from Ollama at `{ollama.get('host', '?')}`. Customers get the best passage from your"
-                " documents instead of a written answer until it is back."
-            )
-        elif ollama.get("models_missing"):
-            st.badge("Model missing", color="orange")
-            st.caption(f"Pull {', '.join(ollama['models_missing'])} on the Assistants page.")
-        else:
-            st.badge("Reachable", color="green")
+        st.markdown("**Answers**")
+        show_engines(status.get("engines") or {}, ollama)
     with cols[2]:
         st.markdown("**WhatsApp gateways**")
         for gateway in status.get("gateways") or []:
@@ -43,6 +33,28 @@ def show_health(status: dict[str, Any]) -> None:
                 color = "green" if gateway.get("ok") else "red"
                 problem = f" {gateway['error']}" if gateway.get("error") else ""
                 st.markdown(f":{color}-badge[{gateway.get('provider', '?')}]{problem}")
+
+
+def show_engines(engines: dict[str, Any], ollama: dict[str, Any]) -> None:
+    answering = engines.get("answering")
+    embedded = engines.get("embedded") or {}
+    if answering == "ollama":
+        if ollama.get("models_missing"):
+            st.badge("Ollama: a model is missing", color="orange")
+            st.caption(f"Pull {', '.join(ollama['models_missing'])} on the Assistants page.")
+        else:
+            st.badge("Ollama", color="green")
+    elif answering == "embedded":
+        demo = embedded.get("bundled_demo_model")
+        st.badge("Embedded model", color="orange" if demo else "green")
+        note = f" ({ui.DEMO_MODEL_NOTE})" if demo else ""
+        reason = "" if engines.get("provider") == "embedded" else f" Ollama is not answering at `{ollama.get('host', '?')}`."
+        st.caption(f"`{embedded.get('model', '?')}` answers{note}.{reason}")
+    elif answering == "openai":
+        st.badge("OpenAI-compatible server", color="green")
+    else:
+        st.badge("No model answers", color="red")
+        st.caption("Customers get the best passage from your documents instead of a written answer until an engine is back.")
 
 
 def show_numbers(stats: Stats) -> None:
@@ -55,7 +67,7 @@ def show_numbers(stats: Stats) -> None:
     if stats.failed or stats.unanswered:
         st.page_link("views/conversations.py", label="See the conversations that need you", icon=":material/priority_high:")
     if stats.degraded:
-        st.caption(f"{stats.degraded} replies were sent without the model (Ollama unavailable): check them in Conversations.")
+        st.caption(f"{stats.degraded} replies were sent without a model (no engine answered): check them in Conversations.")
     if not stats.per_day or not (stats.inbound + stats.outbound):
         st.caption("No messages yet. Connect WhatsApp and write to the number (or use the sandbox chat) to see traffic here.")
         return

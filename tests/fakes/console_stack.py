@@ -37,6 +37,7 @@ def start_backend(database_url: str, workdir: Path, *, ollama_host: str = "http:
         "ADMIN_PASSWORD": ADMIN["password"],
         "GATEWAY_PROVIDER": "sandbox",
         "OLLAMA_HOST": ollama_host,
+        "LLM_PROVIDER": "ollama",
         "OLLAMA_TIMEOUT_SECONDS": "10",
         "JOB_POLL_SECONDS": "0.5",
         "LOG_FORMAT": "console",

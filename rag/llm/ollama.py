@@ -1,14 +1,13 @@
-"""Ollama over the official `ollama.AsyncClient`: chat, model limits, model list, pulls.
+"""The Ollama engine, over the official `ollama.AsyncClient`: chat, model limits, model list, pulls.
 
-Every failure leaves as `LLMUnavailable` with a code the caller can act on:
-`ollama_unreachable`, `timeout`, `model_not_found`, `ollama_error`.
+Failures leave as `LLMUnavailable` with the code `ollama_unreachable`, `timeout`,
+`model_not_found` or `ollama_error`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,18 +16,12 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from rag.errors import LLMUnavailable
+from rag.llm import ChatResult
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    text: str
-    model: str
-    prompt_eval_count: int | None
-    eval_count: int | None
-    done_reason: str | None
-    total_ms: float
+# After Ollama was found unreachable, answers skip it for this long: an address that does not
+# answer would otherwise cost every reply the connect timeout.
+UNREACHABLE_PAUSE_SECONDS = 15.0
 
 
 def full_name(model: str) -> str:
@@ -60,6 +53,8 @@ def _retryable(exc: BaseException) -> bool:
 class OllamaLLM:
     """One client per process; `timeout` bounds each call, retries back off briefly."""
 
+    engine = "ollama"
+
     def __init__(
         self,
         host: str,
@@ -76,8 +71,11 @@ class OllamaLLM:
         self.keep_alive = keep_alive
         self.client = ollama.AsyncClient(host=host, timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)))
         self._context_lengths: dict[str, int | None] = {}
+        self._unreachable_until = 0.0
 
     async def _call(self, operation: str, model: str, make_call) -> Any:  # noqa: ANN001
+        if operation in ("chat", "show") and time.monotonic() < self._unreachable_until:
+            raise LLMUnavailable("Ollama was unreachable moments ago.", code="ollama_unreachable")
         started = time.perf_counter()
         outcome = "ok"
         try:
@@ -92,23 +90,27 @@ class OllamaLLM:
         except (ollama.ResponseError, ConnectionError, httpx.TransportError) as exc:
             error = _translate(exc, model)
             outcome = error.code
+            if error.code == "ollama_unreachable":
+                self._unreachable_until = time.monotonic() + UNREACHABLE_PAUSE_SECONDS
             raise error from exc
         finally:
             if self.on_call is not None:
                 self.on_call(operation, outcome, time.perf_counter() - started)
 
-    async def chat(self, model: str, messages: list[dict[str, str]], *, options: dict[str, Any] | None = None) -> ChatResult:
+    async def chat(
+        self, model: str, messages: list[dict[str, str]], *, temperature: float, max_tokens: int, num_ctx: int
+    ) -> ChatResult:
         started = time.perf_counter()
+        options = {"temperature": temperature, "num_ctx": num_ctx, "num_predict": max_tokens}
         response = await self._call(
             "chat",
             model,
-            lambda: self.client.chat(
-                model=model, messages=messages, options=options or {}, keep_alive=self.keep_alive, stream=False
-            ),
+            lambda: self.client.chat(model=model, messages=messages, options=options, keep_alive=self.keep_alive, stream=False),
         )
         return ChatResult(
             text=response.message.content or "",
             model=response.model or model,
+            engine=self.engine,
             prompt_eval_count=response.prompt_eval_count,
             eval_count=response.eval_count,
             done_reason=response.done_reason,

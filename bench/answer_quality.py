@@ -1,0 +1,232 @@
+"""Do the answers state the right facts, never an invented one, and say "I don't know" when the
+documents are silent? Per engine, through the real answer path (`answer_question`: hybrid
+retrieval, prompt, the engine, the grounding guard).
+
+The set: six small businesses' documents with questions whose answers are known facts and
+questions the documents do not cover (`tests/fixtures/businesses`, or a folder of the same
+shape). Engines: the embedded model always; llama.cpp's OpenAI-compatible server with the same
+file (`--openai-server`, started here) or any server (`--openai-url`); Ollama when it answers
+at OLLAMA_HOST with `--ollama-model`.
+
+For each engine it reports: answers containing the expected fact; replies that reached the
+customer with a fact the document lacks, with the guard on (what is sent) and off (what the
+model wrote); not-covered questions answered with the fallback; and p50/p99 answer time. Then,
+for the retrieval side of "not in the documents", how the best similarity splits covered from
+not-covered questions at several thresholds.
+
+    .venv/bin/python -m bench.answer_quality [folder] [--openai-server] [--ollama-model llama3.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import bench_runtime, percentile, quiet_logs, run, table
+from rag.grounding import check_grounding
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SET = ROOT / "tests" / "fixtures" / "businesses"
+
+
+@dataclass
+class Result:
+    business: str
+    question: str
+    covered: bool
+    expected: list[str]
+    sent: str  # what the customer received
+    generated: str | None  # what the model wrote (None when no model answered)
+    fallback: bool
+    degraded: bool
+    ungrounded: bool
+    top_score: float | None
+    ms: float
+
+
+def states(reply: str, expected: str) -> bool:
+    """The reply gives the expected fact, compared as the guard compares facts (1.80 = 1,80; 2 pm = 14:00);
+    a word (yes/no facts) as a whole word."""
+    grounding = check_grounding(expected, [reply])
+    if grounding.facts:
+        return grounding.ok
+    return f" {expected.lower()} " in f" {' '.join(reply.lower().replace('.', ' ').replace(',', ' ').split())} "
+
+
+def invents(reply: str, support: Sequence[str]) -> bool:
+    return not check_grounding(reply, support).ok
+
+
+async def answer_all(rt, engine: str, businesses: list[dict], documents: dict[str, str], model: str | None) -> list[Result]:  # noqa: ANN001
+    from backend.services.answers import answer_question
+    from backend.services.assistants import AssistantFields, create_assistant
+    from backend.services.knowledge import ingest_texts
+    from rag.shaping import shape_for_whatsapp
+
+    results = []
+    for entry in businesses:
+        document = documents[entry["document"]]
+        fields = AssistantFields(
+            name=f"{entry['name']} ({engine})",
+            instructions=entry["instructions"],
+            engine=engine,
+            model=model,
+            temperature=0,
+        )
+        assistant = await create_assistant(rt.db, fields, rt.settings.ollama_model)
+        await ingest_texts(rt, assistant.id, [(entry["document"], document)])
+        questions = [(q["question"], True, q["expected"]) for q in entry["covered"]]
+        questions += [(q, False, []) for q in entry["not_covered"]]
+        for question, covered, expected in questions:
+            started = time.perf_counter()
+            answer = await answer_question(rt, assistant, question, [])
+            elapsed = (time.perf_counter() - started) * 1000
+            generated = answer.trace.get("generated_text")
+            results.append(
+                Result(
+                    business=entry["document"],
+                    question=question,
+                    covered=covered,
+                    expected=expected,
+                    sent=answer.text,
+                    generated=shape_for_whatsapp(generated)[0] if generated else None,
+                    fallback=answer.used_fallback,
+                    degraded=answer.degraded,
+                    ungrounded=answer.ungrounded,
+                    top_score=answer.top_score,
+                    ms=elapsed,
+                )
+            )
+            print(f"  [{engine}] {entry['document']}: {question[:50]!r} -> {answer.text[:70]!r}", flush=True)
+    return results
+
+
+def report(engine: str, results: list[Result], documents: dict[str, str]) -> list[object]:
+    covered = [r for r in results if r.covered]
+    silent = [r for r in results if not r.covered]
+
+    def support(r: Result) -> list[str]:
+        return [documents[r.business], r.question]
+
+    right = sum(all(states(r.sent, e) for e in r.expected) for r in covered)
+    right_unguarded = sum(all(states(r.generated or r.sent, e) for e in r.expected) for r in covered)
+    invented_sent = sum(invents(r.sent, support(r)) for r in results)
+    # Guard off: the model's own words would have gone out wherever a model answered (not a fallback).
+    invented_unguarded = sum(invents(r.generated, support(r)) for r in results if r.generated and not r.fallback)
+    times = [r.ms for r in results]
+    return [
+        engine,
+        f"{right}/{len(covered)} ({right / len(covered):.0%})",
+        f"{right_unguarded}/{len(covered)}",
+        f"{invented_sent}/{len(results)} ({invented_sent / len(results):.1%})",
+        f"{invented_unguarded}/{len(results)} ({invented_unguarded / len(results):.1%})",
+        f"{sum(r.fallback for r in silent)}/{len(silent)} ({sum(r.fallback for r in silent) / len(silent):.0%})",
+        f"{sum(r.fallback for r in covered)}/{len(covered)}",
+        sum(r.ungrounded for r in results),
+        sum(r.degraded for r in results),
+        round(percentile(times, 50)),
+        round(percentile(times, 99)),
+    ]
+
+
+def threshold_table(results: list[Result]) -> str:
+    """Retrieval's share of the "not in the documents" decision: the best cosine alone, per threshold."""
+    rows = []
+    covered = [r.top_score or 0.0 for r in results if r.covered]
+    silent = [r.top_score or 0.0 for r in results if not r.covered]
+    for threshold in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55):
+        kept = sum(s >= threshold for s in covered) / len(covered)
+        refused = sum(s < threshold for s in silent) / len(silent)
+        rows.append(
+            (
+                threshold,
+                f"{kept:.0%}",
+                f"{refused:.0%}",
+                f"{(kept * len(covered) + refused * len(silent)) / (len(covered) + len(silent)):.0%}",
+            )
+        )
+    head = (
+        f"best cosine: covered p10 {percentile(covered, 10):.3f} / median {percentile(covered, 50):.3f}; "
+        f"not covered median {percentile(silent, 50):.3f} / p90 {percentile(silent, 90):.3f}\n"
+    )
+    return head + table(["min score", "covered answered", "not covered refused", "accuracy"], rows)
+
+
+async def measure(args: argparse.Namespace, businesses: list[dict], documents: dict[str, str]) -> None:
+    engines = ["embedded"]
+    overrides: dict[str, object] = {"llm_provider": "embedded"}
+    server = None
+    if args.openai_server:
+        from tests.real_models import llama_cpp_server
+
+        server = llama_cpp_server(Path(args.log_dir) / "llama-server.log", context_tokens=2048)
+        overrides.update(openai_base_url=server.__enter__(), openai_model="smollm2", openai_context_tokens=2048)
+        engines.append("openai")
+    elif args.openai_url:
+        overrides.update(openai_base_url=args.openai_url, openai_model=args.openai_model)
+        engines.append("openai")
+    if args.ollama_model:
+        engines.append("ollama")
+    try:
+        async with bench_runtime(args, fresh=True, **overrides) as rt:
+            all_results = {}
+            for engine in engines:
+                model = args.ollama_model if engine == "ollama" else None
+                all_results[engine] = await answer_all(rt, engine, businesses, documents, model)
+    finally:
+        if server is not None:
+            server.__exit__(None, None, None)
+
+    questions = sum(len(b["covered"]) + len(b["not_covered"]) for b in businesses)
+    print(
+        f"\n{len(businesses)} businesses, {questions} questions "
+        f"({sum(len(b['covered']) for b in businesses)} covered by the documents, "
+        f"{sum(len(b['not_covered']) for b in businesses)} not); temperature 0, RAG_MIN_SCORE {rt.settings.rag_min_score}\n"
+    )
+    headers = [
+        "engine",
+        "expected fact",
+        "(guard off)",
+        "invented fact sent",
+        "(guard off)",
+        "not covered -> fallback",
+        "covered -> fallback",
+        "stopped",
+        "degraded",
+        "p50 ms",
+        "p99 ms",
+    ]
+    print(table(headers, [report(engine, results, documents) for engine, results in all_results.items()]))
+    print("\n" + threshold_table(next(iter(all_results.values()))))
+    if args.show:
+        for engine, results in all_results.items():
+            for r in results:
+                if r.ungrounded or (r.generated and invents(r.generated, [documents[r.business], r.question])):
+                    print(f"[{engine}] {r.question!r}: model said {r.generated!r}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", nargs="?", default=str(DEFAULT_SET), help="documents + questions.json")
+    p.add_argument("--openai-server", action="store_true", help="also start llama.cpp's server with the bundled model")
+    p.add_argument("--openai-url", default=None, help="or use this OpenAI-compatible server (/v1 URL)")
+    p.add_argument("--openai-model", default="", help="the model to ask of --openai-url")
+    p.add_argument("--ollama-model", default=None, help="also ask Ollama (OLLAMA_HOST) with this model")
+    p.add_argument("--show", action="store_true", help="print every invented fact the models wrote")
+    p.add_argument("--log-dir", default="/tmp", help="where the started server writes its log")
+    p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
+    args = p.parse_args()
+    folder = Path(args.folder).resolve()
+    businesses = json.loads((folder / "questions.json").read_text())["businesses"]
+    documents = {b["document"]: (folder / b["document"]).read_text() for b in businesses}
+    quiet_logs()
+    run(lambda: measure(args, businesses, documents))
+
+
+if __name__ == "__main__":
+    main()
