@@ -20,3 +20,5 @@ bench:
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.reply_overhead
 	.venv/bin/python -m bench.load
+	.venv/bin/python -m bench.answer_quality --openai-server
+	.venv/bin/python -m bench.llm_overhead

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     rag_chunk_tokens: int = Field(default=200, ge=32, le=512, description="Chunk size in embedding-model tokens")
     rag_chunk_overlap_tokens: int = Field(default=40, ge=0, le=256, description="Tokens repeated between chunks")
     rag_top_k: int = Field(default=6, ge=1, le=50, description="Passages retrieved for an answer")
-    rag_min_score: float = Field(default=0.25, ge=0, le=1, description="Best cosine below this = fallback message")
+    rag_min_score: float = Field(default=0.2, ge=0, le=1, description="Best cosine below this = fallback message")
+    rag_confident_score: float = Field(
+        default=0.5, ge=0, le=1, description="Best cosine from which words no document contains do not mean 'not covered'"
+    )
     rag_max_context_tokens: int = Field(default=8192, ge=1024, description="Largest num_ctx ever asked of Ollama")
     rag_answer_tokens: int = Field(default=512, ge=32, le=8192, description="Tokens kept for the answer")
     rag_max_pages: int = Field(default=1000, ge=1, description="Longest PDF accepted, in pages (parsing costs CPU per page)")

@@ -45,6 +45,8 @@ class Result:
     degraded: bool
     ungrounded: bool
     top_score: float | None
+    unknown_terms: list[str]
+    engine: str | None  # the engine whose words were used (None: no model was asked)
     ms: float
 
 
@@ -98,6 +100,8 @@ async def answer_all(rt, engine: str, businesses: list[dict], documents: dict[st
                     degraded=answer.degraded,
                     ungrounded=answer.ungrounded,
                     top_score=answer.top_score,
+                    unknown_terms=answer.trace.get("unknown_terms") or [],
+                    engine=answer.trace.get("engine"),
                     ms=elapsed,
                 )
             )
@@ -118,8 +122,9 @@ def report(engine: str, results: list[Result], documents: dict[str, str]) -> lis
     # Guard off: the model's own words would have gone out wherever a model answered (not a fallback).
     invented_unguarded = sum(invents(r.generated, support(r)) for r in results if r.generated and not r.fallback)
     times = [r.ms for r in results]
+    answered_by = {r.engine for r in results if r.engine}
     return [
-        engine,
+        "+".join(sorted(answered_by)) or engine,
         f"{right}/{len(covered)} ({right / len(covered):.0%})",
         f"{right_unguarded}/{len(covered)}",
         f"{invented_sent}/{len(results)} ({invented_sent / len(results):.1%})",
@@ -161,10 +166,10 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
     overrides: dict[str, object] = {"llm_provider": "embedded"}
     server = None
     if args.openai_server:
-        from tests.real_models import llama_cpp_server
+        from tests.real_models import llama_cpp_server, model_path
 
         server = llama_cpp_server(Path(args.log_dir) / "llama-server.log", context_tokens=2048)
-        overrides.update(openai_base_url=server.__enter__(), openai_model="smollm2", openai_context_tokens=2048)
+        overrides.update(openai_base_url=server.__enter__(), openai_model=str(model_path()), openai_context_tokens=2048)
         engines.append("openai")
     elif args.openai_url:
         overrides.update(openai_base_url=args.openai_url, openai_model=args.openai_model)
@@ -185,7 +190,8 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
     print(
         f"\n{len(businesses)} businesses, {questions} questions "
         f"({sum(len(b['covered']) for b in businesses)} covered by the documents, "
-        f"{sum(len(b['not_covered']) for b in businesses)} not); temperature 0, RAG_MIN_SCORE {rt.settings.rag_min_score}\n"
+        f"{sum(len(b['not_covered']) for b in businesses)} not); temperature 0, RAG_MIN_SCORE {rt.settings.rag_min_score}, "
+        f"RAG_CONFIDENT_SCORE {rt.settings.rag_confident_score}\n"
     )
     headers = [
         "engine",

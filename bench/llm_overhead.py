@@ -31,6 +31,7 @@ import asyncpg
 from bench.common import percentile, quiet_logs, table
 from bench.ingest import backend_env, seed_waha_channel, start_database, start_process, stop_process, waha_webhook, wait_ready
 from bench.reply_overhead import ADMIN, FakeWahaSends
+from rag.llm.embedded import REPEAT_PENALTY
 from rag.prompt import build_prompt
 from rag.types import Passage
 from tests.servers import free_port
@@ -125,7 +126,9 @@ def bare_completions(prompts: list[dict], model_path: str, context_tokens: int) 
     timings, same = [], 0
     for prompt in prompts:
         started = time.perf_counter()
-        response = llama.create_chat_completion(messages=prompt["messages"], temperature=0.0, max_tokens=prompt["max_tokens"])
+        response = llama.create_chat_completion(
+            messages=prompt["messages"], temperature=0.0, max_tokens=prompt["max_tokens"], repeat_penalty=REPEAT_PENALTY
+        )
         timings.append((time.perf_counter() - started) * 1000)
         usage = response["usage"]
         trace = prompt["trace"]

@@ -31,7 +31,8 @@ class AnswerConfig:
     instructions: str
     fallback_message: str
     temperature: float = 0.2
-    min_score: float = 0.25  # best cosine similarity under this = "the documents do not answer it"
+    min_score: float = 0.2  # best cosine similarity under this = "the documents do not answer it"
+    confident_score: float = 0.5  # from this best cosine on, words no document contains do not matter
     max_context_tokens: int = 8192  # never ask for a bigger window than this (memory)
     answer_tokens: int = 512  # room kept for the answer (also its num_predict)
     degraded_passages: int = 1
@@ -47,6 +48,30 @@ def relevant(passages: list[Passage], min_score: float) -> list[Passage]:
         if (p.dense_score or 0.0) >= min_score
         or (p.lexical_rank is not None and (p.dense_score is None or p.dense_score >= min_score / 2))
     ]
+
+
+# Words that ask rather than name what is asked about. The question's other words that no
+# document contains ("gluten", "wedding", "Zoom") say the documents are silent on it: similarity
+# alone cannot tell, as an unrelated sentence of the same shop scores 0.3-0.5 with MiniLM.
+# Calibrated on the answer-quality set (bench/answer_quality.py; figures in bench/README.md).
+ASKING_WORDS = (
+    "what whats when where which who whom whose why how much many number phone call ring email e-mail mail "
+    "address website site web contact price cost charge fee pay time hour day open close late early today "
+    "tomorrow get take give send make do have go come need want can could would like know tell "
+    "u ur r pls plz please thanks hi hello"
+)
+
+
+def answerable(passages: list[Passage], config: AnswerConfig, unknown_terms: list[str]) -> tuple[list[Passage], str | None]:
+    """The passages to answer from, or none and why: "low_score" (nothing similar enough) or
+    "unknown_terms" (the question names something no document mentions, and nothing is very similar)."""
+    good = relevant(passages, config.min_score)
+    if not good:
+        return [], "low_score"
+    top = max((p.dense_score for p in good if p.dense_score is not None), default=None)
+    if unknown_terms and (top is None or top < config.confident_score):
+        return [], "unknown_terms"
+    return good, None
 
 
 def sources_of(passages: list[Passage]) -> list[dict[str, Any]]:
@@ -106,14 +131,16 @@ async def generate_answer(
     history: list[dict[str, str]],
     passages: list[Passage],
     *,
+    unknown_terms: list[str] | None = None,
     trace: dict[str, Any] | None = None,
     timings_ms: dict[str, float] | None = None,
 ) -> Answer:
-    """Ask each engine in turn until one answers. Never raises for engine problems: when none
+    """`unknown_terms`: the question's words no document contains (see `answerable`).
+    Ask each engine in turn until one answers. Never raises for engine problems: when none
     answers, the answer comes back `degraded` with the reason (the last engine's)."""
     started = time.perf_counter()
     timings = dict(timings_ms or {})
-    good = relevant(passages, config.min_score)
+    good, not_answerable = answerable(passages, config, unknown_terms or [])
     top_score = max((p.dense_score for p in passages if p.dense_score is not None), default=None)
     base_trace: dict[str, Any] = {
         **(trace or {}),
@@ -123,6 +150,7 @@ async def generate_answer(
         "passages": passage_trace(passages),
         "top_score": top_score,
         "min_score": config.min_score,
+        "unknown_terms": unknown_terms or [],
         "prompt_tokens": None,
         "num_ctx": None,
         "context_limit": None,
@@ -158,7 +186,7 @@ async def generate_answer(
         return finish(passage_answer(good, config.degraded_passages), good[: config.degraded_passages], **changes)
 
     if not good:
-        return finish(config.fallback_message, [], used_fallback=True, fallback_reason="low_score")
+        return finish(config.fallback_message, [], used_fallback=True, fallback_reason=not_answerable)
 
     generation_started = time.perf_counter()
     failure: LLMUnavailable | None = None

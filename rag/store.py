@@ -235,6 +235,23 @@ async def lexical_search(
     return [_hit(record, score=float(record["score"])) for record in records]
 
 
+UNKNOWN_TERMS = """
+SELECT DISTINCT t.lexeme
+FROM unnest(to_tsvector(CAST(CAST($1 AS text) AS regconfig), $2)) AS t
+WHERE t.lexeme NOT IN (SELECT lexeme FROM unnest(to_tsvector(CAST(CAST($1 AS text) AS regconfig), $4)))
+  AND NOT EXISTS (SELECT FROM chunks c WHERE c.assistant_id = $3 AND c.tsv @@ CAST(quote_literal(t.lexeme) AS tsquery))
+ORDER BY t.lexeme
+"""
+
+
+async def unknown_terms(db: Database, assistant_id: int, text: str, language: str, ignore: str) -> list[str]:
+    """The words of `text` (as stemmed lexemes) that no chunk of the assistant contains, less the
+    words of `ignore`. One GIN probe per word of the question."""
+    async with db.connection() as connection:
+        records = await connection.raw_connection.fetch(UNKNOWN_TERMS, language, text, assistant_id, ignore)
+    return [record["lexeme"] for record in records]
+
+
 async def refresh_term_stats(db: Database, assistant_id: int) -> int:
     """Rebuild an assistant's lexeme document frequencies from its chunks (after indexing or
     deleting documents); returns its chunk count. ts_stat reads every tsvector of the assistant.

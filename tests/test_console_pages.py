@@ -159,10 +159,18 @@ def test_logging_out_returns_to_the_login_page(console):
 def test_an_operator_creates_an_assistant_with_a_model_from_ollama(console, api):
     at = console("assistants")
     form = at.form[0]
-    assert form.selectbox[0].options == ["llama3.2"]  # what Ollama has, as OLLAMA_MODEL spells it
+    engine, model = form.selectbox[0], form.selectbox[1]
+    assert engine.options[:3] == [
+        "Server default (LLM_PROVIDER)",
+        "Automatic: Ollama when it has the model, else the embedded model",
+        "Ollama",
+    ]
+    assert model.options == ["llama3.2"]  # what Ollama has, as OLLAMA_MODEL spells it
     form.text_input[0].set_value("Bakery helper")
     form.text_area[0].set_value("Answer briefly, from the sources.")
-    form.selectbox[0].select("llama3.2")
+    engine.select("auto")
+    model.select("llama3.2")
+    form.checkbox[0].uncheck()
     form.slider[0].set_value(0.4)
     form.text_area[1].set_value("Sorry, ask us in the shop.")
     form.button[0].click()
@@ -170,7 +178,8 @@ def test_an_operator_creates_an_assistant_with_a_model_from_ollama(console, api)
     assert not at.exception
     assert any("Created Bakery helper" in s.value for s in at.success)
     created = next(a for a in api.get("/api/assistants", params={"limit": 500}).json()["items"] if a["name"] == "Bakery helper")
-    assert created["model"] == "llama3.2" and created["temperature"] == pytest.approx(0.4)
+    assert created["model"] == "llama3.2" and created["temperature"] == pytest.approx(0.4) and created["engine"] == "auto"
+    assert created["policies"]["grounding_guard"] is False
     assert created["fallback_message"] == "Sorry, ask us in the shop."
     assert at.selectbox(key="assistant_picker").value == created["id"]
 
@@ -405,7 +414,7 @@ def test_the_overview_shows_each_assistant_with_its_whatsapp_status(console, api
     assert ":green-badge[Connected as +15550004444]" in page
     assert ":gray-badge[No WhatsApp number]" in page
     assert {"Median reply time", "Failed replies", "Unanswered"} <= {m.label for m in at.metric}
-    assert "Reachable" in page  # the fake Ollama answers
+    assert ":green-badge[Ollama]" in page  # the fake Ollama answers, so it is the engine
 
 
 def test_a_knowledge_gap_is_filled_with_an_faq_answer(console, api):

@@ -60,6 +60,6 @@ async def test_unanswered_questions_are_grouped_most_frequent_first(api, convers
 
 async def test_no_gaps_for_a_new_assistant_and_bad_queries_are_refused(api, conversation):
     assistant, *_ = conversation
-    assert (await api.get(f"/api/assistants/{assistant}/gaps")).json() == {"items": [], "questions": 0, "min_score": 0.25}
+    assert (await api.get(f"/api/assistants/{assistant}/gaps")).json() == {"items": [], "questions": 0, "min_score": 0.2}
     assert (await api.get(f"/api/assistants/{assistant}/gaps", params={"days": 0})).status_code == 400
     assert (await api.get("/api/assistants/98765/gaps")).status_code == 404

@@ -12,7 +12,7 @@ from backend.app import create_app
 from rag.grounding import check_grounding
 from tests.conftest import login, make_settings
 from tests.e2e_support import eventually
-from tests.real_models import business, llama_cpp_server
+from tests.real_models import business, llama_cpp_server, model_path
 from tests.sandbox_chat import POLICY, outbox, write
 from tests.servers import serve_app
 from tests.test_knowledge_api import upload, wait_indexed
@@ -72,7 +72,7 @@ async def test_a_first_run_answers_a_customer_from_the_embedded_model_with_a_sou
     async with serve_app(create_app(first_run_settings, name=f"real_{uuid.uuid4().hex[:8]}")) as backend:
         async with backend.client(await login(backend)) as api:
             _, channel_id = await open_bakery(api)
-            received, reply = await ask(api, channel_id, "how much is a croissant?", "+15550101")
+            received, reply = await ask(api, channel_id, "Whats the minimum order for delivery?", "+15550101")
             status = (await api.get("/api/status")).json()
 
     trace = reply["trace"]
@@ -80,7 +80,7 @@ async def test_a_first_run_answers_a_customer_from_the_embedded_model_with_a_sou
     # auto: Ollama was tried first, found unreachable, and the embedded model answered.
     assert [a["engine"] for a in trace["engine_attempts"]] == ["ollama", "embedded"]
     assert not reply["degraded"] and not trace["used_fallback"] and not trace["ungrounded"]
-    assert not received.startswith(PASSAGE_INTRO) and states(received, "1.80")
+    assert not received.startswith(PASSAGE_INTRO) and states(received, "15.00")
     assert [s["filename"] for s in reply["sources"]][:1] == ["bakery.md"]
     assert trace["prompt_eval_count"] > 0 and trace["eval_count"] > 0 and trace["timings_ms"]["generation"] > 0
     assert status["engines"]["answering"] == "embedded" and status["engines"]["embedded"]["bundled_demo_model"] is True
@@ -94,13 +94,13 @@ async def test_the_openai_engine_answers_through_llama_cpp_server(database_url, 
             tmp_path / "data",
             llm_provider="openai",
             openai_base_url=base_url,
-            openai_model="smollm2",
+            openai_model=str(model_path()),  # llama.cpp's server names its model after the file
             openai_context_tokens=4096,
         )
         async with serve_app(create_app(settings, name=f"openai_{uuid.uuid4().hex[:8]}")) as backend:
             async with backend.client(await login(backend)) as api:
                 _, channel_id = await open_bakery(api)
-                received, reply = await ask(api, channel_id, "how much is a croissant?", "+15550102")
+                received, reply = await ask(api, channel_id, "Whats the minimum order for delivery?", "+15550102")
                 status = (await api.get("/api/status")).json()
 
     trace = reply["trace"]
@@ -112,7 +112,7 @@ async def test_the_openai_engine_answers_through_llama_cpp_server(database_url, 
         trace["ungrounded_facts"],
         received,
     )
-    assert states(received, "1.80") and reply["sources"][0]["filename"] == "bakery.md"
+    assert states(received, "15.00") and reply["sources"][0]["filename"] == "bakery.md"
     assert trace["prompt_eval_count"] > 0 and trace["eval_count"] > 0 and trace["num_ctx"] <= 4096
     openai_status = status["engines"]["openai"]
     assert openai_status["configured"] and openai_status["models_available"] and status["engines"]["answering"] == "openai"
@@ -121,7 +121,7 @@ async def test_the_openai_engine_answers_through_llama_cpp_server(database_url, 
 # Questions whose answer is in the bakery's document and that SmolLM2 (greedy) answers with a
 # number the document does not contain: found by running the model on the set, see the note in
 # bench/README.md. The test asserts the guard on whichever of them the model gets wrong.
-TEMPTING = ["until when are you open on sunday", "how much do you charge to deliver?", "Whats the minimum order for delivery?"]
+TEMPTING = ["how much is a croissant?", "how much do you charge to deliver?", "What time do you open on Saturday?"]
 
 
 async def test_an_invented_fact_never_reaches_the_customer(first_run_settings):

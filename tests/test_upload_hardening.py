@@ -105,6 +105,16 @@ async def test_bad_files_are_refused_with_a_clear_error_and_nothing_is_stored(
     await nothing_stored(api, backend, assistant)
 
 
+async def test_one_file_in_the_field_curl_uses_is_accepted(api):
+    """`curl -F file=@hours.txt`: the singular field name works as `files` does."""
+    assistant = await assistant_id(api)
+    response = await api.post(
+        f"/api/assistants/{assistant}/documents", files={"file": ("hours.txt", b"nine to five", "text/plain")}
+    )
+    assert response.status_code == 201, response.text
+    assert [item["filename"] for item in response.json()["items"]] == ["hours.txt"]
+
+
 @pytest.mark.parametrize("filler", [b" ", b"\x00"], ids=["spaces", "nul bytes"])
 async def test_a_zip_bomb_disguised_as_a_word_document_is_refused(api, backend, filler):
     assistant = await assistant_id(api)
@@ -195,7 +205,7 @@ async def test_a_request_without_multipart_files_is_a_clear_400(api, backend):
     assistant = await assistant_id(api)
     as_json = await api.post(f"/api/assistants/{assistant}/documents", json={"files": ["hours.txt"]})
     wrong_field = await api.post(
-        f"/api/assistants/{assistant}/documents", files={"file": ("hours.txt", b"nine to five", "text/plain")}
+        f"/api/assistants/{assistant}/documents", files={"document": ("hours.txt", b"nine to five", "text/plain")}
     )
     raw = await api.post(
         f"/api/assistants/{assistant}/documents", content=b"nine to five", headers={"Content-Type": "text/plain"}

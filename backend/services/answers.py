@@ -12,7 +12,8 @@ from backend import metrics
 from backend.runtime import Runtime
 from backend.services.assistants import Assistant
 from rag import retrieval
-from rag.answer import AnswerConfig, generate_answer
+from rag import store as rag_store
+from rag.answer import ASKING_WORDS, AnswerConfig, generate_answer
 from rag.errors import EmbeddingError, LLMUnavailable
 from rag.llm import EngineChoice
 from rag.types import Answer
@@ -54,6 +55,7 @@ def answer_config(rt: Runtime, assistant: Assistant) -> AnswerConfig:
         fallback_message=assistant.fallback_message,
         temperature=assistant.temperature,
         min_score=assistant.policies.min_retrieval_score or settings.rag_min_score,
+        confident_score=settings.rag_confident_score,
         max_context_tokens=settings.rag_max_context_tokens,
         answer_tokens=settings.rag_answer_tokens,
         grounding_guard=assistant.policies.grounding_guard,
@@ -103,6 +105,7 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
         found = await retrieval.search(
             rt.db, rt.embedder, assistant.id, question, top_k=rt.settings.rag_top_k, language=assistant.language, mode="lexical"
         )
+    unknown = await rag_store.unknown_terms(rt.db, assistant.id, question, assistant.language, ASKING_WORDS)
     trace.update(
         reindex_needed=found.reindex_needed,
         stale_document_ids=found.stale_document_ids,
@@ -118,6 +121,7 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
         question,
         recent,
         found.passages,
+        unknown_terms=unknown,
         trace=trace,
         timings_ms={"retrieval": round((time.perf_counter() - started) * 1000, 1)},
     )

