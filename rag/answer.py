@@ -237,6 +237,7 @@ async def generate_answer(
         history_used=prompt.history_used,
         dropped_turns=prompt.dropped_turns,
         dropped_passages=prompt.dropped_passages,
+        prompt_chunk_ids=[p.chunk_id for p in prompt.passages],  # the sources the model saw, in order
         prompt_eval_count=result.prompt_eval_count,
         eval_count=result.eval_count,
         done_reason=result.done_reason,

@@ -7,7 +7,7 @@ import pytest
 from tests.fakes.ollama import fake_ollama_server  # noqa: F401
 
 
-async def add_exchange(db, channel: int, contact: int, question: str, trace: dict) -> None:
+async def add_exchange(db, channel: int, contact: int, question: str, trace: dict, *, degraded: bool = False) -> None:
     inbound = await db.fetch_val(
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status)
@@ -18,9 +18,9 @@ async def add_exchange(db, channel: int, contact: int, question: str, trace: dic
     await db.execute(
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, text, status, trace, degraded, reply_to_id)
-        VALUES (:ch, :c, 'out', 'bot', 'reply', 'sent', :trace, false, :reply_to)
+        VALUES (:ch, :c, 'out', 'bot', 'reply', 'sent', :trace, :degraded, :reply_to)
         """,
-        {"ch": channel, "c": contact, "trace": trace, "reply_to": inbound},
+        {"ch": channel, "c": contact, "trace": trace, "reply_to": inbound, "degraded": degraded},
     )
 
 
@@ -63,3 +63,12 @@ async def test_no_gaps_for_a_new_assistant_and_bad_queries_are_refused(api, conv
     assert (await api.get(f"/api/assistants/{assistant}/gaps")).json() == {"items": [], "questions": 0, "min_score": 0.2}
     assert (await api.get(f"/api/assistants/{assistant}/gaps", params={"days": 0})).status_code == 400
     assert (await api.get("/api/assistants/98765/gaps")).status_code == 404
+
+
+async def test_degraded_and_invented_fact_answers_count_as_gaps(api, conversation):
+    assistant, db, channel, contact = conversation
+    await add_exchange(db, channel, contact, "Do you open on Easter Monday?", {"top_score": 0.7}, degraded=True)
+    await add_exchange(db, channel, contact, "How much is a wedding cake?", {"top_score": 0.6, "ungrounded": True})
+    await add_exchange(db, channel, contact, "When do you open?", {"top_score": 0.8})
+    body = (await api.get(f"/api/assistants/{assistant}/gaps")).json()
+    assert sorted(g["question"] for g in body["items"]) == ["Do you open on Easter Monday?", "How much is a wedding cake?"]

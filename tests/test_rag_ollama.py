@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import ollama
 import pytest
@@ -144,3 +146,50 @@ async def test_ollama_embedder_gives_unit_vectors_and_reports_a_missing_model(fa
         await embedder.embed(["one"])
     assert caught.value.code == "model_not_found"
     await embedder.close()
+
+
+async def test_a_model_saying_the_sources_lack_the_answer_gets_the_fallback(fake_ollama):
+    fake_ollama.reply = "NOT_IN_SOURCES"
+    llm = OllamaLLM(fake_ollama.url, timeout=5)
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "Do you sell teapots?", [], [PASSAGE])
+    await llm.close()
+    assert answer.text == "Sorry, no idea." and answer.used_fallback and not answer.degraded
+    assert answer.trace["fallback_reason"] == "model_not_in_sources" and answer.sources == []
+
+
+async def test_an_invented_price_is_replaced_by_the_passage_and_bad_citations_dropped(fake_ollama):
+    fake_ollama.reply = "The blue kettle costs 25 euros [1] [3]."
+    llm = OllamaLLM(fake_ollama.url, timeout=5)
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    await llm.close()
+    assert answer.ungrounded and not answer.degraded and "25" not in answer.text
+    assert answer.text.startswith("Here is what our documents say") and "costs 20 euros" in answer.text
+    assert answer.trace["ungrounded_facts"] == ["25 euros"] and answer.trace["generated_text"].startswith("The blue kettle")
+
+    fake_ollama.reply = "The blue kettle costs 20 euros [1] [3]."
+    llm = OllamaLLM(fake_ollama.url, timeout=5)
+    kept = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
+    await llm.close()
+    assert kept.text == "The blue kettle costs 20 euros [1]." and not kept.ungrounded
+
+
+async def test_with_the_guard_off_the_model_s_words_are_sent(fake_ollama):
+    fake_ollama.reply = "The blue kettle costs 25 euros."
+    llm = OllamaLLM(fake_ollama.url, timeout=5)
+    unguarded = dataclasses.replace(CONFIG, grounding_guard=False)
+    answer = await generate_answer([EngineChoice(llm, "llama3.2")], unguarded, "How much is XK-4471?", [], [PASSAGE])
+    await llm.close()
+    assert answer.text == "The blue kettle costs 25 euros." and answer.trace["grounding"] == "off"
+
+
+async def test_the_next_engine_answers_when_the_first_is_down(fake_ollama):
+    down = OllamaLLM(f"http://127.0.0.1:{free_port()}", timeout=2, retries=0)
+    up = OllamaLLM(fake_ollama.url, timeout=5)
+    fake_ollama.reply = "It costs 20 euros [1]."
+    answer = await generate_answer(
+        [EngineChoice(down, "llama3.2"), EngineChoice(up, "llama3.2")], CONFIG, "Price?", [], [PASSAGE]
+    )
+    await down.close()
+    await up.close()
+    assert not answer.degraded and answer.text == "It costs 20 euros [1]."
+    assert [a["error"] for a in answer.trace["engine_attempts"]] == ["ollama_unreachable", None]

@@ -145,3 +145,17 @@ async def test_an_invented_fact_never_reaches_the_customer(first_run_settings):
             assert trace["ungrounded"] is True and trace["ungrounded_facts"], trace
             assert received.startswith(PASSAGE_INTRO) and "bakery.md" in received
             assert not reply["degraded"]
+
+
+async def test_a_question_the_documents_do_not_cover_gets_the_fallback_and_shows_as_a_gap(first_run_settings):
+    async with serve_app(create_app(first_run_settings, name=f"gap_{uuid.uuid4().hex[:8]}")) as backend:
+        async with backend.client(await login(backend)) as api:
+            assistant_id, channel_id = await open_bakery(api, fallback_message="We will ask the baker and reply.")
+            received, reply = await ask(api, channel_id, "Do you have gluten-free bread?", "+15550301")
+            gaps = (await api.get(f"/api/assistants/{assistant_id}/gaps")).json()
+
+    # The bakery's delivery and bread passages are similar enough to the question, but nothing mentions gluten.
+    assert received == "We will ask the baker and reply." and reply["trace"]["used_fallback"] is True
+    assert reply["trace"]["fallback_reason"] == "unknown_terms" and "gluten" in reply["trace"]["unknown_terms"]
+    assert reply["trace"]["engine"] is None  # no model was asked
+    assert [g["question"] for g in gaps["items"]] == ["Do you have gluten-free bread?"]
