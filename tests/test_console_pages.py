@@ -368,6 +368,35 @@ def test_a_customer_message_from_the_sandbox_chat_gets_a_reply_shown_in_conversa
     assert "Assistant" in bubbles[1].caption[0].value
 
 
+def test_a_reply_whose_invented_time_was_stopped_says_so_in_conversations(console, api):
+    # The fake model says "We open at 9 am"; the document says 10 am.
+    assistant = new_assistant(api, "Guarded", model="llama3.2", policies={"burst_window_seconds": 0})
+    files = [("files", ("hours.txt", b"Opening hours. The shop opens at 10 am on weekdays.", "text/plain"))]
+    assert api.post(f"/api/assistants/{assistant['id']}/documents", files=files).status_code == 201
+    wait_for(
+        lambda: api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"][0]["status"] == "ready",
+        timeout=60,
+        what="the document indexed",
+    )
+    channel = ready_channel(api, assistant["id"], "+15550002299")
+    sent = api.post(
+        f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770009", "text": "When does the shop open?"}
+    )
+    assert sent.status_code == 200, sent.text
+    at = console("conversations")
+    at.selectbox(key="conversations_assistant").select(assistant["id"]).run()
+    wait_for(
+        lambda: any("15557770009" in b.label and "Here is what" in b.label for b in at.run().button),
+        timeout=30,
+        what="the reply",
+    )
+    next(b for b in at.button if "15557770009" in b.label).click().run()
+    assert not at.exception
+    page = texts(at)
+    assert "Invented facts stopped" in page and "`9 am`" in page and "10 am" in page
+    assert "Answered by Ollama `llama3.2`" in page
+
+
 def test_pausing_the_bot_and_replying_by_hand(console, api):
     assistant = new_assistant(api, "Takeover")
     channel = ready_channel(api, assistant["id"], "+15550003333")

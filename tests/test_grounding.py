@@ -295,11 +295,13 @@ def test_only_the_first_max_chars_of_a_text_are_read() -> None:
         "x.com." * 3_000,
     ],
 )
-def test_adversarial_text_is_checked_in_well_under_a_second(text: str) -> None:
+def test_adversarial_text_never_freezes_the_check(text: str) -> None:
+    # A backtracking pattern would take minutes to hours on 20,000 such characters; the linear
+    # ones take ~0.2 s at worst on an idle core. The bound is loose so a busy CI core cannot fail it.
     started = time.perf_counter()
     check_grounding(text, [text, text[::-1]])
     strip_unknown_citations(text, 3)
-    assert time.perf_counter() - started < 1.0
+    assert time.perf_counter() - started < 5.0
 
 
 @pytest.mark.parametrize(

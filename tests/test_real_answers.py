@@ -68,12 +68,17 @@ def unsupported_in(reply: str, question: str) -> list[str]:
     return [fact.text for fact in check_grounding(reply, [BAKERY.document, BAKERY.instructions, question]).unsupported]
 
 
-async def test_a_first_run_answers_a_customer_from_the_embedded_model_with_a_source(first_run_settings):
-    async with serve_app(create_app(first_run_settings, name=f"real_{uuid.uuid4().hex[:8]}")) as backend:
+async def ask_the_bakery(settings, question: str, sender: str) -> tuple[str, dict, dict]:  # noqa: ANN001
+    """A backend with `settings`, the bakery, one customer question: (received, stored reply, /api/status)."""
+    async with serve_app(create_app(settings, name=f"real_{uuid.uuid4().hex[:8]}")) as backend:
         async with backend.client(await login(backend)) as api:
             _, channel_id = await open_bakery(api)
-            received, reply = await ask(api, channel_id, "Whats the minimum order for delivery?", "+15550101")
-            status = (await api.get("/api/status")).json()
+            received, reply = await ask(api, channel_id, question, sender)
+            return received, reply, (await api.get("/api/status")).json()
+
+
+async def test_a_first_run_answers_a_customer_from_the_embedded_model_with_a_source(first_run_settings):
+    received, reply, status = await ask_the_bakery(first_run_settings, "Whats the minimum order for delivery?", "+15550101")
 
     trace = reply["trace"]
     assert trace["engine"] == "embedded" and trace["model"].startswith("SmolLM2-135M-Instruct")
@@ -97,11 +102,7 @@ async def test_the_openai_engine_answers_through_llama_cpp_server(database_url, 
             openai_model=str(model_path()),  # llama.cpp's server names its model after the file
             openai_context_tokens=4096,
         )
-        async with serve_app(create_app(settings, name=f"openai_{uuid.uuid4().hex[:8]}")) as backend:
-            async with backend.client(await login(backend)) as api:
-                _, channel_id = await open_bakery(api)
-                received, reply = await ask(api, channel_id, "Whats the minimum order for delivery?", "+15550102")
-                status = (await api.get("/api/status")).json()
+        received, reply, status = await ask_the_bakery(settings, "Whats the minimum order for delivery?", "+15550102")
 
     trace = reply["trace"]
     assert trace["engine"] == "openai" and trace["engine_attempts"] == [
