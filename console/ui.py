@@ -315,6 +315,6 @@ def chat_bubble(message: Message, *, details: bool = False) -> None:
             with st.expander("Sources and trace"):
                 if message.trace:
                     answer_flags(False, None, bool(message.trace.get("used_fallback")), message.trace)
-                    if engine_caption(message.trace):
-                        st.caption(engine_caption(message.trace))
+                    if caption := engine_caption(message.trace):
+                        st.caption(caption)
                 show_sources_and_trace(message.sources, message.trace, collapsed=False)

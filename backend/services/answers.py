@@ -129,15 +129,15 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
         # Answered from exact words only: usable, but the operator should know why it may be weaker.
         answer.degraded, answer.degraded_reason = True, "embeddings_unavailable"
         answer.trace.update(degraded=True, degraded_reason="embeddings_unavailable")
-    engine = answer.trace.get("engine") or "none"
-    metrics.ANSWERS.labels(engine, outcome_of(answer)).inc()
+    engine, outcome = answer.trace.get("engine") or "none", outcome_of(answer)
+    metrics.ANSWERS.labels(engine, outcome).inc()
     if answer.ungrounded:
         metrics.UNGROUNDED_ANSWERS.labels(engine).inc()
     log.info(
         "answer.done",
         assistant=assistant.id,
         engine=engine,
-        outcome=outcome_of(answer),
+        outcome=outcome,
         degraded=answer.degraded,
         reason=answer.degraded_reason,
         fallback=answer.used_fallback,

@@ -200,8 +200,8 @@ def playground(assistant: Assistant) -> None:
         with st.chat_message("assistant"):
             st.markdown(answer.answer)
         ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback, answer.trace)
-        if ui.engine_caption(answer.trace):
-            st.caption(ui.engine_caption(answer.trace))
+        if caption := ui.engine_caption(answer.trace):
+            st.caption(caption)
         timings = answer.timings_ms or answer.trace.get("timings_ms", {})
         cols = st.columns(3)
         cols[0].metric("Total", ui.ms(timings.get("total")))
