@@ -61,14 +61,7 @@ class Runtime:
     @property
     def embedded(self):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM (loads its model on first use)
         if "embedded" not in self._cache:
-            from rag.llm.embedded import EmbeddedLLM
-
-            self._cache["embedded"] = EmbeddedLLM(
-                self.settings.llm_model_path or None,
-                context_tokens=self.settings.llm_context_tokens,
-                threads=self.settings.llm_threads,
-                timeout=self.settings.llm_timeout_seconds,
-            )
+            self._cache["embedded"] = make_embedded(self.settings)
         return self._cache["embedded"]
 
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
@@ -84,3 +77,15 @@ class Runtime:
             close = getattr(self._cache.get(name), "close", None)
             if close is not None:
                 await close()
+
+
+def make_embedded(settings: Settings):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM
+    """The embedded engine these settings describe (nothing is loaded until its first answer)."""
+    from rag.llm.embedded import EmbeddedLLM
+
+    return EmbeddedLLM(
+        settings.llm_model_path or None,
+        context_tokens=settings.llm_context_tokens,
+        threads=settings.llm_threads,
+        timeout=settings.llm_timeout_seconds,
+    )

@@ -208,9 +208,9 @@ async def openai_status(settings: Settings, llm) -> OpenAIStatus:  # noqa: ANN00
 
 
 def describe_embedded(settings: Settings) -> dict[str, Any]:
-    from rag.llm.embedded import EmbeddedLLM
+    from backend.runtime import make_embedded
 
-    return EmbeddedLLM(settings.llm_model_path or None).describe()
+    return make_embedded(settings).describe()
 
 
 def engines_status(settings: Settings, ollama: OllamaStatus, embedded: EmbeddedStatus, openai: OpenAIStatus) -> EnginesStatus:
