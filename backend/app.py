@@ -16,11 +16,14 @@ from sanic.response import json as json_response
 
 from backend import lifecycle
 from backend.database import is_connection_error
-from backend.errors import AppError, NotFound, Unauthorized
+from backend.errors import AppError, Forbidden, NotFound, Unauthorized
 from backend.http import MAX_ID
 from backend.logging import configure_logging
+from backend.openapi import needs_admin
 from backend.routes import blueprints
-from backend.security import read_token
+from backend.routes.deps import db_of
+from backend.security import Passwords
+from backend.services import operators
 from backend.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -33,15 +36,20 @@ def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sa
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_format)
     app = Sanic(name, configure_logging=False)
-    # Uploads are checked against MAX_UPLOAD_MB by the documents service; this only stops
-    # bodies so large that they would never be accepted.
-    app.config.REQUEST_MAX_SIZE = settings.max_upload_bytes + 1024 * 1024
+    # Sanic reads a body before any middleware runs, so this limit is what an anonymous caller
+    # can make us hold. Uploads and webhooks are streamed and read only after their caller is
+    # known, each against its own limit.
+    app.config.REQUEST_MAX_SIZE = settings.max_request_kb * 1024
+    # Which address a request comes from, behind proxies (the login throttle counts per address).
+    app.config.PROXIES_COUNT = settings.proxies_count
+    app.config.FORWARDED_SECRET = settings.forwarded_secret.get_secret_value() or None
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 30
     app.ctx.settings = settings
     app.ctx.db = None
     app.ctx.not_ready_reason = "starting"
     app.ctx.started_at = time.time()
+    app.ctx.passwords = Passwords()
 
     for bp in blueprints():
         app.blueprint(bp)
@@ -65,6 +73,8 @@ async def _bind_request_id(request: Request) -> None:
 
 
 async def _authenticate(request: Request) -> None:
+    """Who calls, looked up on every request (a deleted operator or a revoked token stops at once),
+    and whether their role may call this route (`@doc(admin=True)` marks what needs an admin)."""
     request.ctx.operator = None
     if not request.path.startswith("/api/") or request.path in PUBLIC_API_PATHS:
         return
@@ -74,8 +84,10 @@ async def _authenticate(request: Request) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Log in first: send 'Authorization: Bearer <token>'.", code="missing_token")
-    claims = read_token(request.app.ctx.settings.secret_key.get_secret_value(), token.strip())
-    request.ctx.operator = {"id": int(claims["sub"]), "role": claims.get("role", "operator")}
+    operator = await operators.authenticate(db_of(request), request.app.ctx.settings, token.strip())
+    request.ctx.operator = operator
+    if operator.role != "admin" and needs_admin(request.route.handler if request.route else None):
+        raise Forbidden("This action needs an admin.")
 
 
 async def _check_path_ids(request: Request) -> None:

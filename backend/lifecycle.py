@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
+from pathlib import Path
 
 import aiohttp
 import structlog
@@ -59,9 +62,25 @@ def ensure_secret_key(settings: Settings) -> None:
     path = settings.data_dir / "secret_key"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        _write_new_key(path, secrets.token_urlsafe(48))
     settings.secret_key = SecretStr(path.read_text().strip())
+
+
+def _write_new_key(path: Path, key: str) -> None:
+    """Create the key file readable by its owner only from its first byte, and publish it whole:
+    written under a private name, then linked into place (an existing key, e.g. another process's
+    that started at the same moment, wins and ours is dropped)."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(key)
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
 
 
 async def before_start(app: Sanic) -> None:
@@ -82,7 +101,7 @@ async def _bring_up(app: Sanic) -> None:
         db = await connect_with_backoff(url, migrate=True)
         app.ctx.runtime = Runtime(settings=settings, db=db, http=app.ctx.http, database_url=url)
         app.ctx.db = db
-        await bootstrap_admin(db, settings)
+        await bootstrap_admin(db, app.ctx.passwords, settings)
         if settings.run_workers:
             app.ctx.workers = await start_workers(app.ctx.runtime)
         app.ctx.not_ready_reason = None
@@ -107,3 +126,4 @@ async def after_stop(app: Sanic) -> None:
     if app.ctx.db is not None:
         await app.ctx.db.disconnect()
     await app.ctx.http.close()
+    app.ctx.passwords.close()

@@ -35,8 +35,10 @@ def doc(
     multipart: dict[str, Any] | None = None,
     status: int = 200,
     public: bool = False,
+    admin: bool = False,
 ) -> Callable:
-    """Attach what the OpenAPI document says about a handler."""
+    """Attach what the OpenAPI document says about a handler, and who may call it: anyone
+    (`public`), any operator (the default) or an admin only (`admin`, enforced by the app)."""
 
     def mark(handler: Callable) -> Callable:
         handler.__openapi__ = {
@@ -47,10 +49,15 @@ def doc(
             "multipart": multipart,
             "status": status,
             "public": public,
+            "admin": admin,
         }
         return handler
 
     return mark
+
+
+def needs_admin(handler: Callable | None) -> bool:
+    return bool(getattr(handler, "__openapi__", {}).get("admin"))
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +106,7 @@ def build_openapi(app: Sanic) -> dict[str, Any]:
         }
         if not meta["public"]:
             operation["security"] = [{"bearer": []}]
+            operation["x-required-role"] = "admin" if meta["admin"] else "operator"
         if meta["body"] is not None:
             operation["requestBody"] = {
                 "required": True,

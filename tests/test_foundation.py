@@ -117,9 +117,9 @@ async def test_body_over_the_limit_is_413_json(tmp_path, database_url):
 async def test_api_refuses_missing_expired_forged_tokens(backend, settings):
     secret = settings.secret_key.get_secret_value()
     now = int(time.time())
-    expired = jwt.encode({"sub": "1", "role": "admin", "exp": now - 10}, secret, algorithm="HS256")
+    expired = jwt.encode({"sub": "1", "ver": 0, "exp": now - 10}, secret, algorithm="HS256")
     forged = jwt.encode(
-        {"sub": "1", "role": "admin", "exp": now + 600}, "someone-elses-key-of-enough-length!!", algorithm="HS256"
+        {"sub": "1", "ver": 0, "exp": now + 600}, "someone-elses-key-of-enough-length!!", algorithm="HS256"
     )
     async with backend.client() as client:
         missing = await client.get("/api/assistants")

@@ -23,7 +23,7 @@ async def list_assistants(request: Request):
 
 
 @bp.post("")
-@doc("Create an assistant", body=AssistantFields, response=Assistant, status=201)
+@doc("Create an assistant", body=AssistantFields, response=Assistant, status=201, admin=True)
 async def create_assistant(request: Request):
     fields = parse_body(request, AssistantFields)
     assistant = await service.create_assistant(db_of(request), fields, settings_of(request).ollama_model)
@@ -37,14 +37,14 @@ async def get_assistant(request: Request, assistant_id: int):
 
 
 @bp.patch("/<assistant_id:int>")
-@doc("Change some fields of an assistant", body=AssistantPatch, response=Assistant)
+@doc("Change some fields of an assistant", body=AssistantPatch, response=Assistant, admin=True)
 async def update_assistant(request: Request, assistant_id: int):
     patch = parse_body(request, AssistantPatch)
     return ok(await service.update_assistant(db_of(request), assistant_id, patch))
 
 
 @bp.delete("/<assistant_id:int>")
-@doc("Delete an assistant with its documents and channels", status=204)
+@doc("Delete an assistant with its documents and channels", status=204, admin=True)
 async def delete_assistant(request: Request, assistant_id: int):
     await service.delete_assistant(db_of(request), assistant_id)
     return empty()

@@ -17,7 +17,8 @@ bp.after_server_start(start_reconciliation)
 
 
 @bp.post("")
-@doc("Connect an assistant to WhatsApp: starts pairing (pending_qr with a QR)", body=ChannelCreate, response=Channel, status=201)
+@doc("Connect an assistant to WhatsApp: starts pairing (pending_qr with a QR)", body=ChannelCreate, response=Channel, status=201,
+     admin=True)  # fmt: skip
 async def create_channel(request: Request):
     body = parse_body(request, ChannelCreate)
     return ok(await service.create_channel(runtime_of(request), body), status=201)
@@ -37,19 +38,19 @@ async def get_channel(request: Request, channel_id: int):
 
 
 @bp.post("/<channel_id:int>/reconnect")
-@doc("Start pairing again (new QR) or resume the session", response=Channel)
+@doc("Start pairing again (new QR) or resume the session", response=Channel, admin=True)
 async def reconnect_channel(request: Request, channel_id: int):
     return ok(await service.reconnect_channel(runtime_of(request), channel_id))
 
 
 @bp.post("/<channel_id:int>/logout")
-@doc("Unpair the phone; the channel stays, disconnected, ready to pair again", response=Channel)
+@doc("Unpair the phone; the channel stays, disconnected, ready to pair again", response=Channel, admin=True)
 async def logout_channel(request: Request, channel_id: int):
     return ok(await service.logout_channel(runtime_of(request), channel_id))
 
 
 @bp.delete("/<channel_id:int>")
-@doc("Delete a channel and its gateway session", status=204)
+@doc("Delete a channel and its gateway session", status=204, admin=True)
 async def delete_channel(request: Request, channel_id: int):
     await service.delete_channel(runtime_of(request), channel_id)
     return empty()

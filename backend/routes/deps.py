@@ -7,6 +7,7 @@ from sanic import Request
 
 from backend.errors import Unavailable
 from backend.runtime import Runtime
+from backend.security import Passwords
 from backend.settings import Settings
 
 
@@ -24,3 +25,7 @@ def settings_of(request: Request) -> Settings:
 def runtime_of(request: Request) -> Runtime:
     db_of(request)  # the same "not ready" error before the runtime exists
     return request.app.ctx.runtime
+
+
+def passwords_of(request: Request) -> Passwords:
+    return request.app.ctx.passwords

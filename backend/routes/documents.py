@@ -5,14 +5,16 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import empty
 
-from backend.http import Page, ok, parse_body, parse_query
+from backend.http import Page, ok, parse_body, parse_query, read_body
 from backend.openapi import doc
-from backend.routes.deps import runtime_of
+from backend.routes.deps import runtime_of, settings_of
 from backend.services import knowledge as service
 from backend.services.knowledge import Document, DocumentPage, FaqEntry, ReindexResult, UploadedDocument, UploadResult
 
 bp = Blueprint("documents", url_prefix="/api/assistants/<assistant_id:int>")
 
+# Room for multipart headers and boundaries around files of up to MAX_UPLOAD_MB (each file is checked alone).
+MULTIPART_SLACK = 1024 * 1024
 UPLOAD_SCHEMA = {
     "type": "object",
     "properties": {
@@ -22,10 +24,12 @@ UPLOAD_SCHEMA = {
 }
 
 
-@bp.post("/documents")
+@bp.post("/documents", stream=True)
 @doc("Upload documents (multipart field `files`, one or several, or `file`); each is indexed in the background",
      multipart=UPLOAD_SCHEMA, response=UploadResult, status=201)  # fmt: skip
 async def upload_documents(request: Request, assistant_id: int):
+    # Streamed: the operator's token is checked before a byte of the upload is held.
+    await read_body(request, settings_of(request).max_upload_bytes + MULTIPART_SLACK)
     sent = [f for field in ("files", "file") for f in (request.files.getlist(field) or [] if request.files else [])]
     files = [(f.name, f.body) for f in sent]
     items = await service.upload_documents(runtime_of(request), assistant_id, files)
@@ -47,7 +51,7 @@ async def get_document(request: Request, assistant_id: int, document_id: int):
 
 
 @bp.delete("/documents/<document_id:int>")
-@doc("Delete a document and its chunks", status=204)
+@doc("Delete a document and its chunks", status=204, admin=True)
 async def delete_document(request: Request, assistant_id: int, document_id: int):
     await service.delete_document(runtime_of(request), assistant_id, document_id)
     return empty()
@@ -61,7 +65,7 @@ async def reindex_document(request: Request, assistant_id: int, document_id: int
 
 @bp.post("/reindex")
 @doc("Index all documents of an assistant again (e.g. after changing the embedding model)",
-     response=ReindexResult, status=202)  # fmt: skip
+     response=ReindexResult, status=202, admin=True)  # fmt: skip
 async def reindex_assistant(request: Request, assistant_id: int):
     return ok({"queued": await service.reindex_assistant(runtime_of(request), assistant_id)}, status=202)
 

@@ -14,7 +14,7 @@ bp = Blueprint("sandbox", url_prefix="/api/channels/<channel_id:int>/sandbox")
 
 
 @bp.post("/scan")
-@doc("Scan the sandbox QR: the channel becomes ready as this number", body=SandboxScan, response=Channel)
+@doc("Scan the sandbox QR: the channel becomes ready as this number", body=SandboxScan, response=Channel, admin=True)
 async def sandbox_scan(request: Request, channel_id: int):
     body = parse_body(request, SandboxScan) if (request.body or b"").strip() else SandboxScan()
     return ok(await service.sandbox_scan(runtime_of(request), channel_id, body))
