@@ -13,8 +13,6 @@ from sanic.response import json as json_response
 from backend.errors import Invalid, TooLarge
 
 M = TypeVar("M", bound=BaseModel)
-# How far past its limit an oversized streamed body is still read (and dropped) before we close.
-DRAIN_FACTOR = 4
 
 MAX_ID = 2**63 - 1  # PostgreSQL bigint
 # An id of ours in a body or query: anything else is a 400, never a database error.
@@ -69,6 +67,8 @@ def parse_body(request: Request, model: type[M]) -> M:
         data = json.loads(raw) if raw.strip() else None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("The request body is not valid JSON.", code="malformed_json") from exc
+    except RecursionError as exc:  # `[[[[...` a few kilobytes deep
+        raise Invalid("The request body is nested too deeply.", code="malformed_json") from exc
     if data is None:
         raise Invalid("A JSON object is required in the request body.", code="missing_body")
     _refuse_nul(data)
@@ -78,24 +78,21 @@ def parse_body(request: Request, model: type[M]) -> M:
         raise Invalid("The request body has invalid fields.", details=_validation_details(exc)) from exc
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, setting: str) -> bytes:
     """The body of a streaming route (`stream=True`), read only now that the caller is known and
-    never held beyond `limit` bytes (Sanic lifts its own limit for such routes). An oversized body
-    is read to its end without being kept, up to a few times the limit, so that the client hears
-    the 413 instead of a reset connection."""
+    never beyond `limit` bytes (Sanic lifts its own limit for such routes). A body that declares a
+    larger length is refused before any of it is read (a client sending `Expect: 100-continue`,
+    as curl does for large bodies, then sends none of it)."""
+    too_large = TooLarge(f"The request body is larger than {limit // (1024 * 1024) or 1} MB ({setting}).")
     declared = request.headers.get("content-length", "")
-    too_large = TooLarge(f"The request body is larger than {limit // (1024 * 1024) or 1} MB.")
-    if declared.isdigit() and int(declared) > DRAIN_FACTOR * limit:
+    if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
     while (chunk := await request.stream.read()) is not None:
         size += len(chunk)
-        if size > DRAIN_FACTOR * limit:
-            break
-        if size <= limit:
-            chunks.append(chunk)
-    if size > limit:
-        raise too_large
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     request.body = b"".join(chunks)
     return request.body
 

@@ -31,6 +31,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("public_base_url", "render_external_url"),
     )
     max_upload_mb: int = Field(default=20, ge=1, le=512)
+    max_request_kb: int = Field(
+        default=1024, ge=16, le=65536, description="Largest body of every other API call (uploads and webhooks have their own)"
+    )
+    proxies_count: int = Field(
+        default=0, ge=0, le=10, description="Proxies in front of the backend that append X-Forwarded-For (Render: 1); 0 = none"
+    )
+    forwarded_secret: SecretStr = Field(
+        default=SecretStr(""), description="Shared with the console, which forwards the operator's address with it"
+    )
 
     # Security
     secret_key: SecretStr = Field(
@@ -38,8 +47,13 @@ class Settings(BaseSettings):
     )
     token_ttl_minutes: int = Field(default=720, ge=1)
     admin_email: str = "admin@example.com"
-    admin_password: SecretStr = SecretStr("admin-password")
-    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per email+IP per window")
+    admin_password: SecretStr = Field(
+        default=SecretStr("admin-password"), description="The first admin's password, used once; refused beyond loopback"
+    )
+    login_max_failures: int = Field(default=5, ge=1, description="Failed logins per account and client address per window")
+    login_max_failures_per_client: int = Field(
+        default=20, ge=1, description="Failed logins from one client address, any account, per window"
+    )
     login_window_seconds: int = Field(default=300, ge=1)
 
     # Models
@@ -79,6 +93,13 @@ class Settings(BaseSettings):
     waha_api_key: SecretStr = SecretStr("")
     evolution_url: str = "http://127.0.0.1:8080"
     evolution_api_key: SecretStr = SecretStr("")
+    evolution_webhook_auth: Literal["jwt", "header"] = Field(
+        default="jwt",
+        description="How Evolution proves its webhooks: jwt (10-minute HS256 tokens, Evolution 2.3+) or header (a static secret)",
+    )
+    webhook_max_mb: int = Field(
+        default=16, ge=1, le=512, description="Largest gateway webhook body (Evolution may inline media as base64)"
+    )
     gateway_timeout_seconds: float = Field(default=15.0, gt=0)
     # -- gateway/channel settings go here --
     gateway_attempts: int = Field(default=3, ge=1, le=10, description="Tries per gateway call (back-off between)")
@@ -98,11 +119,28 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(default=5, ge=1)
     job_lease_seconds: int = Field(default=300, ge=5, description="A job whose worker died is reclaimed after this")
     job_poll_seconds: float = Field(default=5.0, gt=0, description="Safety-net poll besides LISTEN/NOTIFY")
+    job_retention_days: float = Field(default=7, gt=0, description="Finished (done, cancelled) jobs are deleted after this")
+    job_failed_retention_days: float = Field(default=30, gt=0, description="Failed jobs are kept longer, for diagnosis")
     # -- reply pipeline settings go here --
 
     # Logging
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "console"
+    metrics_token: SecretStr = Field(
+        default=SecretStr(""), description="Bearer token /metrics asks for; empty = /metrics is open"
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_secret_key(cls, value: SecretStr) -> SecretStr:
+        # A short HS256 key can be brute-forced offline from any one token.
+        length = len(value.get_secret_value())
+        if 0 < length < 32:
+            raise ValueError(
+                f"SECRET_KEY must be at least 32 characters (it has {length}); generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`, or leave it empty to have one generated"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -121,3 +159,7 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def webhook_max_bytes(self) -> int:
+        return self.webhook_max_mb * 1024 * 1024

@@ -53,9 +53,9 @@ def webhook_routes(app) -> list[tuple[str, str]]:
 
 def bad_tokens(secret: str) -> dict[str, dict[str, str]]:
     now = int(time.time())
-    expired = jwt.encode({"sub": "1", "role": "admin", "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256")
-    forged = issue_token("an-attacker-guessed-this-secret-key-of-32b", operator_id=1, role="admin", ttl_seconds=600)
-    unsigned = jwt.encode({"sub": "1", "role": "admin", "exp": now + 600}, None, algorithm="none")
+    expired = jwt.encode({"sub": "1", "ver": 0, "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256")
+    forged = issue_token("an-attacker-guessed-this-secret-key-of-32b", operator_id=1, version=0, ttl_seconds=600)
+    unsigned = jwt.encode({"sub": "1", "ver": 0, "exp": now + 600}, None, algorithm="none")
     return {
         "missing": {},
         "not bearer": {"Authorization": "Basic YWRtaW46YWRtaW4="},
@@ -157,10 +157,10 @@ WEBHOOK_CASES = {
     },
     "evolution": {
         "body": _evolution_body,
-        "good": lambda body: {"x-webhook-secret": CHANNEL_SECRET},
+        "good": lambda body: {"Authorization": f"Bearer {_evolution_jwt(CHANNEL_SECRET)}"},
         "bad": {
             "missing": lambda body: {},
-            "wrong secret": lambda body: {"x-webhook-secret": OTHER_SECRET},
+            "the secret as a static header (a bearer)": lambda body: {"x-webhook-secret": CHANNEL_SECRET},
             "forged jwt": lambda body: {"Authorization": f"Bearer {_evolution_jwt(OTHER_SECRET)}"},
             "expired jwt": lambda body: {"Authorization": f"Bearer {_evolution_jwt(CHANNEL_SECRET, expires_in=-60)}"},
             "garbage jwt": lambda body: {"Authorization": "Bearer not.a.jwt"},
@@ -201,6 +201,7 @@ async def test_webhooks_refuse_missing_or_forged_signatures(backend, api, provid
         # A refused webhook changed nothing; the properly signed one is accepted.
         untouched = await backend.app.ctx.db.fetch_val("SELECT last_event_at FROM channels WHERE id = :id", {"id": channel["id"]})
         accepted = await client.post(url, content=body, headers={"Content-Type": "application/json", **case["good"](body)})
-    assert elsewhere.status_code == 404
+    # Another channel id answers like a bad signature: the answer does not say which channels exist.
+    assert elsewhere.status_code == 401 and assert_error_shape(elsewhere)["code"] == "bad_signature"
     assert untouched is None
     assert accepted.status_code == 200, accepted.text

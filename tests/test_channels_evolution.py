@@ -1,8 +1,12 @@
 """Connecting through Evolution API, end to end: the backend drives a fake Evolution over HTTP
-and takes its webhooks (secret header or HS256 JWT)."""
+and takes its webhooks (HS256 JWT, or a secret header with EVOLUTION_WEBHOOK_AUTH=header)."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import jwt
 import pytest
 
 from backend.errors import GatewayError
@@ -15,17 +19,30 @@ from tests.fakes.evolution import FakeEvolution, fake_evolution  # noqa: F401
 from tests.fakes.waha import backend_with_gateway
 
 
-@pytest.fixture
-async def stack(fake_evolution: FakeEvolution, database_url, tmp_path):  # noqa: F811
+async def _stack(fake: FakeEvolution, database_url, tmp_path, **overrides):
     async with backend_with_gateway(
         database_url,
         tmp_path,
         gateway_provider="evolution",
-        evolution_url=fake_evolution.url,
+        evolution_url=fake.url,
         evolution_api_key="test-evolution-key",
+        **overrides,
     ) as backend:
         async with backend.client(await login(backend)) as api:
-            yield api, backend, fake_evolution
+            yield api, backend, fake
+
+
+@pytest.fixture
+async def stack(fake_evolution: FakeEvolution, database_url, tmp_path):  # noqa: F811
+    async for parts in _stack(fake_evolution, database_url, tmp_path):
+        yield parts
+
+
+@pytest.fixture
+async def header_stack(fake_evolution: FakeEvolution, database_url, tmp_path):  # noqa: F811
+    """Evolution before 2.3, which sends no JWT: the static secret header."""
+    async for parts in _stack(fake_evolution, database_url, tmp_path, evolution_webhook_auth="header"):
+        yield parts
 
 
 async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
@@ -37,7 +54,8 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     assert channel["qr"] == instance["code"]
     webhook = instance["webhook"]
     assert webhook["url"] == f"{backend.url}/webhooks/evolution/{cid}" and webhook["events"] == EVENTS
-    assert webhook["headers"][SECRET_HEADER] and webhook["headers"][SECRET_HEADER] not in str(channel)
+    # Only the JWT key: the secret itself never travels with a webhook.
+    assert list(webhook["headers"]) == ["jwt_key"] and webhook["headers"]["jwt_key"] not in str(channel)
     await fake.idle()
 
     assert await fake.scan("+5511987654321") == [200]
@@ -63,7 +81,12 @@ async def test_whole_lifecycle_connect_scan_receive_logout_reconnect(stack):
     assert (await api.get(f"/api/channels/{cid}")).json()["status"] == "ready"
 
 
-async def test_webhooks_need_the_channel_secret_or_its_jwt(stack):
+def _token(key: str, *, age: int = 0) -> str:
+    issued = int(time.time()) - age
+    return jwt.encode({"iat": issued, "exp": issued + 600, "app": "evolution", "action": "webhook"}, key, "HS256")
+
+
+async def test_webhooks_need_a_current_jwt_signed_with_the_channel_secret(stack):
     api, backend, fake = stack
     channel = await connect_channel(api, await new_assistant(api))
     await fake.idle()
@@ -71,18 +94,53 @@ async def test_webhooks_need_the_channel_secret_or_its_jwt(stack):
     assert await fake.deliver_message("+5511911112222", "forged", secret="a-guessed-secret-that-is-long-enough-for-hs256") == [
         401
     ]
-    fake.jwt_only = True
     assert await fake.deliver_message("+5511911112222", "signed by jwt", "3EB0JWT1") == [200]
+    secret = fake.instance()["webhook"]["headers"]["jwt_key"]
+    url = f"/webhooks/evolution/{channel['id']}"
+    event = {"event": "messages.upsert", "data": fake.message_data("+5511911112222", "sneaked in")}
     async with backend.client() as client:
-        bare = await client.post(f"/webhooks/evolution/{channel['id']}", json={"event": "messages.upsert", "data": {}})
-        garbage = await client.post(
-            f"/webhooks/evolution/{channel['id']}",
-            content=b"{oops",
-            headers={SECRET_HEADER: fake.instance()["webhook"]["headers"][SECRET_HEADER]},
-        )
-    assert bare.status_code == 401
+        bare = await client.post(url, json=event)
+        # The secret itself as a static header is a bearer anyone who saw one request could reuse: not accepted.
+        static = await client.post(url, json=event, headers={SECRET_HEADER: secret})
+        expired = await client.post(url, json=event, headers={"Authorization": f"Bearer {_token(secret, age=700)}"})
+        garbage = await client.post(url, content=b"{oops", headers={"Authorization": f"Bearer {_token(secret)}"})
+    assert bare.status_code == static.status_code == expired.status_code == 401
     assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "malformed_webhook"
     assert [r["text"] for r in await db_rows(backend, "SELECT text FROM messages")] == ["signed by jwt"]
+
+
+async def test_older_evolution_authenticates_with_the_secret_header(header_stack):
+    api, backend, fake = header_stack
+    channel = await connect_channel(api, await new_assistant(api))
+    assert list(fake.instance()["webhook"]["headers"]) == [SECRET_HEADER]
+    await fake.idle()
+    assert await fake.scan("+5511987654321") == [200]
+    assert await fake.deliver_message("+5511911112222", "by the secret header", "3EB0HDR1") == [200]
+    assert await fake.deliver_message("+5511911112222", "forged", secret="a-guessed-secret-that-is-long-enough") == [401]
+    secret = fake.instance()["webhook"]["headers"][SECRET_HEADER]
+    async with backend.client() as client:
+        jwt_only = await client.post(
+            f"/webhooks/evolution/{channel['id']}",
+            json={"event": "messages.upsert", "data": fake.message_data("+5511911112222", "jwt")},
+            headers={"Authorization": f"Bearer {_token(secret)}"},
+        )
+    assert jwt_only.status_code == 401
+    assert [r["text"] for r in await db_rows(backend, "SELECT text FROM messages")] == ["by the secret header"]
+
+
+async def test_a_replayed_open_event_does_not_revive_a_logged_out_number(stack):
+    api, backend, fake = stack
+    channel = await connect_channel(api, await new_assistant(api))
+    await fake.idle()
+    assert await fake.scan("+5511987654321") == [200]
+    captured = fake.deliveries[-1]  # connection.update open, with its JWT (valid for 10 minutes)
+    await asyncio.sleep(1.2)  # the JWT's iat has whole seconds
+    assert (await api.post(f"/api/channels/{channel['id']}/logout")).json()["detail"] == "logged_out"
+    status, answer = await fake.replay(captured)
+    assert status == 200 and answer["outcomes"] == ["ignored:stale"]
+    still = (await api.get(f"/api/channels/{channel['id']}")).json()
+    assert still["status"] == "disconnected" and still["detail"] == "logged_out"
+    assert await db_rows(backend, "SELECT * FROM assistant_phone_numbers") == []
 
 
 async def test_a_number_linked_to_another_assistant_is_refused(stack):

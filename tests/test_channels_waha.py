@@ -81,8 +81,12 @@ async def test_webhook_errors_unknown_channel_wrong_provider_malformed_unknown_e
     await fake.idle()
     session = fake.session()
     async with backend.client() as client:
-        assert (await client.post("/webhooks/waha/999999", json={})).status_code == 404
-        assert (await client.post(f"/webhooks/evolution/{cid}", json={})).status_code == 404
+        # An unknown channel, another provider's and a wrong signature answer alike: nothing tells which exist.
+        unknown = await client.post("/webhooks/waha/999999", json={}, headers={"X-Webhook-Hmac": "00"})
+        other_provider = await client.post(f"/webhooks/evolution/{cid}", json={}, headers={"X-Webhook-Hmac": "00"})
+        wrong_signature = await client.post(f"/webhooks/waha/{cid}", json={}, headers={"X-Webhook-Hmac": "00"})
+        assert unknown.status_code == other_provider.status_code == wrong_signature.status_code == 401
+        assert unknown.json() == other_provider.json() == wrong_signature.json()
         assert (await client.post(f"/webhooks/telegram/{cid}", json={})).status_code == 404
     # Signed, but not a WAHA event / an event we do not use.
     bad = await fake.send_webhook(session, "message", "not an object")

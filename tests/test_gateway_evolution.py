@@ -137,17 +137,37 @@ def test_api_sends_and_acks(gateway):
     )
 
 
-def test_webhook_auth_by_secret_header_or_jwt(gateway):
-    assert gateway.verify_webhook(REF, {"x-webhook-secret": SECRET}, b"{}")
+def test_webhook_auth_by_jwt_checked_from_the_headers_alone(gateway):
+    now = int(time.time())
+    good = jwt.encode({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, SECRET, "HS256")
+    assert gateway.check_webhook_headers(REF, {"authorization": f"Bearer {good}"})
+    assert gateway.verify_webhook(REF, {"authorization": f"Bearer {good}"}, b"{}")
+    assert not gateway.verify_webhook(REF, {"x-webhook-secret": SECRET}, b"{}")  # the secret itself is not a credential here
+    assert not gateway.verify_webhook(REF, {}, b"{}")
+    expired = jwt.encode({"iat": now - 900, "exp": now - 300}, SECRET, "HS256")
+    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {expired}"}, b"{}")
+    no_issue_time = jwt.encode({"exp": now + 600}, SECRET, "HS256")
+    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {no_issue_time}"}, b"{}")
+    forged = jwt.encode({"iat": now, "exp": now + 600}, "another-secret-that-is-long-enough-too!!", "HS256")
+    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {forged}"}, b"{}")
+
+
+def test_webhook_auth_by_secret_header_for_older_evolution():
+    gateway = EvolutionGateway(Settings(_env_file=None, evolution_webhook_auth="header"), http=None)
+    assert gateway.check_webhook_headers(REF, {"x-webhook-secret": SECRET})
     assert not gateway.verify_webhook(REF, {"x-webhook-secret": "nope"}, b"{}")
     assert not gateway.verify_webhook(REF, {}, b"{}")
     now = int(time.time())
-    good = jwt.encode({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, SECRET, "HS256")
-    assert gateway.verify_webhook(REF, {"authorization": f"Bearer {good}"}, b"{}")
-    expired = jwt.encode({"iat": now - 900, "exp": now - 300}, SECRET, "HS256")
-    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {expired}"}, b"{}")
-    forged = jwt.encode({"iat": now, "exp": now + 600}, "another-secret-that-is-long-enough-too!!", "HS256")
-    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {forged}"}, b"{}")
+    token = jwt.encode({"iat": now, "exp": now + 600}, SECRET, "HS256")
+    assert not gateway.verify_webhook(REF, {"authorization": f"Bearer {token}"}, b"{}")
+
+
+def test_status_events_carry_the_time_their_jwt_was_issued(gateway):
+    issued = int(time.time()) - 30
+    token = jwt.encode({"iat": issued, "exp": issued + 600}, SECRET, "HS256")
+    body = json.dumps({"event": "connection.update", "data": {"state": "open", "wuid": "5511987654321@s.whatsapp.net"}})
+    [event] = gateway.parse_webhook({"authorization": f"Bearer {token}"}, body.encode())
+    assert isinstance(event, SessionStatusEvent) and event.at is not None and int(event.at.timestamp()) == issued
 
 
 @pytest.mark.parametrize(

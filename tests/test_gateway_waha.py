@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,10 @@ def test_every_api_answer_example_is_understood():
     assert json.loads((FIXTURES / "api.auth.qr.raw.response.json").read_text())["value"]
     assert json.loads((FIXTURES / "api.auth.qr.base64.response.json").read_text())["mimetype"] == "image/png"
     assert json.loads((FIXTURES / "api.auth.request-code.response.json").read_text())["code"] == "ABCD-ABCD"
+
+
+def test_a_status_event_carries_its_signed_envelope_time_when_waha_sends_one(gateway):
+    dated = {"event": "session.status", "timestamp": 1741249702485, "me": None, "payload": {"status": "WORKING"}}
+    assert parse(gateway, dated)[0].at == datetime(2025, 3, 6, 8, 28, 22, 485000, tzinfo=UTC)
+    undated = {"event": "session.status", "me": None, "payload": {"status": "WORKING"}}  # WAHA of 2024
+    assert parse(gateway, undated)[0].at is None

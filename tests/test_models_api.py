@@ -72,3 +72,21 @@ async def test_bad_pull_requests_are_refused(client):
     assert (await client.post("/api/models/pull", json={"model": "bad name; rm"})).status_code == 400
     missing = await client.get("/api/models/pull/424242")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "pull_not_found"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["10.0.0.5:8443/x/y", "127.0.0.1:11434/library/llama3.2", "registry.internal/team/model:1", "hf.co/user/repo:Q4",
+     "localhost:5000/x", "http://10.0.0.5/x", "team.corp/x"],
+)  # fmt: skip
+async def test_a_model_from_a_registry_host_is_refused_before_ollama_hears_of_it(client, fake_ollama, name):
+    refused = await client.post("/api/models/pull", json={"model": name})
+    assert refused.status_code == 400, refused.text
+    assert "registry host" in refused.json()["error"]["details"][0]["message"]
+    assert fake_ollama.requests_to("/api/pull") == []
+
+
+@pytest.mark.parametrize("name", ["llama3.2", "qwen2.5:0.5b", "library/llama3.2:latest", "my_team/model-x:v1.2"])
+async def test_library_model_names_are_pulled(client, fake_ollama, name):
+    started = await client.post("/api/models/pull", json={"model": name})
+    assert started.status_code == 202, started.text

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.app import create_app
-from backend.store.jobs import enqueue_job
+from backend.store.jobs import QUEUE_DEPTH, enqueue_job
 from tests.conftest import login, make_settings
 from tests.servers import free_port, serve_aiohttp, serve_app
 
@@ -218,3 +219,64 @@ async def test_metrics_count_a_message_in_and_its_reply_out(api):
     assert moved("wa_messages_in_total", provider="sandbox") == 1
     assert moved("wa_messages_out_total", provider="sandbox") == 1
     assert moved("wa_reply_latency_seconds_count") == 1
+
+
+async def test_metrics_need_the_bearer_token_when_metrics_token_is_set(database_url, tmp_path):
+    settings = make_settings(database_url, tmp_path / "data", metrics_token="scrape-me-0123456789")
+    async with running_backend(settings) as (running, _):
+        async with running.client() as client:
+            missing = await client.get("/metrics")
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-wrong"})
+            operator = await client.get("/metrics", headers={"Authorization": "Bearer not-even-a-jwt"})
+            right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"})
+    assert missing.status_code == wrong.status_code == operator.status_code == 401
+    assert missing.json()["error"]["code"] == "bad_metrics_token"
+    assert right.status_code == 200 and "wa_job_queue_depth" in right.text
+
+
+async def test_a_scrape_costs_the_same_with_200k_finished_jobs(backend):
+    db = backend.app.ctx.db
+    await db.execute(
+        "INSERT INTO jobs (kind, status, payload) "
+        "SELECT 'reply', 'done', jsonb_build_object('n', n) FROM generate_series(1, 200000) n"
+    )
+    await enqueue_job(db, "metrics-probe", {"n": 1})
+    conn = await asyncpg.connect(backend.app.ctx.settings.database_url)
+    try:
+        await conn.execute("VACUUM ANALYZE jobs")
+        table_pages = await conn.fetchval("SELECT pg_relation_size('jobs') / current_setting('block_size')::int")
+        plan = json.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {QUEUE_DEPTH}"))[0]["Plan"]
+    finally:
+        await conn.close()
+    pages_read = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+    assert table_pages > 1000
+    assert pages_read < 50, f"a scrape read {pages_read} of the jobs table's {table_pages} pages"
+    async with backend.client() as client:
+        assert (await scrape(client))[("wa_job_queue_depth", (("status", "queued"),))] == 1
+
+
+async def test_workers_prune_finished_jobs_and_keep_failed_ones_longer(database_url, tmp_path):
+    # A short lease makes the reaper, which prunes, go round every second or so.
+    settings = make_settings(
+        database_url, tmp_path / "data", job_lease_seconds=5, job_retention_days=7, job_failed_retention_days=30
+    )
+    async with running_backend(settings) as (running, _):
+        db = running.app.ctx.db
+        for name, status, days in [
+            ("old done", "done", 8), ("recent done", "done", 1), ("old cancelled", "cancelled", 8),
+            ("failed last week", "failed", 8), ("failed long ago", "failed", 31), ("old backlog", "queued", 40),
+        ]:  # fmt: skip
+            await db.execute(
+                "INSERT INTO jobs (kind, status, payload, updated_at) VALUES ('metrics-probe', :status, "
+                "jsonb_build_object('name', CAST(:name AS text)), now() - make_interval(days => :days))",
+                {"status": status, "name": name, "days": days},
+            )
+
+        async def kept() -> set[str]:
+            records = await db.fetch_all("SELECT payload->>'name' AS name FROM jobs WHERE kind = 'metrics-probe'")
+            return {r._mapping["name"] for r in records}
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while "old done" in await kept() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.2)
+        assert await kept() == {"recent done", "failed last week", "old backlog"}

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import make_settings
 from tests.e2e_support import assert_error_shape, eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
+from tests.test_webhook_limits import timed_post
 
 MAX_UPLOAD_MB = 1
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -144,10 +145,16 @@ async def test_a_pdf_with_thousands_of_pages_is_refused(api, backend):
 
 async def test_a_body_far_over_the_limit_is_cut_off_with_413(api, backend):
     assistant = await assistant_id(api)
-    huge = b"x" * (MAX_UPLOAD_MB * 1024 * 1024 * 3)
-    response = await api.post(f"/api/assistants/{assistant}/documents", files={"files": ("huge.txt", huge, "text/plain")})
-    assert response.status_code == 413
-    assert_error_shape(response)
+    path = f"/api/assistants/{assistant}/documents"
+    headers = {"Authorization": api.headers["authorization"]}
+    # Refused on its declared length, before any of it is sent (as curl waits with Expect: 100-continue).
+    status, _, body = await timed_post(backend.url, path, headers, length=MAX_UPLOAD_MB * 1024 * 1024 * 3)
+    assert status == 413 and body["error"]["code"] == "too_large" and "MAX_UPLOAD_MB" in body["error"]["message"]
+    # Without a length (chunked), cut off once it passes the limit.
+    status, _, body = await timed_post(
+        backend.url, path, headers, sent=b" " * ((MAX_UPLOAD_MB + 1) * 1024 * 1024 + 1), chunked=True
+    )
+    assert status == 413
     await nothing_stored(api, backend, assistant)
 
 

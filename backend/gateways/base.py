@@ -58,11 +58,13 @@ class InboundMessage:
 @dataclass(frozen=True)
 class SessionStatusEvent:
     state: SessionState
+    at: datetime | None = None  # when the gateway emitted it, from the signed payload (None: it does not say)
 
 
 @dataclass(frozen=True)
 class QrUpdated:
     qr: str
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,10 @@ class Gateway(Protocol):
     async def restart(self, channel: ChannelRef, webhook_url: str) -> SessionState: ...
 
     async def delete_session(self, channel: ChannelRef) -> None: ...
+
+    def check_webhook_headers(self, channel: ChannelRef, headers: Mapping[str, str]) -> bool:
+        """What can be checked before the body is read: False means refuse without reading it."""
+        ...
 
     def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool: ...
 

@@ -1,11 +1,12 @@
-"""Evolution API v2: instances, QR, sending, and its webhooks (a per-channel secret header or
-its HS256 JWT — Evolution signs nothing by itself)."""
+"""Evolution API v2: instances, QR, sending, and its webhooks (an HS256 JWT signed with the
+channel's secret, or on Evolution before 2.3 a static secret header — Evolution signs no body)."""
 
 from __future__ import annotations
 
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from backend.gateways.transport import GatewayClient, GatewayHttpError
 from backend.settings import Settings
 
 SECRET_HEADER = "x-webhook-secret"
+JWT_LEEWAY_SECONDS = 30  # clock difference tolerated between Evolution and us
 EVENTS = ["QRCODE_UPDATED", "CONNECTION_UPDATE", "MESSAGES_UPSERT", "MESSAGES_UPDATE"]
 MEDIA_TYPES = {
     "imageMessage", "videoMessage", "audioMessage", "documentMessage", "documentWithCaptionMessage",
@@ -126,6 +128,24 @@ def _items(data: Any) -> list[dict]:
     return items
 
 
+def _bearer(headers: Mapping[str, str]) -> str | None:
+    scheme, _, token = (headers.get("authorization") or headers.get("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _signed_at(headers: Mapping[str, str]) -> datetime | None:
+    """When Evolution emitted the event: its JWT's `iat` (verified before parsing). The envelope's
+    `date_time` is no use: it is the server's local time labelled UTC."""
+    token = _bearer(headers)
+    if token is None:
+        return None
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return from_unix(claims.get("iat"))
+
+
 def _qr_code(answer: Any) -> str | None:
     """The raw QR string from a connect/create answer (an object, or a list holding one)."""
     if isinstance(answer, list):
@@ -149,6 +169,7 @@ class EvolutionGateway:
             timeout=settings.gateway_timeout_seconds,
             attempts=settings.gateway_attempts,
         )
+        self.webhook_auth = settings.evolution_webhook_auth
 
     def _instance(self, channel: ChannelRef) -> str:
         return quote(channel.session_name, safe="")
@@ -157,9 +178,10 @@ class EvolutionGateway:
         webhook = {
             "enabled": True,
             "url": webhook_url,
-            # Evolution has no HMAC: it sends these headers as they are, and with `jwt_key` also
-            # `Authorization: Bearer <HS256 JWT>` signed with it.
-            "headers": {SECRET_HEADER: channel.webhook_secret, "jwt_key": channel.webhook_secret},
+            # Evolution has no HMAC. With `jwt_key` (2.3+) it sends instead `Authorization: Bearer
+            # <HS256 JWT, 10 minutes>` signed with it, so the secret itself never travels; older
+            # versions pass headers through as they are, so they get the static header.
+            "headers": {"jwt_key" if self.webhook_auth == "jwt" else SECRET_HEADER: channel.webhook_secret},
             "byEvents": False,
             "base64": False,
             "events": EVENTS,
@@ -291,19 +313,29 @@ class EvolutionGateway:
             if exc.http_status != 404:
                 raise
 
-    def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
-        """The channel's secret header, or a Bearer JWT (HS256) signed with it."""
-        given = headers.get(SECRET_HEADER) or ""
-        if given and hmac.compare_digest(given.encode(), channel.webhook_secret.encode()):
-            return True
-        scheme, _, token = (headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
+    def check_webhook_headers(self, channel: ChannelRef, headers: Mapping[str, str]) -> bool:
+        """In the mode EVOLUTION_WEBHOOK_AUTH names: a Bearer JWT (HS256) signed with the channel's
+        secret and not expired, or the secret header. Either is all there is: nothing covers the body."""
+        if self.webhook_auth == "header":
+            given = headers.get(SECRET_HEADER) or ""
+            return bool(given) and hmac.compare_digest(given.encode(), channel.webhook_secret.encode())
+        token = _bearer(headers)
+        if token is None:
             return False
         try:
-            jwt.decode(token.strip(), channel.webhook_secret, algorithms=["HS256"], options={"require": ["exp"]})
+            jwt.decode(
+                token,
+                channel.webhook_secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "iat"]},
+                leeway=JWT_LEEWAY_SECONDS,
+            )
         except jwt.PyJWTError:
             return False
         return True
+
+    def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
+        return self.check_webhook_headers(channel, headers)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         data = json.loads(body)
@@ -311,6 +343,7 @@ class EvolutionGateway:
             raise ValueError("an Evolution webhook is an object with an 'event'")
         event = data["event"].lower().replace("_", ".")  # "MESSAGES_UPSERT" in config, "messages.upsert" when sent
         payload = data.get("data")
+        at = _signed_at(headers) if self.webhook_auth == "jwt" else None
         if event in ("messages.upsert", "send.message"):
             return [parse_message(item, sent_by_api=event == "send.message") for item in _items(payload)]
         if event == "messages.update":
@@ -318,12 +351,13 @@ class EvolutionGateway:
         if event == "connection.update":
             if not isinstance(payload, dict):
                 raise ValueError("connection.update needs an object 'data'")
-            return [SessionStatusEvent(connection_state(payload, owner=data.get("sender")))]
+            return [SessionStatusEvent(connection_state(payload, owner=data.get("sender")), at=at)]
         if event == "qrcode.updated":
             if not isinstance(payload, dict):
                 raise ValueError("qrcode.updated needs an object 'data'")
             qr = _qr_code(payload)
             if qr:
-                return [QrUpdated(qr=qr)]
-            return [SessionStatusEvent(SessionState(status="disconnected", detail="qr_expired", error=QR_LIMIT))]
+                return [QrUpdated(qr=qr, at=at)]
+            state = SessionState(status="disconnected", detail="qr_expired", error=QR_LIMIT)
+            return [SessionStatusEvent(state, at=at)]
         return [UnknownEvent(name=event, raw=data)]

@@ -130,9 +130,12 @@ class SandboxGateway:
 
     # -- webhooks --
 
-    def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
+    def check_webhook_headers(self, channel: ChannelRef, headers: Mapping[str, str]) -> bool:
         given = headers.get(SECRET_HEADER) or headers.get(SECRET_HEADER.title()) or ""
-        return hmac.compare_digest(given.encode(), channel.webhook_secret.encode())
+        return bool(given) and hmac.compare_digest(given.encode(), channel.webhook_secret.encode())
+
+    def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
+        return self.check_webhook_headers(channel, headers)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
         data = json.loads(body)

@@ -29,7 +29,7 @@ UPLOAD_SCHEMA = {
      multipart=UPLOAD_SCHEMA, response=UploadResult, status=201)  # fmt: skip
 async def upload_documents(request: Request, assistant_id: int):
     # Streamed: the operator's token is checked before a byte of the upload is held.
-    await read_body(request, settings_of(request).max_upload_bytes + MULTIPART_SLACK)
+    await read_body(request, settings_of(request).max_upload_bytes + MULTIPART_SLACK, "MAX_UPLOAD_MB")
     sent = [f for field in ("files", "file") for f in (request.files.getlist(field) or [] if request.files else [])]
     files = [(f.name, f.body) for f in sent]
     items = await service.upload_documents(runtime_of(request), assistant_id, files)

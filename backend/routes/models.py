@@ -21,7 +21,7 @@ async def list_models(request: Request):
 
 @bp.post("/pull")
 @doc("Start pulling a model in the background; poll GET /api/models/pull/{job_id}", body=PullRequest, response=PullStatus,
-     status=202)  # fmt: skip
+     status=202, admin=True)  # fmt: skip
 async def pull_model(request: Request):
     body = parse_body(request, PullRequest)
     return ok(await service.start_pull(runtime_of(request), body), status=202)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 import structlog
@@ -9,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sanic import Blueprint, Request
 from sanic.response import raw
 
+from backend.errors import Unauthorized
 from backend.http import ok
 from backend.openapi import doc
 from backend.services.status import Status, collect_status, describe_embedded, refresh_queue_gauges
@@ -18,8 +20,9 @@ log = structlog.get_logger(__name__)
 
 
 @bp.get("/metrics")
-@doc("Prometheus metrics (text exposition format)", public=True)
+@doc("Prometheus metrics (text exposition format); with METRICS_TOKEN set, `Authorization: Bearer <it>`", public=True)
 async def metrics(request: Request):
+    _check_metrics_token(request)
     db = request.app.ctx.db
     if db is not None:
         try:
@@ -27,6 +30,15 @@ async def metrics(request: Request):
         except Exception as exc:  # noqa: BLE001 - a scrape still answers with what this process knows
             log.warning("metrics.queue_unavailable", error=type(exc).__name__)
     return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _check_metrics_token(request: Request) -> None:
+    expected = request.app.ctx.settings.metrics_token.get_secret_value()
+    if not expected:
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise Unauthorized("Metrics need 'Authorization: Bearer <METRICS_TOKEN>'.", code="bad_metrics_token")
 
 
 @bp.get("/api/status")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import asyncpg
@@ -39,6 +39,9 @@ STICKY_DETAILS = {"logged_out", "number_conflict"}
 QR_REFRESH_SECONDS = 10  # WAHA rotates its QR about every 20 s
 TOUCH_EVERY_SECONDS = 5  # last_event_at is for reconciliation: a few seconds' precision is plenty
 QR_EXPIRED = "Nobody scanned the QR code in time. Reconnect to show a new one."
+# Events carry the gateway's clock, operator actions ours; Evolution's time has whole seconds.
+STALE_TOLERANCE = timedelta(seconds=1)
+WEBHOOK_REFUSED = "The webhook's channel, signature or secret is wrong or missing."
 
 
 class ChannelCreate(BaseModel):
@@ -152,13 +155,25 @@ def _now() -> datetime:
 # -- state --
 
 
-async def apply_state(db: Database, channel: dict, state: SessionState, *, force: bool = False) -> dict:
+def is_stale(channel: Mapping, at: datetime | None) -> bool:
+    """An event emitted before the last status change applied: a late retry or a replay."""
+    last = channel.get("status_event_at")
+    return at is not None and last is not None and at < last - STALE_TOLERANCE
+
+
+async def apply_state(
+    db: Database, channel: dict, state: SessionState, *, force: bool = False, at: datetime | None = None
+) -> dict:
     """Record what the gateway says about a session; link the number when it becomes ready.
 
-    `force` (an operator action) may replace a disconnection the operator has to see."""
+    `force` (an operator action) may replace a disconnection the operator has to see. `at` orders
+    changes: when a status event was emitted, or when an operator action began; an event older than
+    the last change applied is ignored (a replayed signed WORKING must not revive a logged-out number)."""
     async with db.transaction():
         # Webhooks, operator actions and reconciliation race: decide on the locked, current row.
         channel = await store.lock_channel(db, channel["id"]) or channel
+        if not force and is_stale(channel, at):
+            return channel
         current = channel["status"]
         sticky = current == "disconnected" and channel["detail"] in STICKY_DETAILS
         if sticky and not force and state.status != "ready":
@@ -166,6 +181,9 @@ async def apply_state(db: Database, channel: dict, state: SessionState, *, force
             # only pairing again (ready) or an operator action moves on.
             return channel
         changes: dict = {"status": state.status, "detail": state.detail, "last_error": state.error}
+        if at is not None:
+            last = channel["status_event_at"]
+            changes["status_event_at"] = at if last is None else max(last, at)
         if state.status == "pending_qr":
             changes["qr"] = state.qr
             changes["qr_updated_at"] = _now() if state.qr else None
@@ -252,13 +270,14 @@ async def create_channel(rt: Runtime, body: ChannelCreate) -> Channel:
             code="session_taken",
         ) from exc
     log.info("channel.created", channel=channel["id"], provider=provider, assistant=body.assistant_id)
+    started = _now()
     try:
         state = await rt.gateway(provider).start_session(channel_ref(channel), webhook_url(rt.settings, channel))
     except GatewayError as exc:
         log.warning("channel.start_failed", channel=channel["id"], provider=provider, error=exc.message)
         failed = SessionState(status="disconnected", detail="gateway_error", error=exc.message)
-        return public_channel(await apply_state(rt.db, channel, failed, force=True))
-    return public_channel(await apply_state(rt.db, channel, state, force=True))
+        return public_channel(await apply_state(rt.db, channel, failed, force=True, at=started))
+    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started))
 
 
 async def list_channels(db: Database, query: ChannelQuery) -> dict:
@@ -284,6 +303,7 @@ async def reconnect_channel(rt: Runtime, channel_id: int) -> Channel:
     channel = await get_channel(rt.db, channel_id)
     gateway = rt.gateway(channel["provider"])
     ref = channel_ref(channel)
+    started = _now()  # what the gateway says from now on answers this action
     try:
         if channel["detail"] == "number_conflict":
             await gateway.logout(ref)  # the refused phone must not come back by itself
@@ -292,20 +312,22 @@ async def reconnect_channel(rt: Runtime, channel_id: int) -> Channel:
         await store.update_channel(rt.db, channel_id, {"last_error": exc.message})
         raise
     log.info("channel.reconnect", channel=channel_id, status=state.status)
-    return public_channel(await apply_state(rt.db, channel, state, force=True))
+    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started))
 
 
 async def logout_channel(rt: Runtime, channel_id: int) -> Channel:
     """Unpair the phone; the number is free for any assistant afterwards."""
     channel = await get_channel(rt.db, channel_id)
+    started = _now()  # every status event emitted before the logout is stale from now on
     try:
         await rt.gateway(channel["provider"]).logout(channel_ref(channel))
     except GatewayError as exc:
         await store.update_channel(rt.db, channel_id, {"last_error": exc.message})
         raise
+    logged_out = SessionState(status="disconnected", detail="logged_out")
     async with rt.db.transaction():
         await store.release_numbers(rt.db, channel_id)
-        updated = await apply_state(rt.db, channel, SessionState(status="disconnected", detail="logged_out"), force=True)
+        updated = await apply_state(rt.db, channel, logged_out, force=True, at=started)
     log.info("channel.logged_out", channel=channel_id)
     return public_channel(updated)
 
@@ -326,6 +348,23 @@ async def delete_channel(rt: Runtime, channel_id: int) -> None:
 # -- webhooks --
 
 
+async def admit_webhook(rt: Runtime, provider: str, channel_id: int, headers: Mapping[str, str]) -> dict:
+    """The channel a webhook is for, once what its headers prove checks out (before any body is read).
+
+    An unknown channel, another provider's and a wrong credential all get the same 401: the answer
+    does not tell which channels exist."""
+    # The provider and the webhook secret of a channel never change, so a cached copy may vouch.
+    channel = _webhook_channels(rt).get(channel_id) or await _read_webhook_channel(rt, channel_id)
+    if (
+        channel is None
+        or channel["provider"] != provider
+        or not rt.gateway(provider).check_webhook_headers(channel_ref(channel), headers)
+    ):
+        log.warning("webhook.refused", provider=provider, channel=channel_id, known=channel is not None)
+        raise Unauthorized(WEBHOOK_REFUSED, code="bad_signature")
+    return channel
+
+
 async def handle_webhook(
     rt: Runtime,
     provider: str,
@@ -334,18 +373,16 @@ async def handle_webhook(
     body: bytes,
     *,
     request_id: str | None = None,
+    channel: dict | None = None,
 ) -> WebhookResult:
-    """Verify, parse and apply one gateway webhook. Only database work happens here: a customer's
-    message is usually ONE statement (the channel comes from a cache the statement re-checks)."""
-    channel = _webhook_channels(rt).get(channel_id)
-    if channel is None or not _authentic(rt, provider, channel, headers, body):
-        # First webhook of this channel here, or the copy cannot vouch for this one: ask the database.
-        channel = await _read_webhook_channel(rt, channel_id)
-        if channel is None or channel["provider"] != provider:
-            raise NotFound(f"No {provider} channel {channel_id}.", code="channel_not_found")
-        if not _authentic(rt, provider, channel, headers, body):
-            log.warning("webhook.bad_signature", provider=provider, channel=channel_id)
-            raise Unauthorized("The webhook signature or secret is missing or wrong.", code="bad_signature")
+    """Verify, parse and apply one gateway webhook (`channel`: from `admit_webhook`, when the route
+    checked the headers already). Only database work happens here: a customer's message is usually
+    ONE statement (the channel comes from a cache the statement re-checks)."""
+    if channel is None:
+        channel = await admit_webhook(rt, provider, channel_id, headers)
+    if not rt.gateway(provider).verify_webhook(channel_ref(channel), headers, body):
+        log.warning("webhook.refused", provider=provider, channel=channel_id, known=True)
+        raise Unauthorized(WEBHOOK_REFUSED, code="bad_signature")
     try:
         events = rt.gateway(provider).parse_webhook(headers, body)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -384,11 +421,6 @@ async def _read_webhook_channel(rt: Runtime, channel_id: int) -> dict | None:
     return {**channel, "cached": False}
 
 
-def _authentic(rt: Runtime, provider: str, channel: dict, headers: Mapping[str, str], body: bytes) -> bool:
-    # The provider and the webhook secret of a channel never change, so a cached copy may verify.
-    return channel["provider"] == provider and rt.gateway(provider).verify_webhook(channel_ref(channel), headers, body)
-
-
 def _cache_serves(channel: dict, events: list[GatewayEvent]) -> bool:
     """Only customer messages may be decided on a cached channel (the ingest statement checks the
     copy is current); state changes always read the row."""
@@ -410,14 +442,17 @@ async def _apply_event_on_current(rt: Runtime, channel: dict, event: GatewayEven
 
 
 async def _apply_event(rt: Runtime, channel: dict, event: GatewayEvent, request_id: str | None) -> tuple[dict, str]:
+    if isinstance(event, (SessionStatusEvent, QrUpdated)) and is_stale(channel, event.at):
+        log.info("webhook.stale_event", provider=channel["provider"], channel=channel["id"], at=event.at.isoformat())
+        return channel, "ignored:stale"
     if isinstance(event, SessionStatusEvent):
-        channel = await apply_state(rt.db, channel, event.state)
+        channel = await apply_state(rt.db, channel, event.state, at=event.at)
         return channel, f"status:{channel['status']}"
     if isinstance(event, QrUpdated):
         if channel["status"] == "ready":
             return channel, "ignored:ready"
         state = SessionState(status="pending_qr", detail="scan_qr", qr=event.qr)
-        return await apply_state(rt.db, channel, state), "qr"
+        return await apply_state(rt.db, channel, state, at=event.at), "qr"
     if isinstance(event, InboundMessage):
         if channel["detail"] == "number_conflict":
             return channel, "ignored:number_conflict"

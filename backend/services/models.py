@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.errors import NotFound
 from backend.runtime import Runtime
@@ -15,6 +16,10 @@ from rag.errors import LLMUnavailable
 from rag.llm.ollama import full_name
 
 PULL_JOB = "pull_model"
+# `name`, `name:tag`, `namespace/name:tag` on Ollama's own registry. A third part would be a
+# registry host (`10.0.0.5:8443/x/y`, `hf.co/u/m`), which makes Ollama fetch from any address
+# we can reach; a namespace holds neither '.' nor ':' (as in Ollama), so it cannot be a host either.
+MODEL_NAME = re.compile(r"^(?:[A-Za-z0-9_][A-Za-z0-9_-]*/)?[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")
 
 
 class ModelList(BaseModel):
@@ -30,7 +35,17 @@ class ModelList(BaseModel):
 
 class PullRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    model: str = Field(min_length=1, max_length=200, description="name, name:tag or namespace/name:tag (no registry host)")
+
+    @field_validator("model")
+    @classmethod
+    def _no_registry_host(cls, value: str) -> str:
+        if not MODEL_NAME.match(value):
+            raise ValueError(
+                "a model of Ollama's library: name, name:tag or namespace/name:tag, e.g. llama3.2:3b "
+                "(a registry host or address is not accepted)"
+            )
+        return value
 
 
 class PullStatus(BaseModel):

@@ -9,9 +9,11 @@ from backend.database import row, rows
 
 COLUMNS = (
     "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, "
-    "webhook_secret, last_error, last_event_at, connected_at, created_at, updated_at"
+    "webhook_secret, last_error, last_event_at, status_event_at, connected_at, created_at, updated_at"
 )
-EDITABLE = {"status", "detail", "qr", "qr_updated_at", "phone_number", "last_error", "last_event_at", "connected_at"}
+EDITABLE = {
+    "status", "detail", "qr", "qr_updated_at", "phone_number", "last_error", "last_event_at", "status_event_at", "connected_at",
+}  # fmt: skip
 
 
 async def insert_channel(db: Database, assistant_id: int, provider: str, session_name: str, webhook_secret: str) -> dict:

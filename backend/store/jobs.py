@@ -165,16 +165,43 @@ async def reclaim_expired_jobs(db: Database) -> list[dict]:
     )
 
 
+# Each count reads its own partial index (jobs_ready, jobs_leases, jobs_failed), never the
+# finished jobs, which are most of the table: a scrape costs the same with a million of them.
+QUEUE_DEPTH = """
+SELECT (SELECT count(*) FROM jobs WHERE status = 'queued') AS queued,
+       (SELECT count(*) FROM jobs WHERE status = 'running') AS running,
+       (SELECT count(*) FROM jobs WHERE status = 'failed') AS failed,
+       coalesce(extract(epoch FROM now() - (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at <= now())), 0)
+           AS oldest_queued_age_seconds
+"""
+
+
 async def queue_depth(db: Database) -> dict:
-    return row(
-        await db.fetch_one(
-            """
-            SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
-                   count(*) FILTER (WHERE status = 'running') AS running,
-                   count(*) FILTER (WHERE status = 'failed') AS failed,
-                   coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'queued' AND run_at <= now())), 0)
-                       AS oldest_queued_age_seconds
-            FROM jobs
-            """
-        )
-    )
+    return row(await db.fetch_one(QUEUE_DEPTH))
+
+
+PRUNE_BATCH = 5000
+# Literal statuses, so the planner can use the partial indexes jobs_finished and jobs_failed.
+_PRUNE = """
+WITH gone AS (
+    DELETE FROM jobs WHERE id IN (
+        SELECT id FROM jobs WHERE status IN ({statuses}) AND updated_at < now() - make_interval(secs => :seconds)
+        LIMIT :batch)
+    RETURNING 1)
+SELECT count(*) FROM gone
+"""
+PRUNE_FINISHED = _PRUNE.format(statuses="'done', 'cancelled'")
+PRUNE_FAILED = _PRUNE.format(statuses="'failed'")
+
+
+async def prune_finished_jobs(db: Database, done_days: float, failed_days: float, *, max_batches: int = 20) -> int:
+    """Delete done and cancelled jobs older than `done_days`, failed ones older than `failed_days`
+    (by their last update); at most `max_batches` batches of each a call, so no call runs long."""
+    deleted = 0
+    for sql, days in ((PRUNE_FINISHED, done_days), (PRUNE_FAILED, failed_days)):
+        for _ in range(max_batches):
+            count = await db.fetch_val(sql, {"seconds": float(days) * 86400, "batch": PRUNE_BATCH})
+            deleted += count
+            if count < PRUNE_BATCH:
+                break
+    return deleted

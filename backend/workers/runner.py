@@ -117,6 +117,8 @@ class Workers:
             await asyncio.sleep(1)
 
     async def _reap(self) -> None:
+        """Reclaim jobs of dead workers; prune old finished ones (cheap when there are none: an index range)."""
+        settings = self.rt.settings
         while not self.stopping:
             try:
                 for record in await store.reclaim_expired_jobs(self.rt.db):
@@ -125,11 +127,16 @@ class Workers:
                         await self._call_failed(record, record["last_error"] or "worker lost")
                     else:
                         self.wake_one()
+                pruned = await store.prune_finished_jobs(
+                    self.rt.db, settings.job_retention_days, settings.job_failed_retention_days
+                )
+                if pruned:
+                    log.info("jobs.pruned", count=pruned)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
                 log.warning("workers.reap_failed", error=type(exc).__name__)
-            await asyncio.sleep(max(1.0, min(self.rt.settings.job_lease_seconds / 4, 30)))
+            await asyncio.sleep(max(1.0, min(settings.job_lease_seconds / 4, 30)))
 
     def wake_one(self) -> None:
         self.nudges += 1

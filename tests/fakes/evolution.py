@@ -11,7 +11,7 @@ Use it from any test module:
         await fake_evolution.deliver_message("+15550109999", "hi", message_id="3EB0...", times=3)
         fake_evolution.sent                                   # every POST /message/sendText body (+ "instance")
         fake_evolution.fail_status = 500 / .hang = True / .drop_webhooks = True
-        fake_evolution.jwt_only = True                        # authenticate webhooks with the Bearer JWT alone
+        await fake_evolution.replay(fake_evolution.deliveries[-1])  # a captured webhook sent again
 
 Webhooks carry the headers set with POST /webhook/set; a `jwt_key` header is replaced, as Evolution
 does, by `Authorization: Bearer <HS256 JWT>` signed with it.
@@ -47,7 +47,6 @@ class FakeEvolution(FakeGatewayServer):
     def __init__(self, api_key: str = "") -> None:
         super().__init__(api_key)
         self.instances: dict[str, dict] = {}
-        self.jwt_only = False
 
     def authorised(self, request: web.Request) -> bool:
         return not self.api_key or request.headers.get("apikey") == self.api_key
@@ -233,8 +232,6 @@ class FakeEvolution(FakeGatewayServer):
         if secret is not None:  # a forged delivery
             headers = {"x-webhook-secret": secret} if headers.get("x-webhook-secret") else {}
             jwt_key = secret if jwt_key else None
-        if self.jwt_only:
-            headers.pop("x-webhook-secret", None)
         if jwt_key:
             now = int(time.time())
             token = jwt.encode({"iat": now, "exp": now + 600, "app": "evolution", "action": "webhook"}, jwt_key, "HS256")

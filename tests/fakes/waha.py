@@ -14,6 +14,7 @@ Use it from any test module:
         fake_waha.fail_status = 503                         # every API call answers 503 (None = normal)
         fake_waha.hang = True                               # every API call hangs (the client times out)
         fake_waha.drop_webhooks = True                      # state changes without telling the backend
+        await fake_waha.replay(fake_waha.deliveries[-1])    # a captured webhook sent again, byte for byte
 
 Sessions remember their `config.webhooks` (url, events, hmac key) as set by the backend; webhooks go
 only to subscribed events, signed like WAHA Plus (X-Webhook-Hmac = hex HMAC-SHA512 of the raw body).
@@ -65,6 +66,7 @@ class FakeGatewayServer:
         self.sent: list[dict] = []
         self.calls: list[tuple[str, dict]] = []  # seen, typing, ...: (operation, body)
         self.webhooks: list[tuple[str, int]] = []  # (event, status the backend answered)
+        self.deliveries: list[tuple[str, bytes, dict[str, str]]] = []  # (url, body, headers) as sent, to replay
         self._release = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self._runner: web.AppRunner | None = None
@@ -97,6 +99,13 @@ class FakeGatewayServer:
         self._runner, _ = await serve_aiohttp(app, port=self.port)
         self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
 
+    async def replay(self, delivery: tuple[str, bytes, dict[str, str]]) -> tuple[int, dict]:
+        """Send a recorded delivery again, byte for byte (what someone who captured it could do)."""
+        assert self._client is not None
+        url, body, headers = delivery
+        async with self._client.post(url, data=body, headers={"Content-Type": "application/json", **headers}) as response:
+            return response.status, await response.json()
+
     async def stop(self) -> None:
         self._release.set()
         await self.idle()
@@ -117,6 +126,7 @@ class FakeGatewayServer:
 
     async def post(self, url: str, body: bytes, headers: dict[str, str], event: str) -> int:
         assert self._client is not None
+        self.deliveries.append((url, body, headers))
         async with self._client.post(url, data=body, headers={"Content-Type": "application/json", **headers}) as response:
             await response.read()
             self.webhooks.append((event, response.status))
