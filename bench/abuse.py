@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -95,7 +94,9 @@ async def main() -> None:
         # The throttle off: every login is a real argon2 check, as from many clients at once.
         env |= {"LOGIN_MAX_FAILURES": "1000", "LOGIN_MAX_FAILURES_PER_CLIENT": "1000", "HF_HUB_OFFLINE": "1"}
         log = (Path(tmp) / "backend.log").open("wb")
-        backend = subprocess.Popen([sys.executable, "-m", "backend"], cwd=args.root, env=env, stdout=log, stderr=log)
+        backend = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "backend", cwd=args.root, env=env, stdout=log, stderr=log
+        )
         try:
             async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
                 for _ in range(600):
@@ -124,7 +125,7 @@ async def main() -> None:
                 print(f"  RSS at rest {before:.0f} MB · peak {peak:.0f} MB · x{peak / before:.2f}")
         finally:
             backend.terminate()
-            backend.wait(timeout=30)
+            await asyncio.wait_for(backend.wait(), 30)
             log.close()
 
 

@@ -55,6 +55,13 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+class Operator(_Model):
+    id: int
+    email: str
+    role: str = "operator"
+    created_at: datetime | None = None
+
+
 class Assistant(_Model):
     id: int
     name: str
@@ -243,6 +250,15 @@ def _items(payload: Any, *keys: str) -> list[Any]:
     return []
 
 
+def forwarded(client_address: str | None, secret: str | None) -> dict[str, str]:
+    """The RFC 7239 `Forwarded` header naming the operator's browser, proven with the secret shared with the
+    backend (Sanic's FORWARDED_SECRET); none when either is missing."""
+    if not client_address or not secret:
+        return {}
+    node = f"[{client_address}]" if ":" in client_address else client_address  # IPv6 goes in brackets
+    return {"Forwarded": f'for="{node}";secret="{secret}"'}
+
+
 def _error_of(response: httpx.Response) -> tuple[str, str, Any]:
     try:
         error = response.json().get("error") or {}
@@ -298,6 +314,9 @@ class Api:
         code, message, details = _error_of(response)
         status = response.status_code
         if status == 401 and path != "/api/auth/login":
+            if code == "token_revoked":
+                ended = "Your session has ended: you logged out, or a password or role was changed. Please log in again."
+                raise SessionExpired(ended, status=status, code=code)
             raise SessionExpired("Your session has expired. Please log in again.", status=status, code=code)
         if status in (404, 405) and code in ("not_found", "method_not_allowed") and message.startswith("No route"):
             raise FeatureMissing(
@@ -322,11 +341,41 @@ class Api:
 
     # -- auth and health ----------------------------------------------------------------------
 
-    def login(self, email: str, password: str) -> str:
-        return self.request("POST", "/api/auth/login", json={"email": email, "password": password})["token"]
+    def login(self, email: str, password: str, client_address: str | None = None, forwarded_secret: str | None = None) -> str:
+        """A token; with an address and the shared secret, the backend throttles this operator's browser, not the console."""
+        body = {"email": email, "password": password}
+        return self.request("POST", "/api/auth/login", json=body, headers=forwarded(client_address, forwarded_secret))["token"]
 
     def me(self) -> dict[str, Any]:
         return self.request("GET", "/api/auth/me")
+
+    def sign_out(self) -> None:
+        """End every session of this operator, in every browser."""
+        self.request("POST", "/api/auth/logout")
+
+    def change_password(
+        self, current: str, new: str, client_address: str | None = None, forwarded_secret: str | None = None
+    ) -> str:
+        """The new password's token (the operator's other sessions end)."""
+        body = {"current_password": current, "new_password": new}
+        headers = forwarded(client_address, forwarded_secret)  # a wrong current password counts like a failed login
+        return self.request("POST", "/api/auth/password", json=body, headers=headers)["token"]
+
+    # -- operators (admins only) ----------------------------------------------------------------
+
+    def operators(self) -> list[Operator]:
+        return self._parse_list(Operator, self.request("GET", "/api/operators"))
+
+    def create_operator(self, email: str, password: str, role: str = "operator") -> Operator:
+        payload = self.request("POST", "/api/operators", json={"email": email, "password": password, "role": role})
+        return self._parse(Operator, payload)
+
+    def update_operator(self, operator_id: int, role: str | None = None, password: str | None = None) -> Operator:
+        changes = {key: value for key, value in (("role", role), ("password", password)) if value is not None}
+        return self._parse(Operator, self.request("PATCH", f"/api/operators/{operator_id}", json=changes))
+
+    def delete_operator(self, operator_id: int) -> None:
+        self.request("DELETE", f"/api/operators/{operator_id}")
 
     def status(self) -> dict[str, Any]:
         return self.request("GET", "/api/status") or {}

@@ -36,14 +36,14 @@ else:
                 st.Page(VIEWS / "whatsapp.py", title="WhatsApp", icon=":material/qr_code_2:"),
                 st.Page(VIEWS / "conversations.py", title="Conversations", icon=":material/forum:"),
             ],
+            "Settings": [st.Page(VIEWS / "account.py", title="Account", icon=":material/manage_accounts:")],
         }
     )
     with st.sidebar:
-        st.caption(f"Signed in as **{st.session_state.get(ui.OPERATOR, 'operator')}**")
+        st.caption(f"Signed in as **{ui.plain(st.session_state.get(ui.OPERATOR) or 'operator')}**")
         st.caption(f"Backend: `{console_settings().backend_url}`")
         if st.button("Log out", icon=":material/logout:"):
-            ui.log_out()
-            ui.flash("You are logged out.", "success")
+            ui.sign_out()
             st.rerun()
 
 ui.show_flash()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import csv
+import io
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import streamlit as st
 
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Message, SessionExpired
+from console.addresses import browser_address
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Message, SessionExpired, Thread
 from console.config import console_settings
 
 TOKEN = "token"
 OPERATOR = "operator_email"
+ROLE = "operator_role"
 FLASH = "flash"
 CURRENT_ASSISTANT = "current_assistant_id"
 ASSISTANT_PICKER = "assistant_picker"
@@ -32,6 +37,40 @@ DOCUMENT_BADGES = {
 }
 
 
+# Every ASCII punctuation character, each of which CommonMark lets a backslash make literal.
+_MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
+
+
+def plain(text: str | None) -> str:
+    """Untrusted text (what a customer wrote or is called, a document's name) for places that
+    render Markdown (labels, headings, messages): shown as written, never as an image the browser
+    fetches, a link, HTML or a Streamlit directive. Where nothing of ours surrounds it, use st.text."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join((text or "").splitlines()))
+
+
+# What makes a spreadsheet read a cell as a formula (`=HYPERLINK(...)` sends data away when clicked).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A CSV cell a spreadsheet shows as text: a leading `'` on anything it would run as a formula."""
+    text = str(value)
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def thread_csv(thread: Thread) -> bytes:
+    """A conversation as CSV, for spreadsheets: customers' words never become formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["time", "direction", "author", "status", "degraded", "text", "sources", "error"])
+    for m in thread.items:
+        sources = "; ".join(str(s.get("filename")) for s in m.sources or [])
+        row = [m.created_at.isoformat() if m.created_at else "", m.direction, m.author, m.status or "", m.degraded, m.text,
+               sources, m.error or ""]  # fmt: skip
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
+    return out.getvalue().encode("utf-8")
+
+
 def token() -> str | None:
     return st.session_state.get(TOKEN)
 
@@ -47,16 +86,58 @@ def client() -> Api:
     return api
 
 
-def log_in(token_value: str, email: str) -> None:
+def log_in(token_value: str) -> None:
+    """Keep the token, and who it belongs to as the backend says (email and role)."""
     st.session_state[TOKEN] = token_value
-    st.session_state[OPERATOR] = email
+    for key in (OPERATOR, ROLE):
+        st.session_state.pop(key, None)
+    role()
+
+
+def role() -> str:
+    """The signed-in operator's role ("admin" or "operator"), asked of the backend once a session."""
+    if ROLE not in st.session_state:
+        me = client().me()
+        st.session_state[OPERATOR], st.session_state[ROLE] = me.get("email"), me.get("role") or "operator"
+    return st.session_state[ROLE]
+
+
+def is_admin() -> bool:
+    return role() == "admin"
+
+
+def admin_only(action: str) -> str | None:
+    """None for an admin; for anyone else, why an admin action is not offered (the backend refuses it too)."""
+    return None if is_admin() else f"Only an admin can {action}."
+
+
+def forwarding() -> dict[str, str | None]:
+    """The operator's browser address and the secret that lets the backend believe it, for calls that check a password."""
+    settings = console_settings()
+    address = browser_address(
+        st.context.headers.get_all("X-Forwarded-For"), st.context.ip_address, settings.console_proxies_count
+    )
+    return {"client_address": address, "forwarded_secret": settings.forwarded_secret.get_secret_value() or None}
 
 
 def log_out(message: str | None = None) -> None:
-    for key in (TOKEN, OPERATOR, CURRENT_ASSISTANT, ASSISTANT_PICKER):
+    for key in (TOKEN, OPERATOR, ROLE, CURRENT_ASSISTANT, ASSISTANT_PICKER):
         st.session_state.pop(key, None)
     if message:
         flash(message, "warning")
+
+
+def sign_out() -> None:
+    """Log out on the backend (every browser of this operator), then here, even when the backend cannot be told."""
+    try:
+        client().sign_out()
+    except SessionExpired:
+        pass  # already ended
+    except ApiError as error:
+        log_out(f"Logged out of this browser only: {error.message} Your other sessions end when their tokens expire.")
+        return
+    log_out()
+    flash("You are logged out.", "success")
 
 
 def flash(message: str, kind: str = "success") -> None:
@@ -79,15 +160,19 @@ def show_error(error: ApiError) -> None:
 
 
 @contextmanager
-def friendly() -> Iterator[None]:
-    """Show an API failure as a message in the page; an expired session goes back to login."""
+def friendly(refusals: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Show an API failure as a message in the page (`refusals`: the page's own words for some error
+    codes); an expired session goes back to login."""
     try:
         yield
     except SessionExpired as error:
         log_out(error.message)
         st.rerun()
     except ApiError as error:
-        show_error(error)
+        if refusals and error.code in refusals:
+            st.error(refusals[error.code], icon=":material/block:")
+        else:
+            show_error(error)
 
 
 def badge(kind: str, table: dict[str, tuple[str, str]]) -> None:
@@ -201,7 +286,8 @@ def answer_flags(degraded: bool, reason: str | None, used_fallback: bool, trace:
         why = DEGRADED_REASONS.get(reason or "", reason or "the model was unavailable")
         st.warning(f"**Degraded answer**: {why}, so the best passage from the documents was sent instead.", icon="⚠️")
     if trace.get("ungrounded"):
-        facts = ", ".join(f"`{fact}`" for fact in trace.get("ungrounded_facts") or [])
+        # The model wrote these: a backtick inside would end the code span and let Markdown through.
+        facts = ", ".join(f"`{str(fact).replace('`', chr(39))}`" for fact in trace.get("ungrounded_facts") or [])
         st.warning(
             f"**Invented facts stopped**: the model wrote {facts or 'facts'} that no source contains, so the best"
             " passage from the documents was sent instead. What the model wrote is in the trace (`generated_text`).",
@@ -298,7 +384,8 @@ def chat_bubble(message: Message, *, details: bool = False) -> None:
     """One message of a thread, as a chat bubble with who wrote it, when, and its delivery status."""
     role, avatar, who = AUTHORS.get(message.author, ("assistant", None, message.author))
     with st.chat_message(role, avatar=avatar):
-        st.markdown(message.text or "_(no text)_")
+        # Customers' words and the model's are text: Markdown would let `![](http://…)` load in the operator's browser.
+        st.text(message.text or "(no text)")
         facts = [who, clock(message.created_at), DELIVERY.get(message.status or "", message.status or "")]
         if message.latency_ms is not None and message.direction == "out":
             facts.append(f"replied in {ms(message.latency_ms)}")
@@ -310,7 +397,7 @@ def chat_bubble(message: Message, *, details: bool = False) -> None:
         if (message.trace or {}).get("ungrounded"):
             st.badge("Invented facts stopped", color="orange", icon=":material/gpp_maybe:")
         if message.error:
-            st.error(message.error)
+            st.error(plain(message.error))
         if details and (message.sources or message.trace):
             with st.expander("Sources and trace"):
                 if message.trace:

