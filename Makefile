@@ -22,3 +22,4 @@ bench:
 	.venv/bin/python -m bench.load
 	.venv/bin/python -m bench.answer_quality --openai-server
 	.venv/bin/python -m bench.llm_overhead
+	.venv/bin/python -m bench.abuse
