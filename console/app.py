@@ -19,7 +19,8 @@ from console.config import console_settings  # noqa: E402
 # old-style pages (bypassing this script and its login) until st.navigation first runs.
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="WhatsApp assistants", page_icon=":material/forum:", layout="wide")
+# An emoji favicon is drawn in the browser; a `:material/…:` one is fetched from Google's font servers.
+st.set_page_config(page_title="WhatsApp assistants", page_icon="💬", layout="wide")
 
 if not ui.token():
     page = st.navigation([st.Page(VIEWS / "login.py", title="Log in", icon=":material/login:")], position="hidden")

@@ -10,10 +10,11 @@ import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from tests.conftest import ADMIN, create_database, drop_database
 from tests.fakes.console_stack import Process, admin_token, fake_ollama_in_thread, start_backend, start_console
@@ -48,6 +49,22 @@ def live(pg_url: str, template_url: str, tmp_path: Path) -> Iterator[tuple[Proce
             asyncio.run(drop_database(pg_url, url))
 
 
+def keep_offline(page: Page) -> list[str]:
+    """Refuse, and list, every request the page makes beyond loopback: a self-hosted console calls no one."""
+    outside: list[str] = []
+
+    def guard(route: Route) -> None:
+        url = route.request.url
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).hostname not in ("127.0.0.1", "localhost"):
+            outside.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", guard)
+    return outside
+
+
 def log_in(page: Page, console_url: str) -> None:
     page.goto(console_url)
     page.get_by_role("textbox", name="Email").fill(ADMIN["email"])
@@ -66,6 +83,7 @@ def test_operator_pairs_whatsapp_in_a_real_browser_and_sees_the_qr_and_status(li
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            outside = keep_offline(page)
             log_in(page, console.url)
             # Client-side navigation keeps the Streamlit session (and so the login).
             page.get_by_test_id("stSidebarNav").get_by_text("WhatsApp", exact=True).click()
@@ -86,6 +104,12 @@ def test_operator_pairs_whatsapp_in_a_real_browser_and_sees_the_qr_and_status(li
             expect(qr).to_have_count(0)
             page.screenshot(path=str(ARTIFACTS / "console-whatsapp-connected.png"), full_page=True)
             assert not page.get_by_text("Traceback").count()
+            # Every other page too: none may fetch a font, an icon or a script from the internet.
+            for title in ("Overview", "Assistants", "Knowledge", "Knowledge gaps", "Conversations", "Account"):
+                page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+                expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=30_000)
+                page.wait_for_load_state("networkidle")
+            assert not outside, f"the console reached beyond this machine: {outside}"
         finally:
             browser.close()
 
