@@ -55,6 +55,13 @@ class Unsupported(AppError):
     code = "unsupported_media_type"
 
 
+class Unprocessable(AppError):
+    """Well-formed but refused on what it would cost us (a document too costly to read)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class TooManyRequests(AppError):
     status = 429
     code = "too_many_requests"

@@ -64,6 +64,22 @@ class Runtime:
             self._cache["embedded"] = make_embedded(self.settings)
         return self._cache["embedded"]
 
+    @property
+    def document_reader(self):  # noqa: ANN201 - rag.parsing.DocumentReader
+        """Reads uploads and index jobs' documents in limited child processes, a few at a time."""
+        if "document_reader" not in self._cache:
+            from rag.parsing import ChildLimits, DocumentReader
+
+            self._cache["document_reader"] = DocumentReader(
+                ChildLimits(
+                    cpu_seconds=self.settings.rag_parse_cpu_seconds,
+                    memory_bytes=self.settings.rag_parse_memory_mb * 1024 * 1024,
+                    wall_seconds=self.settings.rag_parse_timeout_seconds,
+                    concurrency=self.settings.rag_parse_concurrency,
+                )
+            )
+        return self._cache["document_reader"]
+
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
         key = f"gateway:{provider}"
         if key not in self._cache:

@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     rag_max_context_tokens: int = Field(default=8192, ge=1024, description="Largest num_ctx ever asked of Ollama")
     rag_answer_tokens: int = Field(default=512, ge=32, le=8192, description="Tokens kept for the answer")
     rag_max_pages: int = Field(default=1000, ge=1, description="Longest PDF accepted, in pages (parsing costs CPU per page)")
+    rag_max_chars: int = Field(default=5_000_000, ge=10_000, description="Most characters of text one document may hold")
+    rag_max_html_depth: int = Field(default=1000, ge=32, description="Deepest nesting of elements an HTML page may have")
+    rag_max_docx_paragraphs: int = Field(
+        default=50_000, ge=100, description="Most paragraphs and table cells a Word document may have"
+    )
+    rag_max_pdf_content_mb: int = Field(
+        default=32, ge=1, description="Most page-drawing data a PDF may unpack to, each page counted (shared streams too)"
+    )
+    rag_parse_cpu_seconds: int = Field(default=30, ge=1, description="CPU time reading one document may take")
+    rag_parse_timeout_seconds: float = Field(default=60.0, gt=0, description="Wall-clock time reading one document may take")
+    rag_parse_memory_mb: int = Field(default=1024, ge=256, description="Address space of the process reading a document")
+    rag_parse_concurrency: int = Field(
+        default=2, ge=1, le=64, description="Documents read at once per process, each in a child process (uploads and index jobs)"
+    )
 
     # WhatsApp gateways
     gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"

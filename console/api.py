@@ -223,6 +223,7 @@ class Gap(_Model):
     question: str
     count: int = 1
     examples: list[str] = Field(default_factory=list)
+    message_ids: list[int] = Field(default_factory=list)
     fallback_count: int = 0
     best_score: float | None = None
     last_asked_at: datetime | None = None
@@ -237,6 +238,25 @@ class Stats(_Model):
     unanswered: int = 0
     degraded: int = 0
     median_latency_ms: float | None = None
+    waiting_for_person: int = 0
+    waiting_by_reason: dict[str, int] = Field(default_factory=dict)
+    longest_wait_seconds: int | None = None
+
+
+class WaitingContact(_Model):
+    """A customer waiting for a person, and why (`handoff`, `failed_send` or `fallback`)."""
+
+    contact: Contact
+    reason: str = "handoff"
+    reasons: list[str] = Field(default_factory=list)
+    waiting_since: datetime | None = None
+    waited_seconds: int = 0
+
+
+class Inbox(_Model):
+    items: list[WaitingContact] = Field(default_factory=list)
+    total: int = 0
+    by_reason: dict[str, int] = Field(default_factory=dict)
 
 
 def _items(payload: Any, *keys: str) -> list[Any]:
@@ -443,6 +463,11 @@ class Api:
         payload = self.request("POST", f"/api/assistants/{assistant_id}/faq", json={"question": question, "answer": answer})
         return self._parse(Document, payload)
 
+    def answer_gap(self, assistant_id: int, gap: Gap, question: str, answer: str) -> Document:
+        """Save the answer as an FAQ entry and mark the gap's questions answered."""
+        body = {"question": question, "answer": answer, "message_ids": gap.message_ids}
+        return self._parse(Document, self.request("POST", f"/api/assistants/{assistant_id}/gaps/answer", json=body))
+
     # -- models -------------------------------------------------------------------------------
 
     def models(self) -> ModelList:
@@ -511,6 +536,13 @@ class Api:
 
     def resume(self, contact_id: int) -> Contact:
         return self._parse(Contact, self.request("POST", f"/api/contacts/{contact_id}/resume", json={}))
+
+    def inbox(self, assistant_id: int | None = None, limit: int = 100) -> Inbox:
+        """Customers waiting for a person, the longest waiting first."""
+        params: dict[str, Any] = {"limit": limit}
+        if assistant_id:
+            params["assistant_id"] = assistant_id
+        return self._parse(Inbox, self.request("GET", "/api/inbox", params=params))
 
     def reply(self, contact_id: int, text: str) -> Message:
         return self._parse(Message, self.request("POST", f"/api/contacts/{contact_id}/reply", json={"text": text}))

@@ -25,6 +25,9 @@ st.set_page_config(page_title="WhatsApp assistants", page_icon="💬", layout="w
 if not ui.token():
     page = st.navigation([st.Page(VIEWS / "login.py", title="Log in", icon=":material/login:")], position="hidden")
 else:
+    # One call a run: the count here, the list on the inbox page (see ui.waiting).
+    waiting = ui.refresh_waiting()
+    inbox_title = f"Needs a person ({waiting.total})" if waiting and waiting.total else "Needs a person"
     page = st.navigation(
         {
             "": [st.Page(VIEWS / "overview.py", title="Overview", icon=":material/dashboard:", default=True)],
@@ -36,6 +39,7 @@ else:
             "Talk": [
                 st.Page(VIEWS / "whatsapp.py", title="WhatsApp", icon=":material/qr_code_2:"),
                 st.Page(VIEWS / "conversations.py", title="Conversations", icon=":material/forum:"),
+                st.Page(VIEWS / "inbox.py", title=inbox_title, icon=":material/support_agent:"),
             ],
             "Settings": [st.Page(VIEWS / "account.py", title="Account", icon=":material/manage_accounts:")],
         }

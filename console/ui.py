@@ -9,11 +9,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
 from console.addresses import browser_address
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Message, SessionExpired, Thread
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, SessionExpired, Thread
 from console.config import console_settings
 
 TOKEN = "token"
@@ -46,6 +47,54 @@ def plain(text: str | None) -> str:
     render Markdown (labels, headings, messages): shown as written, never as an image the browser
     fetches, a link, HTML or a Streamlit directive. Where nothing of ours surrounds it, use st.text."""
     return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join((text or "").splitlines()))
+
+
+# A stop after a sentence that already ended ("hours?." "Shop.."), not an ellipsis ("...").
+_DOUBLED_STOP = re.compile(r"(?<!\.)([.!?…])\.(?!\.)")
+
+
+def tidy(text: str) -> str:
+    """A message put together from pieces (ours and the backend's), with one stop per sentence end."""
+    return _DOUBLED_STOP.sub(r"\1", text)
+
+
+# A stored error often starts with the exception's class ("RetryLater: ..."): words for a developer, not a person.
+_EXCEPTION_PREFIX = re.compile(r"^(?:[A-Z][A-Za-z]*(?:Error|Exception|Later|Failure|Unavailable|Busy)|[A-Z][a-z]+[A-Z]\w*): ")
+_PROBLEMS = (
+    (re.compile(r"unreachable|connecterror|connection (?:refused|reset)|could not connect|not reachable", re.I),
+     "could not be reached"),
+    (re.compile(r"timed? ?out|timeout|took too long", re.I), "took too long to answer"),
+    (re.compile(r"not found|no such model|model_not_found|does not exist|manifest", re.I), "does not have the model"),
+    (re.compile(r"refused the api key|unauthori[sz]ed|401|403", re.I), "refused the credentials"),
+)  # fmt: skip
+
+
+_SYSTEMS = (
+    (re.compile(r"ollama", re.I), "Ollama"),
+    (re.compile(r"openai", re.I), "the OpenAI-compatible server"),
+    (re.compile(r"waha", re.I), "WAHA (the WhatsApp gateway)"),
+    (re.compile(r"evolution", re.I), "Evolution API (the WhatsApp gateway)"),
+    (re.compile(r"gateway|whatsapp", re.I), "the WhatsApp gateway"),
+    (re.compile(r"embedding", re.I), "the search model"),
+)
+
+
+def person_error(error: str | None, what: str, system: str = "the model engine") -> str:
+    """A stored technical error in a person's words: "`what` Ollama could not be reached." (the detail goes in an expander)."""
+    detail = _EXCEPTION_PREFIX.sub("", (error or "").strip())
+    system = next((name for pattern, name in _SYSTEMS if pattern.search(detail)), system)
+    for pattern, why in _PROBLEMS:
+        if pattern.search(detail):
+            return f"{what} {system} {why}."
+    return f"{what} something went wrong; the technical detail is below."
+
+
+def show_problem(message: str, detail: str | None = None, *, icon: str = ":material/error:") -> None:
+    """A problem in a person's words, with the technical detail (if it says more) folded away."""
+    st.error(tidy(message), icon=icon)
+    if detail and detail.strip() and detail.strip() not in message:
+        with st.expander("Technical detail"):
+            st.code(detail.strip(), language=None, wrap_lines=True)
 
 
 # What makes a spreadsheet read a cell as a formula (`=HYPERLINK(...)` sends data away when clicked).
@@ -140,23 +189,42 @@ def sign_out() -> None:
     flash("You are logged out.", "success")
 
 
-def flash(message: str, kind: str = "success") -> None:
-    """A message shown once, on the next run (survives `st.rerun`)."""
-    st.session_state.setdefault(FLASH, []).append((kind, message))
+def flash(message: str, kind: str = "success", detail: str | None = None) -> None:
+    """A message shown once, on the next run (survives `st.rerun`); `detail`: technical words, folded away."""
+    st.session_state.setdefault(FLASH, []).append((kind, message, detail))
 
 
 def show_flash() -> None:
-    for kind, message in st.session_state.pop(FLASH, []):
-        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(message)
+    for kind, message, *detail in st.session_state.pop(FLASH, []):
+        {"success": st.success, "warning": st.warning, "error": st.error}.get(kind, st.info)(tidy(message))
+        if detail and detail[0]:
+            with st.expander("Technical detail"):
+                st.code(detail[0], language=None, wrap_lines=True)
+
+
+# Refusals whose backend message names formats or systems (`application/x-msdownload`): what they mean, and what to do.
+REFUSALS = {
+    "unsupported_document": "{file} is not a kind of file the assistant can read. Upload plain text, Markdown, HTML, PDF"
+    " or Word (.docx) files.",
+    "corrupt_document": "{file} could not be read: it may be damaged, or not the kind of file its name says.",
+    "empty_document": "{file} has no text the assistant could learn from.",
+    "document_too_large": "{file} is too large to upload here.",
+    "document_too_complex": "{file} is too complex to read within this server's limits. Try a simpler export of it.",
+    "embeddings_unavailable": "The search model is not available right now, so this could not be done. Try again in a moment.",
+}
 
 
 def show_error(error: ApiError) -> None:
     if isinstance(error, BackendUnreachable):
-        st.error(f"**The backend is not reachable.** {error.message}", icon=":material/cloud_off:")
+        st.error(tidy(f"**The backend is not reachable.** {error.message}"), icon=":material/cloud_off:")
+        return
+    if words := REFUSALS.get(error.code):
+        filename = error.details.get("filename") if isinstance(error.details, dict) else None
+        show_problem(words.format(file=f"**{plain(filename)}**" if filename else "This file"), error.message)
         return
     problems = error.field_problems()
     text = error.message + ("\n\n" + "\n".join(f"- {p}" for p in problems) if problems else "")
-    st.error(text, icon=":material/error:")
+    st.error(tidy(text), icon=":material/error:")
 
 
 @contextmanager
@@ -236,9 +304,67 @@ def ago(value: Any) -> str:
     return "just now"
 
 
+def operator_zone() -> ZoneInfo:
+    """The operator's browser's time zone (Streamlit tells it), else UTC: never the server's, which nobody sees."""
+    try:
+        name = st.context.timezone
+    except Exception:  # noqa: BLE001 - outside a script run (tests of helpers): no browser
+        name = None
+    try:
+        return ZoneInfo(name) if name else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
 def clock(value: Any) -> str:
+    """ "2025-01-31 14:05:09 CET": the moment in the operator's zone, with the zone named."""
     moment = parse_time(value)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+    if moment is None:
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(operator_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def duration(seconds: float | None) -> str:
+    """ "2 h 5 min": how long something has lasted, to the minute."""
+    if seconds is None:
+        return "—"
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return "under a minute"
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
+
+
+WAITING = "waiting_for_person"
+# Why a customer waits for a person, in the operator's words.
+WAIT_REASONS = {
+    "handoff": "Asked to talk to a person",
+    "fallback": "The assistant could not answer from your documents and promised a person would follow up",
+    "failed_send": "A message to this customer could not be sent",
+}
+
+
+def refresh_waiting() -> Inbox | None:
+    """Who waits for a person, asked once a run (app.py: the count in the navigation; the inbox page
+    lists the same answer). None when the backend cannot say now: the page's own calls explain why."""
+    st.session_state.pop(WAITING, None)
+    try:
+        st.session_state[WAITING] = client().inbox()
+    except ApiError:
+        return None
+    return st.session_state[WAITING]
+
+
+def waiting() -> Inbox:
+    """This run's inbox: the one app.py fetched for the navigation, or a fresh one."""
+    found = st.session_state.get(WAITING)
+    return found if isinstance(found, Inbox) else client().inbox()
 
 
 def number_of(value: Any) -> float | None:
@@ -265,6 +391,31 @@ ENGINE_NAMES = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embed
 DEMO_MODEL_NOTE = "a small demo model: weak answers; connect Ollama or an OpenAI-compatible server for customers"
 
 
+# Cosine similarity of the question and a passage (the embedding model's 0 to 1); below the assistant's
+# minimum score (0.2 by default) it answers with the fallback message.
+STRONG_MATCH, FAIR_MATCH = 0.5, 0.3
+
+
+MATCHES = {
+    "strong": "close in meaning to the question",
+    "fair": "on a related subject; the answer may be only partly in it",
+    "weak": "little in common with the question, too far from it to answer well",
+}
+
+
+def match_strength(similarity: float) -> str:
+    return "strong" if similarity >= STRONG_MATCH else "fair" if similarity >= FAIR_MATCH else "weak"
+
+
+def match_words(similarity: float | None, keywords: float | None = None) -> str:
+    """ "Strong match: close in meaning to the question, and shares words with it", for a newcomer."""
+    if similarity is None:
+        return "**Keyword match**: found by the words it shares with the question, not by meaning."
+    strength = match_strength(similarity)
+    shared = ", and shares words with it" if keywords else "; no words in common, found by meaning only"
+    return f"**{strength.capitalize()} match**: {MATCHES[strength]}{shared}."
+
+
 def size(value: int | None) -> str:
     if value is None:
         return "—"
@@ -280,24 +431,50 @@ def ms(value: Any) -> str:
     return f"{number / 1000:.2f} s" if number >= 1000 else f"{number:.0f} ms"
 
 
-def answer_flags(degraded: bool, reason: str | None, used_fallback: bool, trace: dict[str, Any] | None = None) -> None:
+Note = tuple[str, str, str]  # label, the one-line reason, icon
+
+
+def reply_notes(degraded: bool, reason: str | None, used_fallback: bool, trace: dict[str, Any] | None = None) -> list[Note]:
+    """Why a reply is not the model's own answer: a note for each thing that happened."""
     trace = trace or {}
+    notes = []
     if degraded:
         why = DEGRADED_REASONS.get(reason or "", reason or "the model was unavailable")
-        st.warning(f"**Degraded answer**: {why}, so the best passage from the documents was sent instead.", icon="⚠️")
+        notes.append(("Degraded answer", f"{why}, so the best passage from the documents was sent instead.", "⚠️"))
     if trace.get("ungrounded"):
         # The model wrote these: a backtick inside would end the code span and let Markdown through.
         facts = ", ".join(f"`{str(fact).replace('`', chr(39))}`" for fact in trace.get("ungrounded_facts") or [])
-        st.warning(
-            f"**Invented facts stopped**: the model wrote {facts or 'facts'} that no source contains, so the best"
-            " passage from the documents was sent instead. What the model wrote is in the trace (`generated_text`).",
-            icon=":material/gpp_maybe:",
+        notes.append(
+            (
+                "Invented facts stopped",
+                f"the model wrote {facts or 'facts'} that no source contains, so the best passage from the documents was"
+                " sent instead.",
+                ":material/gpp_maybe:",
+            )
         )
     if used_fallback:
         if trace.get("fallback_reason") == "model_not_in_sources":
-            st.info("The model found no answer in the sources, so the fallback message was used. See **Knowledge gaps**.")
+            why = "the model found no answer in the sources, so the fallback message was sent."
         else:
-            st.info("No passage in the documents was good enough, so the fallback message was used. See **Knowledge gaps**.")
+            why = "no passage in the documents was good enough, so the fallback message was sent."
+        notes.append(("Fallback message", f"{why} See **Knowledge gaps**.", ":material/help:"))
+    return notes
+
+
+def answer_flags(degraded: bool, reason: str | None, used_fallback: bool, trace: dict[str, Any] | None = None) -> None:
+    for label, why, icon in reply_notes(degraded, reason, used_fallback, trace):
+        if label == "Invented facts stopped":
+            why += " What the model wrote is in the trace (`generated_text`)."
+        (st.info if label == "Fallback message" else st.warning)(f"**{label}**: {why}", icon=icon)
+
+
+def timings_that_happened(trace: dict[str, Any] | None) -> dict[str, float]:
+    """The trace's timings of steps that ran: no "generation" when no model answered."""
+    trace = trace or {}
+    timings = dict(trace.get("timings_ms") or {})
+    if not trace.get("engine"):
+        timings.pop("generation", None)  # only time spent trying engines that failed, or none at all
+    return timings
 
 
 def engine_caption(trace: dict[str, Any] | None) -> str | None:
@@ -306,33 +483,32 @@ def engine_caption(trace: dict[str, Any] | None) -> str | None:
     engine = trace.get("engine")
     if not engine:
         return None
-    generation = (trace.get("timings_ms") or {}).get("generation")
+    generation = timings_that_happened(trace).get("generation")
     took = f" in {ms(generation)}" if generation is not None else ""
     return f"Answered by {ENGINE_NAMES.get(engine, engine)} `{trace.get('model') or '?'}`{took}"
+
+
+TIMING_NAMES = {"retrieval": "finding passages", "generation": "writing the answer", "total": "total"}
+SCORE_COLUMN = {"format": "%.2f", "width": "small"}
 
 
 def show_sources_and_trace(sources: list[dict[str, Any]] | None, trace: dict[str, Any] | None, *, collapsed: bool = True) -> None:
     """The documents an answer used, and how it was made (passages, scores, prompt size, timings)."""
     trace = trace or {}
     if sources:
-        st.markdown("**Sources**")
+        st.markdown("**Sources the answer used**")
         st.dataframe(
-            [
-                {
-                    "document": s.get("filename"),
-                    "part": s.get("position"),
-                    "score": s.get("score"),
-                }
-                for s in sources
-            ],
+            [{"document": s.get("filename"), "part": s.get("position"), "score": s.get("score")} for s in sources],
             hide_index=True,
+            column_config={"score": st.column_config.NumberColumn("score", **SCORE_COLUMN)},
         )
     if not trace:
         return
     # Expanders cannot nest: inside one already, the trace is shown as is.
     with st.expander("Trace: passages, scores, prompt and timings") if collapsed else st.container():
-        passages = trace.get("passages") or []
+        passages = [p for p in trace.get("passages") or [] if isinstance(p, dict)]
         if passages:
+            st.markdown("**Passages found for the question**, best first")
             st.dataframe(
                 [
                     {
@@ -340,24 +516,32 @@ def show_sources_and_trace(sources: list[dict[str, Any]] | None, trace: dict[str
                         "heading": p.get("heading"),
                         "score": p.get("score"),
                         "similarity": p.get("dense_score"),
-                        "keyword score": p.get("lexical_score"),
+                        "keywords": p.get("lexical_score"),
                         "text": (p.get("text") or "")[:300],
                     }
                     for p in passages
-                    if isinstance(p, dict)
                 ],
                 hide_index=True,
+                column_config={
+                    "score": st.column_config.NumberColumn("score", **SCORE_COLUMN),
+                    "similarity": st.column_config.NumberColumn("similarity", **SCORE_COLUMN),
+                    "keywords": st.column_config.NumberColumn("keywords", **SCORE_COLUMN),
+                    "text": st.column_config.TextColumn("text", width="large"),
+                },
             )
-        cols = st.columns(4)
-        cols[0].metric("Prompt tokens", trace.get("prompt_tokens") if trace.get("prompt_tokens") is not None else "—")
-        cols[1].metric("Context window", trace.get("num_ctx") if trace.get("num_ctx") is not None else "—")
-        cols[2].metric("Truncated", "yes" if trace.get("truncated") else "no")
-        cols[3].metric("Model", str(trace.get("model") or "—"))
-        if trace.get("truncated"):
-            st.warning("Ollama cut the prompt: some sources or history were not seen by the model.")
-        timings = trace.get("timings_ms") or {}
-        if timings:
-            st.caption(" · ".join(f"{name}: {ms(value)}" for name, value in timings.items()))
+        if trace.get("engine"):  # prompt figures exist only when a model was asked
+            st.markdown("**Prompt**")
+            cols = st.columns(3)
+            cols[0].metric("Prompt tokens", trace.get("prompt_tokens") if trace.get("prompt_tokens") is not None else "—")
+            cols[1].metric("Context window", trace.get("num_ctx") if trace.get("num_ctx") is not None else "—")
+            cols[2].metric("Truncated", "yes" if trace.get("truncated") else "no")
+            st.caption(f"Model: `{trace.get('model') or '?'}`")
+            if trace.get("truncated"):
+                st.warning("Ollama cut the prompt: some sources or history were not seen by the model.")
+        else:
+            st.caption("No model wrote this reply, so there is no prompt or generation time.")
+        if timings := timings_that_happened(trace):
+            st.caption("Timings: " + " · ".join(f"{TIMING_NAMES.get(name, name)} {ms(value)}" for name, value in timings.items()))
         st.caption("Raw trace")
         st.json(trace, expanded=False)
 
@@ -380,28 +564,59 @@ DELIVERY = {
 }
 
 
-def chat_bubble(message: Message, *, details: bool = False) -> None:
-    """One message of a thread, as a chat bubble with who wrote it, when, and its delivery status."""
+# Why an inbound message got no reply from the assistant, in words; "paused" changes once a person has answered.
+IGNORED_REASONS = {
+    "paused": "not answered by the assistant: a person is handling this chat",
+    "opted_out": "not answered: the customer opted out",
+    "rate_limited": "not answered: too many messages in a short time",
+    "group": "not answered: group chats are left alone",
+    "broadcast": "not answered: broadcast messages are left alone",
+    "before_connection": "not answered: sent before the number was connected",
+    "empty": "not answered: nothing to read in it",
+}
+
+
+def delivery(message: Message, answered_by_person: bool = False) -> str:
+    if message.direction == "in" and message.status == "ignored" and message.reason:
+        if message.reason == "paused" and answered_by_person:
+            return "answered by a person"
+        return IGNORED_REASONS.get(message.reason, f"not answered ({message.reason})")
+    return DELIVERY.get(message.status or "", message.status or "")
+
+
+def chat_bubble(message: Message, *, details: bool = False, answered_by_person: bool = False) -> None:
+    """One message of a thread, as a chat bubble with who wrote it, when, its delivery status, and why a
+    reply is not the model's own answer. `answered_by_person`: a person wrote to the customer after it."""
     role, avatar, who = AUTHORS.get(message.author, ("assistant", None, message.author))
+    trace = message.trace or {}
     with st.chat_message(role, avatar=avatar):
         # Customers' words and the model's are text: Markdown would let `![](http://…)` load in the operator's browser.
         st.text(message.text or "(no text)")
-        facts = [who, clock(message.created_at), DELIVERY.get(message.status or "", message.status or "")]
+        facts = [who, clock(message.created_at), delivery(message, answered_by_person)]
         if message.latency_ms is not None and message.direction == "out":
             facts.append(f"replied in {ms(message.latency_ms)}")
-        if message.reason and message.direction == "in" and message.status == "ignored":
-            facts.append(f"why: {message.reason}")
         st.caption(" · ".join(f for f in facts if f))
-        if message.degraded:
-            st.badge("Degraded answer", color="orange", icon=":material/warning:")
-        if (message.trace or {}).get("ungrounded"):
-            st.badge("Invented facts stopped", color="orange", icon=":material/gpp_maybe:")
+        if message.author == "bot":
+            notes = reply_notes(message.degraded, trace.get("degraded_reason"), bool(trace.get("used_fallback")), trace)
+            for label, why, icon in notes:
+                st.badge(label, color="orange" if label != "Fallback message" else "blue", icon=icon)
+                st.caption(why[:1].upper() + why[1:])
         if message.error:
-            st.error(plain(message.error))
+            what = "Not sent:" if message.direction == "out" else "Not answered:"
+            show_problem(person_error(message.error, what), message.error)
         if details and (message.sources or message.trace):
             with st.expander("Sources and trace"):
-                if message.trace:
-                    answer_flags(False, None, bool(message.trace.get("used_fallback")), message.trace)
-                    if caption := engine_caption(message.trace):
-                        st.caption(caption)
+                if caption := engine_caption(message.trace):
+                    st.caption(caption)
                 show_sources_and_trace(message.sources, message.trace, collapsed=False)
+
+
+def thread_bubbles(messages: list[Message], *, details: bool = False) -> None:
+    """A thread's messages, oldest first, each knowing whether a person wrote to the customer after it."""
+    person_wrote_after = False
+    flags = []
+    for message in reversed(messages):
+        flags.append(person_wrote_after)
+        person_wrote_after = person_wrote_after or (message.direction == "out" and message.author in ("operator", "owner"))
+    for message, answered in zip(messages, reversed(flags), strict=True):
+        chat_bubble(message, details=details, answered_by_person=answered)

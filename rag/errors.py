@@ -29,6 +29,12 @@ class DocumentTooLarge(DocumentError):
     code = "document_too_large"
 
 
+class DocumentTooComplex(DocumentError):
+    """Small on disk but too costly to read: too deep, too many drawing instructions, too slow."""
+
+    code = "document_too_complex"
+
+
 class EmptyDocument(DocumentError):
     code = "empty_document"
 

@@ -7,12 +7,17 @@ import re
 WHATSAPP_MAX_CHARS = 4096
 
 _FENCE = re.compile(r"```.*?```", re.DOTALL)
-_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+# Each pattern reads a stretch of text once, so a long hostile line costs time in proportion to its
+# length: a span's text never holds its mark as a pair (**a **b** is "**a " then bold "b"), brackets
+# do not nest in a link's label or target, and the target's parts cannot trade characters.
+_BOLD = re.compile(r"\*\*(?=\S)((?:[^*\n]|\*(?!\*(?!\*)))+?)(?<=\S)\*\*|__(?=\S)((?:[^_\n]|_(?!_(?!_)))+?)(?<=\S)__")
 _ITALIC_STAR = re.compile(r"(?<![\*\w])\*(?=[^\s*])([^*\n]+?)(?<=\S)\*(?![\*\w])")
-_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)[^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)[^)]*\)")
-_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+_STRIKE = re.compile(r"~~(?=\S)((?:[^~\n]|~(?!~(?!~)))+?)(?<=\S)~~")
+_IMAGE = re.compile(r"!\[([^\[\]]*)\]\(([^)\s\]]++)[^)\]]*+\)")
+_LINK = re.compile(r"\[([^\[\]]+)\]\(([^)\s\]]++)[^)\]]*+\)")
+# The closing hashes of a heading are cut with string operations (`_heading_text`): as a regex, the
+# optional spaces and hashes around the title backtrack without end on a long run of spaces.
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+(.+)$", re.MULTILINE)
 _BULLET = re.compile(r"^([ \t]*)[*+•][ \t]+", re.MULTILINE)
 _RULE = re.compile(r"^[ \t]*([-*_])([ \t]*\1){2,}[ \t]*$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[.!?…。！？])\s+")
@@ -26,11 +31,12 @@ def markdown_to_whatsapp(text: str) -> str:
         blocks.append(match.group(0))
         return f"\x00F{len(blocks) - 1}\x00"
 
-    out = _FENCE.sub(keep_block, text.replace("\r\n", "\n"))
+    # NUL marks our placeholders (fenced blocks, bold): one in the text itself would be read as one.
+    out = _FENCE.sub(keep_block, text.replace("\x00", "").replace("\r\n", "\n"))
     out = _RULE.sub("", out)
-    out = _HEADING.sub(lambda m: f"{BOLD_MARK}{_strip_marks(m.group(1))}{BOLD_MARK}", out)
+    out = _HEADING.sub(lambda m: f"{BOLD_MARK}{_strip_marks(_heading_text(m.group(1)))}{BOLD_MARK}", out)
     out = _BULLET.sub(r"\1- ", out)
-    out = _BOLD.sub(lambda m: f"{BOLD_MARK}{m.group(2)}{BOLD_MARK}", out)
+    out = _BOLD.sub(lambda m: f"{BOLD_MARK}{m.group(1) or m.group(2)}{BOLD_MARK}", out)
     out = _ITALIC_STAR.sub(r"_\1_", out)
     out = _STRIKE.sub(r"~\1~", out)
     out = _IMAGE.sub(lambda m: f"{m.group(1)} ({m.group(2)})" if m.group(1) else m.group(2), out)
@@ -39,6 +45,12 @@ def markdown_to_whatsapp(text: str) -> str:
     out = re.sub(r"\x00F(\d+)\x00", lambda m: blocks[int(m.group(1))], out)
     out = re.sub(r"\n{3,}", "\n\n", out)
     return out.strip()
+
+
+def _heading_text(rest: str) -> str:
+    """A heading's title from what follows its opening hashes: without closing hashes and the spaces
+    around them, and never empty (a title of only hashes keeps its first)."""
+    return rest.rstrip(" \t").rstrip("#").rstrip(" \t") or rest[:1]
 
 
 def _strip_marks(text: str) -> str:

@@ -307,7 +307,7 @@ def test_uploaded_documents_are_indexed_and_shown_ready_then_searchable(console,
     at.run()
     assert not at.exception
     found = [m.value for m in at.markdown if m.value.startswith("**#1")]
-    assert found and "delivery.txt" in rendered(found[0])[0] and "score" in found[0]
+    assert found and "delivery.txt" in rendered(found[0])[0] and "match" in found[0]
 
 
 def test_a_document_is_deleted_only_after_confirmation(console, api):

@@ -118,9 +118,7 @@ async def test_api_refuses_missing_expired_forged_tokens(backend, settings):
     secret = settings.secret_key.get_secret_value()
     now = int(time.time())
     expired = jwt.encode({"sub": "1", "ver": 0, "exp": now - 10}, secret, algorithm="HS256")
-    forged = jwt.encode(
-        {"sub": "1", "ver": 0, "exp": now + 600}, "someone-elses-key-of-enough-length!!", algorithm="HS256"
-    )
+    forged = jwt.encode({"sub": "1", "ver": 0, "exp": now + 600}, "someone-elses-key-of-enough-length!!", algorithm="HS256")
     async with backend.client() as client:
         missing = await client.get("/api/assistants")
         results = {

@@ -72,3 +72,50 @@ async def test_degraded_and_invented_fact_answers_count_as_gaps(api, conversatio
     await add_exchange(db, channel, contact, "When do you open?", {"top_score": 0.8})
     body = (await api.get(f"/api/assistants/{assistant}/gaps")).json()
     assert sorted(g["question"] for g in body["items"]) == ["Do you open on Easter Monday?", "How much is a wedding cake?"]
+
+
+async def test_answering_a_gap_saves_an_faq_named_after_its_question_and_the_gap_leaves_the_list(api, conversation):
+    assistant, db, channel, contact = conversation
+    for question in ["What are your opening hours?", "Do you sell gift cards?"]:
+        await add_exchange(db, channel, contact, question, {"used_fallback": True, "top_score": 0.1})
+    gaps = (await api.get(f"/api/assistants/{assistant}/gaps")).json()["items"]
+    hours = next(g for g in gaps if g["question"] == "What are your opening hours?")
+
+    body = {"question": hours["question"], "answer": "Monday to Friday, 9 to 5.", "message_ids": hours["message_ids"]}
+    saved = await api.post(f"/api/assistants/{assistant}/gaps/answer", json=body)
+    assert saved.status_code == 201, saved.text
+    assert saved.json()["filename"] == "faq-what-are-your-opening-hours.md" and saved.json()["status"] == "ready"
+    assert saved.json()["questions_answered"] == 1
+    left = (await api.get(f"/api/assistants/{assistant}/gaps")).json()["items"]
+    assert [g["question"] for g in left] == ["Do you sell gift cards?"]
+
+    # Deleting the FAQ opens the gap again: nothing answers it any more.
+    assert (await api.delete(f"/api/assistants/{assistant}/documents/{saved.json()['id']}")).status_code in (200, 204)
+    reopened = (await api.get(f"/api/assistants/{assistant}/gaps")).json()["items"]
+    assert sorted(g["question"] for g in reopened) == ["Do you sell gift cards?", "What are your opening hours?"]
+
+
+async def test_faq_names_stay_readable_and_unique_per_assistant(api, conversation):
+    assistant, *_ = conversation
+    other = (await api.post("/api/assistants", json={"name": "Other shop"})).json()["id"]
+
+    async def faq_name(assistant_id: int, question: str, answer: str) -> str:
+        response = await api.post(f"/api/assistants/{assistant_id}/faq", json={"question": question, "answer": answer})
+        assert response.status_code == 201, response.text
+        return response.json()["filename"]
+
+    assert await faq_name(assistant, "What are your opening hours??", "9 to 5.") == "faq-what-are-your-opening-hours.md"
+    # The same question with another answer gets a name of its own; another assistant's names do not count.
+    assert await faq_name(assistant, "What are your opening hours?", "10 to 6.") == "faq-what-are-your-opening-hours-2.md"
+    assert await faq_name(other, "What are your opening hours?", "9 to 5.") == "faq-what-are-your-opening-hours.md"
+    assert await faq_name(assistant, "¿Cuándo abrís los días de fiesta?", "Nunca.") == "faq-cuando-abris-los-dias-de-fiesta.md"
+    assert await faq_name(assistant, "../../etc/passwd <script>", "No.") == "faq-etc-passwd-script.md"
+    long_name = await faq_name(assistant, "Can I " + "really " * 20 + "return it?", "Yes.")
+    assert long_name.startswith("faq-can-i-really-") and long_name.endswith("really.md") and len(long_name) <= 67
+
+
+async def test_a_gap_answer_needs_a_question_and_an_answer(api, conversation):
+    assistant, *_ = conversation
+    refused = await api.post(f"/api/assistants/{assistant}/gaps/answer", json={"question": "Hours?", "answer": " "})
+    assert refused.status_code == 400
+    assert (await api.get(f"/api/assistants/{assistant}/documents")).json()["items"] == []

@@ -8,7 +8,7 @@ from sanic.response import empty
 
 from backend.http import ok, parse_body
 from backend.openapi import doc
-from backend.routes.deps import db_of, passwords_of, settings_of
+from backend.routes.deps import client_address, db_of, passwords_of, settings_of
 from backend.routes.operators import Operator, Password
 from backend.services import operators
 
@@ -42,7 +42,7 @@ async def login(request: Request):
         settings_of(request),
         email=body.email,
         password=body.password,
-        ip=request.remote_addr or request.ip,
+        ip=client_address(request),
     )
     return ok(TokenOut(token=token))
 
@@ -71,6 +71,6 @@ async def change_password(request: Request):
         request.ctx.operator,
         current=body.current_password,
         new=body.new_password,
-        ip=request.remote_addr or request.ip,
+        ip=client_address(request),
     )
     return ok(TokenOut(token=token))

@@ -29,3 +29,9 @@ def runtime_of(request: Request) -> Runtime:
 
 def passwords_of(request: Request) -> Passwords:
     return request.app.ctx.passwords
+
+
+def client_address(request: Request) -> str:
+    """The caller's address: the one a trusted proxy or the console forwarded (PROXIES_COUNT,
+    FORWARDED_SECRET), else the connecting one."""
+    return request.remote_addr or request.ip

@@ -14,6 +14,10 @@ bp = Blueprint("stats", url_prefix="/api/stats")
 
 
 @bp.get("")
-@doc("Messages per day, median/p90 reply latency, failed, unanswered and degraded counts", query=StatsQuery, response=Stats)
+@doc(
+    "Messages per day, median/p90 reply latency, failed, unanswered and degraded counts, who waits for a person",
+    query=StatsQuery,
+    response=Stats,
+)
 async def get_stats(request: Request):
     return ok(await service.stats(db_of(request), parse_query(request, StatsQuery)))

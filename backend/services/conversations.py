@@ -101,6 +101,10 @@ class OperatorReply(BaseModel):
     text: str = Field(min_length=1, max_length=4096)
 
 
+WaitReason = Literal["handoff", "failed_send", "fallback"]
+WAIT_REASONS: tuple[WaitReason, ...] = ("handoff", "failed_send", "fallback")
+
+
 class StatsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assistant_id: int | None = Field(default=None, ge=1)
@@ -125,9 +129,13 @@ class Stats(BaseModel):
     degraded: int = Field(description="Replies sent while the model was unavailable")
     median_latency_ms: float | None
     p90_latency_ms: float | None
+    waiting_for_person: int = Field(description="Contacts waiting for a person right now, whenever they wrote (GET /api/inbox)")
+    waiting_by_reason: dict[WaitReason, int] = Field(description="Those contacts by the reason they wait (the oldest one)")
+    longest_wait_seconds: int | None = Field(description="How long the contact waiting longest has waited")
 
 
-def _contact(record: dict) -> Contact:
+def contact_of(record: dict) -> Contact:
+    """The API shape of a contact row (with its last message when the row has one)."""
     now = datetime.now(UTC)
     paused = record["paused_until"] is not None and record["paused_until"] > now
     last = None
@@ -162,15 +170,15 @@ async def _find(db: Database, contact_id: int) -> dict:
 async def list_contacts(db: Database, query: ContactQuery) -> dict:
     filters = query.model_dump(include={"assistant_id", "channel_id", "q", "status"})
     records, total = await contacts_store.list_contacts(db, filters, query.limit, query.offset)
-    return page_of([_contact(r) for r in records], total, query)
+    return page_of([contact_of(r) for r in records], total, query)
 
 
 async def get_contact(db: Database, contact_id: int) -> Contact:
-    return _contact(await _find(db, contact_id))
+    return contact_of(await _find(db, contact_id))
 
 
 async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
-    contact = _contact(await _find(db, contact_id))
+    contact = contact_of(await _find(db, contact_id))
     records, total = await store.thread(db, contact_id, page.limit, page.offset)
     return Thread(contact=contact, items=[Message(**r) for r in records], total=total, limit=page.limit, offset=page.offset)
 
@@ -243,4 +251,17 @@ async def _wait_for_send(db: Database, message_id: int) -> dict:
 async def stats(db: Database, query: StatsQuery) -> Stats:
     per_day = await store.daily_counts(db, query.assistant_id, query.days)
     totals = await store.totals(db, query.assistant_id, query.days)
-    return Stats(days=query.days, assistant_id=query.assistant_id, per_day=[DayCount(**d) for d in per_day], **totals)
+    waiting = await contacts_store.waiting_summary(db, query.assistant_id)
+    return Stats(
+        days=query.days,
+        assistant_id=query.assistant_id,
+        per_day=[DayCount(**d) for d in per_day],
+        **totals,
+        waiting_for_person=waiting["total"],
+        waiting_by_reason={reason: waiting["by_reason"].get(reason, 0) for reason in WAIT_REASONS},
+        longest_wait_seconds=waited_seconds(waiting["oldest_since"]),
+    )
+
+
+def waited_seconds(since: datetime | None) -> int | None:
+    return None if since is None else max(0, int((datetime.now(UTC) - since).total_seconds()))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.runtime import Runtime
 from backend.services.assistants import get_assistant
+from backend.services.knowledge import FaqEntry, UploadedDocument, add_faq
 from backend.store import documents as store
 from rag.errors import EmbeddingError, LLMUnavailable
 
@@ -28,6 +29,14 @@ class Gap(BaseModel):
     fallback_count: int = Field(description="How many got the fallback message")
     best_score: float | None = Field(description="Best retrieval score any of them got")
     last_asked_at: datetime
+
+
+class GapAnswer(FaqEntry):
+    message_ids: list[int] = Field(default_factory=list, max_length=2000, description="The gap's questions (its `message_ids`)")
+
+
+class AnsweredGap(UploadedDocument):
+    questions_answered: int = Field(description="Questions of the gap marked answered by this FAQ")
 
 
 class GapsResponse(BaseModel):
@@ -91,3 +100,10 @@ async def knowledge_gaps(rt: Runtime, assistant_id: int, query: GapsQuery) -> Ga
         )
     gaps.sort(key=lambda g: (-g.count, -g.last_asked_at.timestamp()))
     return GapsResponse(items=gaps[: query.limit], questions=len(records), min_score=min_score)
+
+
+async def answer_gap(rt: Runtime, assistant_id: int, entry: GapAnswer) -> AnsweredGap:
+    """Save the gap's answer as an FAQ (indexed at once); its questions leave the list while that FAQ exists."""
+    document = await add_faq(rt, assistant_id, FaqEntry(question=entry.question, answer=entry.answer))
+    answered = await store.mark_gap_filled(rt.db, assistant_id, entry.message_ids, document.id) if entry.message_ids else 0
+    return AnsweredGap(**document.model_dump(), questions_answered=answered)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -17,15 +18,24 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.errors import Invalid, NotFound, TooLarge, Unavailable, Unsupported
+from backend.errors import Invalid, NotFound, TooLarge, Unavailable, Unprocessable, Unsupported
 from backend.http import Page
 from backend.runtime import Runtime
 from backend.services.assistants import Assistant, get_assistant
+from backend.settings import Settings
 from backend.store import documents as store
 from backend.store.jobs import enqueue_job
 from rag import retrieval
 from rag import store as chunk_store
-from rag.errors import CorruptDocument, DocumentError, DocumentTooLarge, EmbeddingError, EmptyDocument, LLMUnavailable
+from rag.errors import (
+    CorruptDocument,
+    DocumentError,
+    DocumentTooComplex,
+    DocumentTooLarge,
+    EmbeddingError,
+    EmptyDocument,
+    LLMUnavailable,
+)
 from rag.indexing import chunk_document, embed_chunks
 from rag.loaders import Block, LoadedDocument, load_document
 
@@ -149,10 +159,29 @@ def _model_name(rt: Runtime) -> str:
     return f"{rt.settings.embedding_provider}:{rt.settings.embedding_model}"
 
 
-def _check(filename: str, data: bytes, max_bytes: int, max_pages: int) -> LoadedDocument:
+def document_limits(settings: Settings, max_bytes: int) -> dict[str, int]:
+    """What reading one document may cost (`rag.loaders.load_document`'s limits), from the settings."""
+    return {
+        "max_bytes": max_bytes,
+        "max_pages": settings.rag_max_pages,
+        "max_chars": settings.rag_max_chars,
+        "max_html_depth": settings.rag_max_html_depth,
+        "max_docx_paragraphs": settings.rag_max_docx_paragraphs,
+        "max_pdf_content_bytes": settings.rag_max_pdf_content_mb * 1024 * 1024,
+    }
+
+
+async def read_document(rt: Runtime, filename: str, data: bytes, max_bytes: int) -> LoadedDocument:
+    """Parse in a child process under the CPU, memory and time limits of the settings."""
+    return await rt.document_reader.read(filename, data, **document_limits(rt.settings, max_bytes))
+
+
+async def _check(rt: Runtime, filename: str, data: bytes) -> LoadedDocument:
     """Parse now so a bad file is refused at upload, not discovered later by a job."""
     try:
-        return load_document(filename, data, max_bytes=max_bytes, max_pages=max_pages)
+        return await read_document(rt, filename, data, rt.settings.max_upload_bytes)
+    except DocumentTooComplex as exc:
+        raise Unprocessable(exc.message, code=exc.code, details={"filename": filename}) from exc
     except DocumentTooLarge as exc:
         raise TooLarge(exc.message, code=exc.code, details={"filename": filename}) from exc
     except (CorruptDocument, EmptyDocument) as exc:
@@ -169,7 +198,7 @@ async def upload_documents(rt: Runtime, assistant_id: int, files: list[tuple[str
     checked = []
     for filename, data in files:
         name = (filename or "").strip().replace("\\", "/").rsplit("/", 1)[-1][:255] or "document"
-        loaded = await asyncio.to_thread(_check, name, data, rt.settings.max_upload_bytes, rt.settings.rag_max_pages)
+        loaded = await _check(rt, name, data)
         checked.append((name, data, loaded))
     results: list[UploadedDocument] = []
     model = _model_name(rt)
@@ -274,18 +303,13 @@ async def reindex_assistant(rt: Runtime, assistant_id: int) -> list[int]:
 async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int | None:  # noqa: ANN001
     """Load, chunk, embed and store one document; its chunks are swapped in one transaction.
     Returns the chunk count, or None when the document was deleted meanwhile.
-    Raises `DocumentError` for a file that cannot be read."""
+    Raises `DocumentError` for a file that cannot be read, or costs more to read than the settings allow."""
     record = await store.find_document_for_indexing(rt.db, document_id)
     if record is None:
         return None
     await store.mark_indexing(rt.db, document_id, 0.0)
-    loaded = await asyncio.to_thread(
-        load_document,
-        record["filename"],
-        bytes(record["content"]),
-        max_bytes=max(rt.settings.max_upload_bytes, len(record["content"])),
-        max_pages=rt.settings.rag_max_pages,
-    )
+    content = bytes(record["content"])
+    loaded = await read_document(rt, record["filename"], content, max(rt.settings.max_upload_bytes, len(content)))
     return await _store_blocks(rt, record["id"], record["assistant_id"], record["language"], loaded.blocks, on_progress)
 
 
@@ -376,13 +400,38 @@ async def _insert_text_document(rt: Runtime, assistant_id: int, filename: str, t
     return record, False
 
 
+FAQ_SLUG_CHARACTERS = 60
+
+
+def faq_slug(question: str) -> str:
+    """ "what-are-your-opening-hours" for "What are your opening hours?": its words (any script, accents
+    dropped) joined by hyphens, cut at a word so the name stays readable."""
+    letters = unicodedata.normalize("NFKD", question.casefold())
+    letters = unicodedata.normalize("NFC", "".join(c for c in letters if not unicodedata.combining(c)))
+    slug = "-".join("".join(c if c.isalnum() else " " for c in letters).split())
+    if len(slug) > FAQ_SLUG_CHARACTERS:
+        cut = slug[: FAQ_SLUG_CHARACTERS + 1]
+        slug = cut.rsplit("-", 1)[0] if "-" in cut else cut[:FAQ_SLUG_CHARACTERS]
+    return slug or "entry"
+
+
+async def _faq_filename(rt: Runtime, assistant_id: int, question: str) -> str:
+    """`faq-<question's words>.md`, with `-2`, `-3`... when another FAQ of this assistant has that name."""
+    stem = f"faq-{faq_slug(question)}"
+    taken = await store.filenames_starting_with(rt.db, assistant_id, stem)
+    number = 1
+    while (name := f"{stem}.md" if number == 1 else f"{stem}-{number}.md") in taken:
+        number += 1
+    return name
+
+
 async def add_faq(rt: Runtime, assistant_id: int, entry: FaqEntry) -> UploadedDocument:
     """A question and its answer as a small Markdown document, indexed before this returns."""
     assistant = await get_assistant(rt.db, assistant_id)
     question = " ".join(entry.question.split())
     text = f"# {question}\n\n{entry.answer.strip()}\n"
-    slug = hashlib.sha256(question.encode()).hexdigest()[:8]
-    record, duplicate = await _insert_text_document(rt, assistant.id, f"faq-{slug}.md", text, "text/markdown")
+    filename = await _faq_filename(rt, assistant.id, question)
+    record, duplicate = await _insert_text_document(rt, assistant.id, filename, text, "text/markdown")
     if not duplicate:
         blocks = [Block(question, 1), *[Block(p.strip()) for p in entry.answer.split("\n\n") if p.strip()]]
         try:

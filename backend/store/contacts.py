@@ -127,7 +127,9 @@ async def pause_contact(db: Database, contact_id: int, until: datetime, by: str)
 async def resume_contact(db: Database, contact_id: int) -> dict | None:
     return row(
         await db.fetch_one(
-            f"UPDATE contacts c SET paused_until = NULL, paused_by = NULL WHERE id = :id RETURNING {COLUMNS}",
+            # A person handing the thread back has dealt with whoever waited for one (see WAITING).
+            "UPDATE contacts c SET paused_until = NULL, paused_by = NULL, handed_back_at = now() "
+            f"WHERE id = :id RETURNING {COLUMNS}",
             {"id": contact_id},
         )
     )
@@ -187,3 +189,76 @@ async def list_contacts(db: Database, filters: dict, limit: int, offset: int) ->
     )
     total = await db.fetch_val(f"SELECT count(*) FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE {where}", params)
     return rows(records), total
+
+
+# Who waits for a person, and why: a message that asked for one (`handoff`), one that could not be
+# sent or answered (`failed_send`), or the fallback answer, which promises a person's follow-up
+# (`fallback`) — each only when it came after the last time a person dealt with the thread (wrote
+# to the customer, unless that failed, or handed the thread back). Opted-out customers wait for nobody.
+# `since`: the customer's message the event answers (or the event itself), so the wait counts from
+# when the customer wrote.
+WAITING = """
+WITH events AS (
+    SELECT m.contact_id,
+           CASE WHEN m.direction = 'in' AND m.reason = 'handoff_request' THEN 'handoff'
+                WHEN m.status = 'failed' THEN 'failed_send'
+                ELSE 'fallback' END AS reason,
+           coalesce(q.created_at, m.created_at) AS since
+    FROM messages m
+    JOIN contacts c ON c.id = m.contact_id
+    JOIN channels ch ON ch.id = c.channel_id
+    LEFT JOIN messages q ON q.id = m.reply_to_id
+    WHERE ((m.direction = 'in' AND m.reason = 'handoff_request') OR m.status = 'failed'
+           OR (m.direction = 'out' AND m.author = 'bot' AND (m.trace->>'used_fallback') = 'true' AND m.status <> 'stale'))
+      AND c.opted_out_at IS NULL
+      AND (CAST(:assistant_id AS bigint) IS NULL OR ch.assistant_id = :assistant_id)
+      -- A failure happens when the message is marked failed, not when it was written.
+      AND CASE WHEN m.status = 'failed' THEN m.updated_at ELSE m.created_at END > greatest(
+            c.handed_back_at,
+            (SELECT max(h.created_at) FROM messages h
+             WHERE h.contact_id = c.id AND h.author IN ('operator', 'owner') AND h.status <> 'failed'),
+            '-infinity')
+), waiting AS (
+    SELECT contact_id, min(since) AS since,
+           -- The reason shown first: the oldest; at the same moment, the customer's own request first.
+           (array_agg(reason ORDER BY since, array_position(ARRAY['handoff', 'failed_send', 'fallback'], reason)))[1]
+               AS reason,
+           array_agg(DISTINCT reason ORDER BY reason) AS reasons
+    FROM events GROUP BY contact_id
+)
+"""
+
+
+async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, offset: int) -> list[dict]:
+    """Contacts waiting for a person, the longest waiting first, each with why and since when, and its last message."""
+    records = await db.fetch_all(
+        f"""
+        {WAITING}
+        SELECT {COLUMNS}, ch.assistant_id, ch.provider, w.reason, w.reasons, w.since AS waiting_since,
+               last.text AS last_message_text, last.direction AS last_message_direction,
+               last.author AS last_message_author, last.status AS last_message_status,
+               last.created_at AS last_message_created_at
+        FROM waiting w
+        JOIN contacts c ON c.id = w.contact_id
+        JOIN channels ch ON ch.id = c.channel_id
+        LEFT JOIN LATERAL (
+            SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
+            WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
+        ) last ON TRUE
+        ORDER BY w.since, c.id
+        LIMIT :limit OFFSET :offset
+        """,
+        {"assistant_id": assistant_id, "limit": limit, "offset": offset},
+    )
+    return rows(records)
+
+
+async def waiting_summary(db: Database, assistant_id: int | None) -> dict:
+    """How many contacts wait for a person ({reason: count} by the reason shown first) and since when the longest has."""
+    records = await db.fetch_all(
+        f"{WAITING} SELECT reason, count(*) AS count, min(since) AS since FROM waiting GROUP BY reason",
+        {"assistant_id": assistant_id},
+    )
+    by_reason = {record["reason"]: record["count"] for record in records}
+    oldest = min((record["since"] for record in records), default=None)
+    return {"total": sum(by_reason.values()), "by_reason": by_reason, "oldest_since": oldest}

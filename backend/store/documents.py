@@ -36,6 +36,16 @@ async def find_document_by_sha256(db: Database, assistant_id: int, sha256: str) 
     )
 
 
+async def filenames_starting_with(db: Database, assistant_id: int, prefix: str) -> set[str]:
+    """This assistant's document names that begin with `prefix` (taken as written, no wildcards)."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    records = await db.fetch_all(
+        "SELECT filename FROM documents WHERE assistant_id = :a AND filename LIKE :pattern",
+        {"a": assistant_id, "pattern": pattern},
+    )
+    return {r._mapping["filename"] for r in records}
+
+
 async def find_document(db: Database, assistant_id: int, document_id: int) -> dict | None:
     return row(
         await db.fetch_one(
@@ -125,6 +135,8 @@ async def weakly_answered_questions(db: Database, assistant_id: int, min_score: 
             JOIN channels ch ON ch.id = r.channel_id
             WHERE ch.assistant_id = :a AND r.author = 'bot' AND q.author = 'customer' AND q.text <> ''
               AND r.created_at > now() - make_interval(days => :days)
+              -- Filled by an FAQ saved from the gaps page (deleting that FAQ empties the column).
+              AND r.gap_filled_by IS NULL
               AND (coalesce((r.trace->>'used_fallback')::boolean, false)
                    OR r.degraded
                    OR coalesce((r.trace->>'ungrounded')::boolean, false)
@@ -134,4 +146,22 @@ async def weakly_answered_questions(db: Database, assistant_id: int, min_score: 
             """,
             {"a": assistant_id, "min_score": min_score, "days": since_days, "limit": limit},
         )
+    )
+
+
+async def mark_gap_filled(db: Database, assistant_id: int, question_ids: list[int], document_id: int) -> int:
+    """Note on the weak bot replies to these customer questions that `document_id` now answers them; how many."""
+    return await db.fetch_val(
+        """
+        WITH filled AS (
+            UPDATE messages r
+            SET gap_filled_by = :doc
+            FROM channels ch
+            WHERE ch.id = r.channel_id AND ch.assistant_id = :a AND r.author = 'bot'
+              AND r.reply_to_id = ANY(CAST(:ids AS bigint[]))
+            RETURNING r.id
+        )
+        SELECT count(*) FROM filled
+        """,
+        {"a": assistant_id, "ids": question_ids, "doc": document_id},
     )

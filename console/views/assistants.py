@@ -11,6 +11,7 @@ st.title("Assistants")
 api: Api = ui.client()
 CONFIRM_DELETE = "confirm_delete_assistant"
 PULL_JOB = "model_pull_job"
+STEPS = {"total": "Total", "retrieval": "Retrieval", "generation": "Generation"}
 
 
 def same_model(a: str, b: str) -> bool:
@@ -139,15 +140,17 @@ def load_models() -> ModelList | None:
     try:
         models = api.models()
     except ApiError as error:
-        st.caption(f"Could not list Ollama's models: {error.message}")
+        st.caption(ui.tidy(f"Could not list Ollama's models: {error.message}"))
         return None
     if not models.reachable:
         st.info(
-            f"Ollama is not reachable at `{models.host}` ({models.message or models.reason or 'no answer'}). "
-            "Assistants on the automatic engine answer with the embedded model meanwhile;"
-            " you can still save an Ollama model name.",
+            f"Ollama is not reachable at `{models.host}`. Assistants on the automatic engine answer with the embedded"
+            " model meanwhile; you can still save an Ollama model name.",
             icon=":material/cloud_off:",
         )
+        if detail := models.message or models.reason:
+            with st.expander("Technical detail"):
+                st.code(detail, language=None, wrap_lines=True)
     elif models.missing_models:
         then = "Pull them below." if ui.is_admin() else "Ask an admin to pull them."
         st.warning(f"Assistants use models Ollama does not have: {', '.join(models.missing_models)}. {then}")
@@ -160,9 +163,13 @@ def pull_section(models: ModelList | None) -> None:
         return
     with st.expander("Pull a model into Ollama", icon=":material/download:", expanded=bool(models and models.missing_models)):
         suggestion = models.missing_models[0] if models and models.missing_models else ""
+        # A pull needs Ollama to answer: offering it otherwise only ends in an error later.
+        unreachable = None if models and models.reachable else "Ollama is not reachable, so no model can be pulled now."
+        if unreachable:
+            st.caption(unreachable)
         with st.form("pull"):
-            name = st.text_input("Model name", value=suggestion, placeholder="llama3.2")
-            if st.form_submit_button("Pull model"):
+            name = st.text_input("Model name", value=suggestion, placeholder="llama3.2", disabled=bool(unreachable))
+            if st.form_submit_button("Pull model", disabled=bool(unreachable), help=unreachable):
                 if not name.strip():
                     st.warning("Write the name of a model, for example `llama3.2`.")
                 else:
@@ -184,7 +191,7 @@ def pull_progress() -> None:
             if pull.status == "done":
                 ui.flash(f"{pull.model} is ready to use.")
             else:
-                ui.flash(f"Pulling {pull.model} failed: {pull.error or 'unknown reason'}", "error")
+                ui.flash(ui.person_error(pull.error, f"Pulling {pull.model} failed:", "Ollama"), "error", pull.error)
             st.rerun()  # the whole page: the model lists and warnings change
         else:
             st.progress(pull.percent / 100, text=f"Pulling {pull.model}… {pull.percent}%")
@@ -210,11 +217,10 @@ def playground(assistant: Assistant) -> None:
         ui.answer_flags(answer.degraded, answer.degraded_reason, answer.used_fallback, answer.trace)
         if caption := ui.engine_caption(answer.trace):
             st.caption(caption)
-        timings = answer.timings_ms or answer.trace.get("timings_ms", {})
-        cols = st.columns(3)
-        cols[0].metric("Total", ui.ms(timings.get("total")))
-        cols[1].metric("Retrieval", ui.ms(timings.get("retrieval")))
-        cols[2].metric("Generation", ui.ms(timings.get("generation")))
+        timings = ui.timings_that_happened({**answer.trace, "timings_ms": answer.timings_ms or answer.trace.get("timings_ms")})
+        steps = [(label, timings[name]) for name, label in STEPS.items() if name in timings]
+        for column, (label, value) in zip(st.columns(len(steps)) if steps else [], steps, strict=True):
+            column.metric(label, ui.ms(value))
         ui.show_sources_and_trace(answer.sources, answer.trace)
 
 

@@ -62,8 +62,7 @@ def thread_view(contact_id: int) -> None:
     )
     if not thread.items:
         st.caption("No messages in this conversation yet.")
-    for message in thread.items:
-        ui.chat_bubble(message, details=True)
+    ui.thread_bubbles(thread.items, details=True)
     with st.form("reply", clear_on_submit=True):
         text = st.text_area("Reply as a person", placeholder="Write to the customer…", height=80)
         st.caption("Sending a reply pauses the assistant for this contact.")

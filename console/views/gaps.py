@@ -16,16 +16,22 @@ api: Api = ui.client()
 
 
 def faq_form(assistant: Assistant, gap: Gap, index: int) -> None:
-    with st.form(f"faq-{index}", clear_on_submit=True):
-        question = st.text_input("Question", value=gap.question, key=f"faq-q-{index}")
-        answer = st.text_area("Answer", placeholder="The answer customers should get", key=f"faq-a-{index}")
+    # Fields keyed by the gap, not its place: once saved, the next gap moves up and must not inherit this text;
+    # kept after a failed save so nothing typed is lost.
+    field = gap.message_ids[0] if gap.message_ids else index
+    with st.form(f"faq-{index}"):
+        question = st.text_input("Question", value=gap.question, key=f"faq-q-{field}")
+        answer = st.text_area("Answer", placeholder="The answer customers should get", key=f"faq-a-{field}")
         if st.form_submit_button("Save FAQ answer", type="primary", icon=":material/save:"):
             if not question.strip() or not answer.strip():
                 st.warning("Write both the question and its answer.")
                 return
             with ui.friendly():
-                doc = api.add_faq(assistant.id, question.strip(), answer.strip())
-                ui.flash(f"Saved as {ui.plain(doc.filename)}: indexed now, so the assistant can use it right away.")
+                doc = api.answer_gap(assistant.id, gap, question.strip(), answer.strip())
+                ui.flash(
+                    f"Saved as {ui.plain(doc.filename)} and indexed: the assistant uses it from now on, and this gap is"
+                    " marked answered."
+                )
                 st.rerun()
 
 
@@ -58,7 +64,8 @@ if assistant:
             if gap.fallback_count:
                 facts.append(f"{gap.fallback_count}× answered with the fallback")
             if gap.best_score is not None:
-                facts.append(f"best match {gap.best_score:.2f}")
+                strength = ui.match_strength(gap.best_score)
+                facts.append(f"best passage a {strength} match (similarity {gap.best_score:.2f} of 1)")
             st.caption(" · ".join(facts))
             others = [e for e in gap.examples if e != gap.question]
             if others:

@@ -58,7 +58,7 @@ def document_row(assistant: Assistant, doc: Document) -> None:
             if doc.status == "indexing":
                 st.progress(min(max(doc.percent, 0), 100) / 100, text=f"{doc.percent}%")
             elif doc.status == "failed":
-                st.error(ui.plain(doc.error) or "Indexing failed.", icon=":material/error:")
+                ui.show_problem(ui.person_error(doc.error, "Indexing failed:", "the search model"), doc.error)
             elif doc.reindex_needed:
                 st.caption("Indexed with another embedding model: re-index it.")
         with actions:
@@ -130,17 +130,18 @@ def search_section(assistant: Assistant) -> None:
         if not result.items:
             st.info("Nothing found. Upload a document that covers this, or try other words.")
             return
-        st.caption(f"{len(result.items)} passages in {ui.ms(result.timings_ms.get('total'))}")
+        st.caption(f"{len(result.items)} passages, best first, in {ui.ms(result.timings_ms.get('total'))}")
         for passage in result.items:
             with st.container(border=True):
-                similarity = f"{passage.dense_score:.3f}" if passage.dense_score is not None else "—"
-                keyword = f"{passage.lexical_score:.3f}" if passage.lexical_score is not None else "—"
                 st.markdown(
                     f"**#{passage.rank or '?'} · {ui.plain(passage.filename or 'document')}**"
                     + (f" › {ui.plain(passage.heading)}" if passage.heading else "")
-                    + f"  \nscore {passage.score or 0:.4f} · similarity {similarity} · keywords {keyword}"
+                    + f"  \n{ui.match_words(passage.dense_score, passage.lexical_score)}"
                 )
                 st.text(passage.text[:1500])
+                # The figures behind the words, for whoever tunes the minimum score.
+                similarity = f"similarity {passage.dense_score:.2f} of 1" if passage.dense_score is not None else "no similarity"
+                st.caption(f"{similarity} · {'shares words' if passage.lexical_score else 'no shared words'}")
 
 
 assistant = ui.choose_assistant(api)

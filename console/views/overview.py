@@ -63,8 +63,16 @@ def show_numbers(stats: Stats) -> None:
     cols[0].metric(f"Messages, last {stats.days} days", stats.inbound + stats.outbound)
     cols[1].metric("Median reply time", f"{median / 1000:.1f} s" if median is not None else "—")
     cols[2].metric("Failed replies", stats.failed, help="Replies that could not be sent after every retry")
-    cols[3].metric("Unanswered", stats.unanswered, help="Customer messages still waiting for a reply")
-    if stats.failed or stats.unanswered:
+    longest = f"; the longest for {ui.duration(stats.longest_wait_seconds)}" if stats.longest_wait_seconds is not None else ""
+    cols[3].metric(
+        "Unanswered",
+        stats.waiting_for_person,
+        help="Customers waiting for a person: they asked for one, got the fallback answer, or a reply could not be sent"
+        + longest,
+    )
+    if stats.waiting_for_person:
+        st.page_link("views/inbox.py", label="See who needs a person", icon=":material/support_agent:")
+    elif stats.failed:
         st.page_link("views/conversations.py", label="See the conversations that need you", icon=":material/priority_high:")
     if stats.degraded:
         st.caption(f"{stats.degraded} replies were sent without a model (no engine answered): check them in Conversations.")

@@ -16,6 +16,7 @@ api: Api = ui.client()
 WATCH = "pairing_watch_started"  # {channel_id: time.time()} while a QR is on screen
 LAST_STATUS = "channel_last_status"  # {channel_id: status}, to notice a change while polling
 SENT_AT = "sandbox_sent_at"  # {channel_id: time.time()} of the last customer message sent
+SANDBOX_NUMBER = "sandbox_customer_number"  # {channel_id: number}: widget state is dropped when the page is left
 PROVIDERS = {
     "": "Default (from the backend's settings)",
     "sandbox": "Sandbox (no phone)",
@@ -153,13 +154,15 @@ def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
     st.subheader("Try it as a customer")
     st.caption("Write to the sandbox number as a customer would; the assistant's replies appear below.")
     with st.form(f"chat-{channel.id}", clear_on_submit=True):
-        sender = st.text_input("Customer number", value="+15557654321", key=f"chat-from-{channel.id}")
+        numbers = st.session_state.setdefault(SANDBOX_NUMBER, {})
+        sender = st.text_input("Customer number", value=numbers.get(channel.id, "+15557654321"), key=f"chat-from-{channel.id}")
         text = st.text_input("Message", placeholder="Hello! When are you open?", key=f"chat-text-{channel.id}")
         sent = st.form_submit_button("Send as customer", icon=":material/send:")
     if sent:
         if not text.strip() or not sender.strip():
             st.warning("Write a message and the customer's number.")
         else:
+            st.session_state[SANDBOX_NUMBER][channel.id] = sender.strip()
             with ui.friendly():
                 api.sandbox_message(channel.id, sender.strip(), text.strip())
                 st.session_state.setdefault(SENT_AT, {})[channel.id] = time.time()
@@ -174,8 +177,7 @@ def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
                 st.caption("No messages from this number yet.")
                 return
             thread = api.thread(contacts[0].id, limit=50)
-            for message in thread.items:
-                ui.chat_bubble(message)
+            ui.thread_bubbles(thread.items)
             if waiting and thread.items and thread.items[-1].direction == "out":
                 st.session_state.get(SENT_AT, {}).pop(channel.id, None)
 
