@@ -6,7 +6,6 @@ password ends all of that account's sessions, so no test may share its token wit
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.addresses import browser_address
 from console.api import Api, ApiError, forwarded
-from tests.conftest import create_database, drop_database
-from tests.fakes.console_stack import Process, admin_token, start_backend, wait_for
+from tests.fakes.console_stack import Process, admin_token, backend_on_new_database, wait_for
 from tests.test_console_pages import new_assistant, ready_channel, select_assistant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,13 +29,10 @@ LOGIN_PAGE = ["WhatsApp assistants"]
 
 @pytest.fixture(scope="module")
 def stack(pg_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    url = asyncio.run(create_database(pg_url))
-    backend = start_backend(url, tmp_path_factory.mktemp("accounts"), extra_env={"FORWARDED_SECRET": FORWARDED_SECRET})
-    try:
+    with backend_on_new_database(
+        pg_url, tmp_path_factory.mktemp("accounts"), extra_env={"FORWARDED_SECRET": FORWARDED_SECRET}
+    ) as backend:
         yield backend
-    finally:
-        backend.stop()
-        asyncio.run(drop_database(pg_url, url))
 
 
 @pytest.fixture(scope="module")

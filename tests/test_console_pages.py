@@ -6,7 +6,6 @@ database); the console script runs in this process and reaches it over HTTP, as 
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import time
@@ -22,8 +21,8 @@ from streamlit.testing.v1 import AppTest
 
 from console.api import Api
 from console.ui import thread_csv
-from tests.conftest import ADMIN, create_database, drop_database
-from tests.fakes.console_stack import SECRET_KEY, Process, admin_token, fake_ollama_in_thread, start_backend, wait_for
+from tests.conftest import ADMIN
+from tests.fakes.console_stack import SECRET_KEY, Process, admin_token, backend_on_new_database, fake_ollama_in_thread, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "console" / "app.py")
@@ -40,13 +39,8 @@ def ollama():
 @pytest.fixture(scope="module")
 def stack(pg_url: str, template_url: str, tmp_path_factory: pytest.TempPathFactory, ollama) -> Iterator[Process]:
     """One backend for the module: each test works on assistants of its own."""
-    url = asyncio.run(create_database(pg_url))
-    backend = start_backend(url, tmp_path_factory.mktemp("console"), ollama_host=ollama.url)
-    try:
+    with backend_on_new_database(pg_url, tmp_path_factory.mktemp("console"), ollama_host=ollama.url) as backend:
         yield backend
-    finally:
-        backend.stop()
-        asyncio.run(drop_database(pg_url, url))
 
 
 @pytest.fixture(scope="module")
@@ -498,9 +492,7 @@ def test_a_knowledge_gap_is_filled_with_an_faq_answer(console, api):
 
 def test_every_page_explains_what_to_do_when_there_is_nothing_yet(console, api, stack, pg_url, tmp_path, monkeypatch):
     # A backend of its own, on an empty database: no assistant at all.
-    url = asyncio.run(create_database(pg_url))
-    empty = start_backend(url, tmp_path)
-    try:
+    with backend_on_new_database(pg_url, tmp_path) as empty:
         monkeypatch.setenv("BACKEND_URL", empty.url)
         at = AppTest.from_file(APP, default_timeout=30)
         at.session_state["token"] = admin_token(empty.url)
@@ -526,9 +518,6 @@ def test_every_page_explains_what_to_do_when_there_is_nothing_yet(console, api, 
         at.button[0].click().run()
         assert not at.exception
         assert any("The backend is not reachable" in e.value for e in at.error)
-    finally:
-        empty.stop()
-        asyncio.run(drop_database(pg_url, url))
 
 
 # -- the client --------------------------------------------------------------------------------

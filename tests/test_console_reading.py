@@ -6,7 +6,6 @@ of `test_console_pages` (one backend and fake Ollama for this module).
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import httpx
@@ -15,8 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.api import Api, ApiError
 from tests import test_console_pages as pages
-from tests.conftest import create_database, drop_database
-from tests.fakes.console_stack import admin_token, start_backend, wait_for
+from tests.fakes.console_stack import admin_token, backend_on_new_database, wait_for
 from tests.test_console_pages import APP, new_assistant, ready_channel, rendered, rerun_until, select_assistant, shown
 
 # The pages' fixtures, for this module's own backend and fake Ollama.
@@ -189,9 +187,7 @@ def test_flashed_messages_end_each_sentence_once(console, api):
 
 
 def test_pulling_a_model_is_disabled_with_the_reason_when_ollama_is_unreachable(pg_url, tmp_path, monkeypatch):
-    url = asyncio.run(create_database(pg_url))
-    alone = start_backend(url, tmp_path)  # nothing listens at its Ollama address
-    try:
+    with backend_on_new_database(pg_url, tmp_path) as alone:  # nothing listens at its Ollama address
         monkeypatch.setenv("BACKEND_URL", alone.url)
         at = AppTest.from_file(APP, default_timeout=30)
         at.session_state["token"] = admin_token(alone.url)
@@ -202,6 +198,3 @@ def test_pulling_a_model_is_disabled_with_the_reason_when_ollama_is_unreachable(
         assert pull.disabled and pull.help == "Ollama is not reachable, so no model can be pulled now."
         info = next(i.value for i in at.info if "Ollama is not reachable" in i.value)
         assert "ConnectError" not in info and "unreachable" not in info
-    finally:
-        alone.stop()
-        asyncio.run(drop_database(pg_url, url))

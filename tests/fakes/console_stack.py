@@ -58,6 +58,22 @@ def start_backend(
     return backend
 
 
+@contextmanager
+def backend_on_new_database(pg_url: str, workdir: Path, **options) -> Iterator[Process]:
+    """`start_backend` (same options) on a database of its own, dropped with the backend afterwards."""
+    from tests.conftest import create_database, drop_database
+
+    url = asyncio.run(create_database(pg_url))
+    try:
+        backend = start_backend(url, workdir, **options)
+        try:
+            yield backend
+        finally:
+            backend.stop()
+    finally:
+        asyncio.run(drop_database(pg_url, url))
+
+
 def start_console(backend_url: str, workdir: Path) -> Process:
     """`streamlit run console/app.py` headless on a free port, talking to `backend_url`."""
     port = free_port()
