@@ -1,21 +1,22 @@
-"""Connecting to PostgreSQL: URLs, connection with back-off, migrations under a lock."""
+"""PostgreSQL: the pool, migrations under a lock, and the few functions every store module queries through."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
-import databases
 import structlog
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from databases.backends.postgres import PostgresBackend, PostgresConnection
-from databases.core import Connection
+from databases import Database
 from pgvector.asyncpg import register_vector
-from sqlalchemy import text
+
+from rag.store import SESSION_SETTINGS
 
 log = structlog.get_logger(__name__)
 
@@ -51,13 +52,13 @@ async def _init_connection(conn) -> None:  # noqa: ANN001 - asyncpg connection
     await register_vector(conn)
 
 
-def rows(records) -> list[dict]:  # noqa: ANN001 - databases records
-    """Plain dicts from `databases` records."""
-    return [dict(record._mapping) for record in records]
+def rows(records) -> list[dict]:  # noqa: ANN001 - asyncpg records
+    """Plain dicts from asyncpg records."""
+    return [dict(record) for record in records]
 
 
 def row(record) -> dict | None:  # noqa: ANN001
-    return dict(record._mapping) if record is not None else None
+    return dict(record) if record is not None else None
 
 
 async def _keep_session(conn) -> None:  # noqa: ANN001 - asyncpg connection
@@ -66,109 +67,57 @@ async def _keep_session(conn) -> None:  # noqa: ANN001 - asyncpg connection
     the start-up settings of `make_database`)."""
 
 
-# -- `databases` without re-compiling every query ------------------------------------------------
-# `databases` turns each `:name` query into SQLAlchemy text, compiles it and formats the arguments
-# for a debug log line (repr of a 384-float vector included) on every call: 0.3-0.6 ms of CPU per
-# query, more than the query itself. The compiled form only depends on the SQL and on the names and
-# Python types of the values, so it is compiled once (by SQLAlchemy, exactly as before) and reused.
+# -- Queries -------------------------------------------------------------------------------------
+# `databases` holds the pool and gives each task its connection: every statement of a task runs on
+# it, so inside `transaction(db)` they are the transaction's. The statements go to asyncpg as they
+# are written (`$n` placeholders, positional values) through the connection's public
+# `raw_connection`: no SQLAlchemy compilation on the way (it cost more CPU than the queries).
 
 
-class _Prepared:
-    """A text query in asyncpg form: `$n` placeholders and positional arguments."""
-
-    __slots__ = ("args", "sql")
-
-    def __init__(self, sql: str, args: list) -> None:
-        self.sql = sql
-        self.args = args
+@asynccontextmanager
+async def connection(db: Database) -> AsyncIterator[asyncpg.Connection]:
+    """This task's asyncpg connection (the transaction's, inside `transaction(db)`)."""
+    async with db.connection() as held:
+        yield held.raw_connection
 
 
-_PLANS: dict[tuple, tuple[str, tuple[str, ...], tuple] | None] = {}
-_MAX_PLANS = 4096  # queries are written in code, so there are a few hundred at most
+@asynccontextmanager
+async def transaction(db: Database) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on this task's connection (a savepoint when nested).
+
+    asyncpg's own transaction rather than `db.transaction()`: when the server dies mid-transaction,
+    the failed rollback still releases the connection, so the task's next statement gets a new
+    one instead of the dead one forever."""
+    async with db.connection() as held, held.raw_connection.transaction():
+        yield held.raw_connection
 
 
-def _plan(dialect, query: str, values: dict | None) -> tuple[str, tuple[str, ...], tuple] | None:  # noqa: ANN001
-    """(SQL with $n, parameter names in order, their bind processors), or None when SQLAlchemy
-    must handle this query every time (a parameter it does not see in `values`)."""
-    key = (query, tuple((name, type(value)) for name, value in values.items()) if values else ())
-    try:
-        return _PLANS[key]
-    except KeyError:
-        pass
-    clause = text(query).bindparams(**values) if values else text(query)
-    compiled = clause.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    names = tuple(sorted(compiled.params))
-    plan = None
-    if set(names) == set(values or ()):
-        sql = compiled.string % {name: f"${i}" for i, name in enumerate(names, start=1)}
-        processors = compiled._bind_processors
-        plan = (sql, names, tuple(processors.get(name) for name in names))
-    if len(_PLANS) < _MAX_PLANS:
-        _PLANS[key] = plan
-    return plan
+async def fetch(db: Database, sql: str, *args: object) -> list[asyncpg.Record]:
+    async with db.connection() as held:
+        return await held.raw_connection.fetch(sql, *args)
 
 
-class _FastConnection(Connection):
-    def _build_query(self, query, values=None):  # noqa: ANN001, ANN202 - databases' signature
-        if isinstance(query, str):
-            plan = _plan(self._connection._dialect, query, values)
-            if plan is not None:
-                sql, names, processors = plan
-                args = [values[name] for name in names]
-                for i, process in enumerate(processors):
-                    if process is not None:
-                        args[i] = process(args[i])
-                return _Prepared(sql, args)
-        return Connection._build_query(query, values)
+async def fetchrow(db: Database, sql: str, *args: object) -> asyncpg.Record | None:
+    async with db.connection() as held:
+        return await held.raw_connection.fetchrow(sql, *args)
 
 
-class _FastPostgresConnection(PostgresConnection):
-    def _compile(self, query):  # noqa: ANN001, ANN202
-        if isinstance(query, _Prepared):
-            return query.sql, query.args, []
-        return super()._compile(query)
+async def fetchval(db: Database, sql: str, *args: object) -> object:
+    async with db.connection() as held:
+        return await held.raw_connection.fetchval(sql, *args)
 
 
-class FastPostgresBackend(PostgresBackend):
-    def connection(self) -> PostgresConnection:
-        return _FastPostgresConnection(self, self._dialect)
+async def execute(db: Database, sql: str, *args: object) -> str:
+    async with db.connection() as held:
+        return await held.raw_connection.execute(sql, *args)
 
 
-class Database(databases.Database):
-    """`databases.Database` with compiled text queries reused (same SQL, same arguments)."""
-
-    SUPPORTED_BACKENDS = {
-        **databases.Database.SUPPORTED_BACKENDS,
-        "postgresql": "backend.database:FastPostgresBackend",
-        "postgres": "backend.database:FastPostgresBackend",
-    }
-
-    def connection(self) -> Connection:
-        if self._global_connection is not None:
-            return self._global_connection
-        if self._connection is not None and _broken(self._connection):
-            self._connection = None
-        if not self._connection:
-            self._connection = _FastConnection(self, self._backend)
-        return self._connection
+async def executemany(db: Database, sql: str, args: list[tuple]) -> None:
+    async with db.connection() as held:
+        await held.raw_connection.executemany(sql, args)
 
 
-def _broken(connection: Connection) -> bool:
-    """A task's connection that the server killed. `databases` keeps one connection per task and
-    never forgets it when its release fails half-way (server gone mid-query): every later query of
-    that task (a worker loop, a keep-alive HTTP connection) would fail for good."""
-    raw = connection._connection._connection  # the asyncpg pool proxy; None when not acquired
-    if raw is None:
-        return False
-    if connection._connection_counter == 0:
-        return True  # acquired by nobody, yet never released
-    proxied = getattr(raw, "_con", None)
-    return proxied is None or proxied.is_closed()
-
-
-def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> databases.Database:
-    from rag.store import SESSION_SETTINGS
-
+def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
     return Database(
         url,
         min_size=min_size,
@@ -180,26 +129,15 @@ def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> databas
     )
 
 
-def pool_of(db: databases.Database) -> asyncpg.Pool:
-    """The asyncpg pool under `db`, for hot paths that need neither `databases` nor SQLAlchemy
-    (one statement, one round trip). It hands out other connections than `db.transaction()`:
-    never use it for work that belongs to a transaction in progress."""
-    return db._backend._pool
-
-
-async def current_revision(db: databases.Database) -> str | None:
-    import asyncpg
-
+async def current_revision(db: Database) -> str | None:
     try:
-        return await db.fetch_val("SELECT version_num FROM alembic_version")
+        return await fetchval(db, "SELECT version_num FROM alembic_version")
     except asyncpg.UndefinedTableError:
         return None
 
 
 def is_connection_error(exc: BaseException) -> bool:
     """True for the errors that mean "the database is unreachable right now"."""
-    import asyncpg
-
     return isinstance(
         exc,
         (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property, lru_cache
 
 import aiohttp
 from databases import Database
 
+from backend.services.policies import ReplyPolicy, parse_policy
 from backend.settings import Settings
 
 
@@ -17,80 +19,92 @@ class Runtime:
     db: Database
     http: aiohttp.ClientSession
     database_url: str
-    # Built lazily by their own modules (the embedding model takes seconds to load).
-    _cache: dict[str, Any] = field(default_factory=dict)
+    # One per provider, made on first use.
+    gateways: dict = field(default_factory=dict)  # provider -> backend.gateways.base.Gateway
+    # An assistant's policy from its stored settings (jsonb text). Every webhook needs one, and building
+    # the model cost more than the rest of the decision; a few distinct texts are live at a time.
+    policy_of: Callable[[str | None], ReplyPolicy] = field(init=False, repr=False)
 
-    @property
+    def __post_init__(self) -> None:
+        self.policy_of = lru_cache(maxsize=1024)(parse_policy)
+
+    # The clients below are built on first use (the embedding model takes seconds to load).
+
+    @cached_property
     def embedder(self):  # noqa: ANN201 - rag.embeddings.Embedder
-        if "embedder" not in self._cache:
-            from rag.embeddings import make_embedder
+        from rag.embeddings import make_embedder
 
-            self._cache["embedder"] = make_embedder(
-                self.settings.embedding_provider, self.settings.embedding_model, ollama_host=self.settings.ollama_host
-            )
-        return self._cache["embedder"]
+        return make_embedder(
+            self.settings.embedding_provider, self.settings.embedding_model, ollama_host=self.settings.ollama_host
+        )
 
-    @property
+    @cached_property
     def ollama(self):  # noqa: ANN201 - rag.llm.ollama.OllamaLLM
-        if "ollama" not in self._cache:
-            from backend.metrics import observe_llm_call
-            from rag.llm.ollama import OllamaLLM
+        from backend.metrics import observe_llm_call
+        from rag.llm.ollama import OllamaLLM
 
-            self._cache["ollama"] = OllamaLLM(
-                self.settings.ollama_host, timeout=self.settings.ollama_timeout_seconds, on_call=observe_llm_call("ollama")
-            )
-        return self._cache["ollama"]
+        return OllamaLLM(
+            self.settings.ollama_host, timeout=self.settings.ollama_timeout_seconds, on_call=observe_llm_call("ollama")
+        )
 
-    @property
+    @cached_property
     def openai(self):  # noqa: ANN201 - rag.llm.openai_compatible.OpenAICompatibleLLM, or None when not configured
         if not self.settings.openai_base_url:
             return None
-        if "openai" not in self._cache:
-            from backend.metrics import observe_llm_call
-            from rag.llm.openai_compatible import OpenAICompatibleLLM
+        from backend.metrics import observe_llm_call
+        from rag.llm.openai_compatible import OpenAICompatibleLLM
 
-            self._cache["openai"] = OpenAICompatibleLLM(
-                self.settings.openai_base_url,
-                api_key=self.settings.openai_api_key.get_secret_value(),
-                timeout=self.settings.llm_timeout_seconds,
-                context_tokens=self.settings.openai_context_tokens,
-                on_call=observe_llm_call("openai"),
-            )
-        return self._cache["openai"]
+        return OpenAICompatibleLLM(
+            self.settings.openai_base_url,
+            api_key=self.settings.openai_api_key.get_secret_value(),
+            timeout=self.settings.llm_timeout_seconds,
+            context_tokens=self.settings.openai_context_tokens,
+            on_call=observe_llm_call("openai"),
+        )
 
-    @property
+    @cached_property
     def embedded(self):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM (loads its model on first use)
-        if "embedded" not in self._cache:
-            self._cache["embedded"] = make_embedded(self.settings)
-        return self._cache["embedded"]
+        return make_embedded(self.settings)
 
-    @property
+    @cached_property
     def document_reader(self):  # noqa: ANN201 - rag.parsing.DocumentReader
         """Reads uploads and index jobs' documents in limited child processes, a few at a time."""
-        if "document_reader" not in self._cache:
-            from rag.parsing import ChildLimits, DocumentReader
+        from rag.parsing import ChildLimits, DocumentReader
 
-            self._cache["document_reader"] = DocumentReader(
-                ChildLimits(
-                    cpu_seconds=self.settings.rag_parse_cpu_seconds,
-                    memory_bytes=self.settings.rag_parse_memory_mb * 1024 * 1024,
-                    wall_seconds=self.settings.rag_parse_timeout_seconds,
-                    concurrency=self.settings.rag_parse_concurrency,
-                )
+        return DocumentReader(
+            ChildLimits(
+                cpu_seconds=self.settings.rag_parse_cpu_seconds,
+                memory_bytes=self.settings.rag_parse_memory_mb * 1024 * 1024,
+                wall_seconds=self.settings.rag_parse_timeout_seconds,
+                concurrency=self.settings.rag_parse_concurrency,
             )
-        return self._cache["document_reader"]
+        )
 
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
-        key = f"gateway:{provider}"
-        if key not in self._cache:
+        if provider not in self.gateways:
             from backend.gateways import make_gateway
 
-            self._cache[key] = make_gateway(provider, self.settings, self.http, self.db)
-        return self._cache[key]
+            self.gateways[provider] = make_gateway(provider, self.settings, self.http, self.db)
+        return self.gateways[provider]
+
+    @cached_property
+    def ingest_batcher(self):  # noqa: ANN201 - backend.store.batch.StatementBatcher
+        """Concurrent webhooks' messages stored together (see backend.store.batch)."""
+        from backend.store.messages import ingest_batcher
+
+        return ingest_batcher(self.db)
+
+    @cached_property
+    def webhook_channel_reader(self):  # noqa: ANN201 - backend.store.batch.StatementBatcher
+        """Concurrent webhooks' channel reads sent together."""
+        from backend.store.channels import webhook_channel_reader
+
+        return webhook_channel_reader(self.db)
 
     async def close(self) -> None:
         for name in ("ollama", "openai", "embedded", "embedder"):
-            close = getattr(self._cache.get(name), "close", None)
+            # Only what was built: a cached_property not yet read is not in the instance's __dict__.
+            close = getattr(self.__dict__.get(name), "close", None)
             if close is not None:
                 await close()
 

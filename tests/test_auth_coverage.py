@@ -185,7 +185,7 @@ async def test_webhooks_refuse_missing_or_forged_signatures(backend, api, provid
     assistant = (await api.post("/api/assistants", json={"name": "Hooked"})).json()["id"]
     # A channel row with a secret we know (the API never reveals it): the webhook side is what is tested.
     channel = await insert_channel(backend.app.ctx.db, assistant, provider, f"session-{provider}", CHANNEL_SECRET)
-    url = f"/webhooks/{provider}/{channel['id']}"
+    url = f"/webhooks/{provider}/{channel.id}"
     case = WEBHOOK_CASES[provider]
     body = case["body"]()
     async with backend.client() as client:
@@ -194,12 +194,12 @@ async def test_webhooks_refuse_missing_or_forged_signatures(backend, api, provid
             assert response.status_code == 401, (label, response.status_code, response.text)
             assert assert_error_shape(response)["code"] == "bad_signature"
         elsewhere = await client.post(
-            f"/webhooks/{provider}/{channel['id'] + 1000}",
+            f"/webhooks/{provider}/{channel.id + 1000}",
             content=body,
             headers={"Content-Type": "application/json", **case["good"](body)},
         )
         # A refused webhook changed nothing; the properly signed one is accepted.
-        untouched = await backend.app.ctx.db.fetch_val("SELECT last_event_at FROM channels WHERE id = :id", {"id": channel["id"]})
+        untouched = await backend.app.ctx.db.fetch_val("SELECT last_event_at FROM channels WHERE id = :id", {"id": channel.id})
         accepted = await client.post(url, content=body, headers={"Content-Type": "application/json", **case["good"](body)})
     # Another channel id answers like a bad signature: the answer does not say which channels exist.
     assert elsewhere.status_code == 401 and assert_error_shape(elsewhere)["code"] == "bad_signature"

@@ -161,7 +161,7 @@ async def test_a_task_whose_connection_died_mid_transaction_queries_again(databa
     """What a server restart does to a long-lived task (a reply worker, a kept-alive HTTP connection):
     its connection dies in the middle of a transaction. Its next queries must work once the
     database answers, not fail forever on the dead connection."""
-    from backend.database import make_database
+    from backend.database import execute, fetchval, make_database, transaction
 
     db = make_database(database_url, max_size=3)
     await db.connect()
@@ -169,15 +169,15 @@ async def test_a_task_whose_connection_died_mid_transaction_queries_again(databa
 
         async def long_lived_task() -> tuple[type | None, object]:
             failure = None
-            pid = await db.fetch_val("SELECT pg_backend_pid()")
+            pid = await fetchval(db, "SELECT pg_backend_pid()")
             killer = asyncio.create_task(_terminate_soon(database_url, pid))
             try:
-                async with db.transaction():
-                    await db.execute("SELECT pg_sleep(5)")
+                async with transaction(db):
+                    await execute(db, "SELECT pg_sleep(5)")
             except Exception as exc:  # noqa: BLE001 - the dead connection, whatever asyncpg calls it
                 failure = type(exc)
             await killer
-            return failure, await db.fetch_val("SELECT 41 + 1")
+            return failure, await fetchval(db, "SELECT 41 + 1")
 
         failure, answer = await asyncio.wait_for(asyncio.create_task(long_lived_task()), timeout=30)
         assert failure is not None and answer == 42

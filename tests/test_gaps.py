@@ -17,10 +17,20 @@ async def add_exchange(db, channel: int, contact: int, question: str, trace: dic
     )
     await db.execute(
         """
-        INSERT INTO messages (channel_id, contact_id, direction, author, text, status, trace, degraded, reply_to_id)
-        VALUES (:ch, :c, 'out', 'bot', 'reply', 'sent', :trace, :degraded, :reply_to)
+        INSERT INTO messages (channel_id, contact_id, direction, author, text, status, trace, degraded, reply_to_id,
+                              used_fallback, ungrounded, top_score)
+        VALUES (:ch, :c, 'out', 'bot', 'reply', 'sent', :trace, :degraded, :reply_to, :fallback, :ungrounded, :score)
         """,
-        {"ch": channel, "c": contact, "trace": trace, "reply_to": inbound, "degraded": degraded},
+        {
+            "ch": channel,
+            "c": contact,
+            "trace": trace,
+            "reply_to": inbound,
+            "degraded": degraded,
+            "fallback": trace.get("used_fallback", False),
+            "ungrounded": trace.get("ungrounded", False),
+            "score": trace.get("top_score"),
+        },
     )
 
 

@@ -1,6 +1,6 @@
-"""The message hot path stays exact while it got fast: cached channels never decide on stale
-state, delayed replies run on time, queries compiled once bind like SQLAlchemy, and a quick
-answer goes out without a typing flash."""
+"""The message hot path stays exact while it got fast: a policy change applies to the next
+webhook, delayed replies run on time, statements bind every value type, and a quick answer goes
+out without a typing flash."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
-from backend.database import make_database
+from backend.database import execute, fetchrow, fetchval, make_database
 from tests.conftest import login, make_settings
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
 from tests.fakes.waha import FakeWaha, backend_with_gateway
@@ -118,41 +119,23 @@ async def test_a_slow_answer_shows_typing_before_it_is_sent(database_url, tmp_pa
     assert "/api/startTyping" in paths and paths.index("/api/startTyping") < paths.index("/api/sendText")
 
 
-async def test_queries_compiled_once_bind_every_value_type_like_the_first_time(database_url):
+async def test_statements_run_on_the_transactions_connection_and_bind_every_value_type(database_url):
     db = make_database(database_url)
     await db.connect()
     try:
-        values = {
-            "f": 1.5,
-            "b": True,
-            "d": decimal.Decimal("2.25"),
-            "u": uuid.UUID("12345678-1234-5678-1234-567812345678"),
-            "n": None,
-            "l": [1, 2],
-            "j": {"a": [1, "x"]},
-            "t": "it's :not a param",
-            "dt": datetime(2024, 5, 1, 12, 30, tzinfo=UTC),
-        }
+        values = (1.5, True, decimal.Decimal("2.25"), uuid.UUID("12345678-1234-5678-1234-567812345678"), None, [1, 2],
+                  {"a": [1, "x"]}, "it's $1 in text", datetime(2024, 5, 1, 12, 30, tzinfo=UTC))  # fmt: skip
         sql = (
-            "SELECT CAST(:f AS float8) AS f, CAST(:b AS boolean) AS b, CAST(:d AS numeric) AS d, CAST(:u AS uuid) AS u, "
-            "CAST(:n AS text) AS n, CAST(:l AS int[]) AS l, CAST(:j AS jsonb) AS j, CAST(:t AS text) AS t, "
-            "CAST(:dt AS timestamptz) AS dt, '50%' AS literal"
+            "SELECT CAST($1 AS float8) AS f, CAST($2 AS boolean) AS b, CAST($3 AS numeric) AS d, CAST($4 AS uuid) AS u, "
+            "CAST($5 AS text) AS n, CAST($6 AS int[]) AS l, CAST($7 AS jsonb) AS j, CAST($8 AS text) AS t, "
+            "CAST($9 AS timestamptz) AS dt"
         )
-        expected = {**values, "literal": "50%"}
-        for _ in range(3):  # the first call compiles, the next ones reuse it
-            assert dict((await db.fetch_one(sql, values))._mapping) == expected
-        # The same SQL with a value of another type compiles again (SQLAlchemy adds ::UUID for a UUID).
-        some = uuid.uuid4()
-        assert await db.fetch_val("SELECT CAST(:x AS text)", {"x": some}) == str(some)
-        assert await db.fetch_val("SELECT CAST(:x AS text)", {"x": "seven"}) == "seven"
-        assert await db.fetch_val("SELECT CAST(:x AS text)", {"x": some}) == str(some)
-        # Inside a transaction, on the transaction's connection, as before.
+        assert tuple((await fetchrow(db, sql, *values)).values()) == values
         async with db.transaction():
-            await db.execute("CREATE TEMP TABLE t (v int) ON COMMIT DROP")
-            await db.execute("INSERT INTO t VALUES (:v)", {"v": 3})
-            assert await db.fetch_val("SELECT sum(v) FROM t") == 3
-        # A parameter missing from the values is refused as SQLAlchemy refuses it.
-        with pytest.raises(Exception):  # noqa: B017, PT011 - SQLAlchemy's own error type
-            await db.fetch_val("SELECT CAST(:missing AS int)", {"other": 1})
+            await execute(db, "CREATE TEMP TABLE t (v int) ON COMMIT DROP")
+            await execute(db, "INSERT INTO t VALUES ($1)", 3)
+            assert await fetchval(db, "SELECT sum(v) FROM t") == 3
+        with pytest.raises(asyncpg.UndefinedTableError):  # dropped at commit: the statements were in the transaction
+            await fetchval(db, "SELECT sum(v) FROM t")
     finally:
         await db.disconnect()

@@ -11,6 +11,7 @@ from backend.database import make_database, rows
 from backend.gateways.base import InboundMessage, MessageAck
 from backend.runtime import Runtime
 from backend.services.inbound import ingest_inbound, record_ack
+from backend.store.channels import find_channel_for_webhook, webhook_channel_reader
 
 
 @pytest.fixture
@@ -26,14 +27,14 @@ async def make_channel(db, *, policies: dict | None = None, connected_at: dateti
         "INSERT INTO assistants (name, model, settings) VALUES ('Shop', 'llama3.2', :settings) RETURNING id",
         {"settings": {"burst_window_seconds": 0, **(policies or {})}},
     )
-    record = await db.fetch_one(
+    channel_id = await db.fetch_val(
         """
         INSERT INTO channels (assistant_id, provider, session_name, status, webhook_secret, connected_at)
-        VALUES (:a, 'sandbox', :name, 'ready', 'secret', :connected_at) RETURNING *
+        VALUES (:a, 'sandbox', :name, 'ready', 'secret', :connected_at) RETURNING id
         """,
         {"a": assistant_id, "name": f"s{assistant_id}", "connected_at": connected_at or datetime.now(UTC)},
     )
-    return dict(record._mapping)
+    return await find_channel_for_webhook(webhook_channel_reader(db), channel_id)  # what a webhook works with
 
 
 def text(message_id: str, body: str = "What are your opening hours?", **fields) -> InboundMessage:
@@ -130,7 +131,7 @@ async def test_echo_of_our_own_reply_does_not_pause_the_contact(rt):
     await rt.db.execute(
         "INSERT INTO messages (channel_id, contact_id, direction, author, text, status, idempotency_key) "
         "VALUES (:c, :k, 'out', 'bot', 'We open at 9.', 'sending', 'reply:1:0')",
-        {"c": channel["id"], "k": contact_id},
+        {"c": channel.id, "k": contact_id},
     )
     # The echo arrives before the send returned its provider id: matched by text.
     assert await ingest_inbound(rt, channel, text("true_1", "We open at 9.", from_me=True)) == "ignored:own_echo"
@@ -165,7 +166,7 @@ async def test_delivery_acks_only_move_forward(rt):
     await rt.db.execute(
         "INSERT INTO messages (channel_id, contact_id, direction, author, text, status, provider_message_id) "
         "VALUES (:c, :k, 'out', 'bot', 'hi', 'sent', 'p1')",
-        {"c": channel["id"], "k": contact_id},
+        {"c": channel.id, "k": contact_id},
     )
     for status in ("read", "delivered"):
         await record_ack(rt, channel, MessageAck(provider_message_id="p1", status=status))

@@ -7,8 +7,9 @@ from sanic import Blueprint, Request
 from backend.http import Page, ok, parse_body, parse_query
 from backend.openapi import doc
 from backend.routes.deps import db_of, runtime_of
-from backend.services import channels as service
-from backend.services.channels import Channel, OutboxPage, SandboxDelivery, SandboxMessage, SandboxScan
+from backend.services import sandbox as service
+from backend.services.channels import Channel
+from backend.services.sandbox import OutboxPage, SandboxDelivery, SandboxMessage, SandboxScan
 
 bp = Blueprint("sandbox", url_prefix="/api/channels/<channel_id:int>/sandbox")
 

@@ -13,8 +13,8 @@ from backend.gateways import PROVIDERS
 from backend.http import ok, read_body
 from backend.openapi import doc
 from backend.routes.deps import runtime_of
-from backend.services import channels as service
-from backend.services.channels import WebhookResult
+from backend.services import webhooks as service
+from backend.services.webhooks import WebhookResult
 
 bp = Blueprint("webhooks", url_prefix="/webhooks")
 

@@ -13,10 +13,13 @@ import structlog
 from databases import Database
 from pydantic import BaseModel, ConfigDict, Field
 
+from backend.database import transaction
 from backend.errors import Conflict, GatewayError, NotFound
 from backend.http import Page, page_of
 from backend.runtime import Runtime
-from backend.services.inbound import load_policy, queue_reply_job
+from backend.services.decisions import ContactState
+from backend.services.inbound import queue_reply_job
+from backend.services.policies import parse_policy
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
 
@@ -136,8 +139,8 @@ class Stats(BaseModel):
 
 def contact_of(record: dict) -> Contact:
     """The API shape of a contact row (with its last message when the row has one)."""
-    now = datetime.now(UTC)
-    paused = record["paused_until"] is not None and record["paused_until"] > now
+    state = ContactState.of(record["opted_out_at"], record["paused_until"], datetime.now(UTC))
+    paused = state.paused
     last = None
     if record.get("last_message_created_at") is not None:
         last = LastMessage(
@@ -152,7 +155,7 @@ def contact_of(record: dict) -> Contact:
         owner="human" if paused else "bot",
         paused_until=record["paused_until"] if paused else None,
         paused_by=record["paused_by"] if paused else None,
-        opted_out=record["opted_out_at"] is not None,
+        opted_out=state.opted_out,
         opted_out_at=record["opted_out_at"],
         last_message_at=record["last_message_at"],
         last_message=last,
@@ -186,7 +189,7 @@ async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
 async def pause_contact(db: Database, contact_id: int, minutes: int | None, by: str = "operator") -> Contact:
     """Human takeover from the console: the bot stays quiet for this contact until resumed or the time is up."""
     record = await _find(db, contact_id)
-    minutes = minutes or (await load_policy(db, record["assistant_id"])).pause_minutes
+    minutes = minutes or parse_policy(record["assistant_settings"]).pause_minutes
     await contacts_store.pause_contact(db, contact_id, datetime.now(UTC) + timedelta(minutes=minutes), by)
     log.info("contact.paused", contact=contact_id, minutes=minutes, by=by)
     return await get_contact(db, contact_id)
@@ -207,8 +210,8 @@ async def operator_reply(rt: Runtime, contact_id: int, body: OperatorReply) -> t
     record = await _find(db, contact_id)
     if record["opted_out_at"] is not None:
         raise Conflict("This contact opted out of messages; they must write an opt-in word first.", code="opted_out")
-    policy = await load_policy(db, record["assistant_id"])
-    async with db.transaction():
+    policy = parse_policy(record["assistant_settings"])
+    async with transaction(db):
         contact = await contacts_store.lock_contact(db, contact_id)
         message_id = await store.insert_outbound(
             db,

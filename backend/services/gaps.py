@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.runtime import Runtime
 from backend.services.assistants import get_assistant
 from backend.services.knowledge import FaqEntry, UploadedDocument, add_faq
-from backend.store import documents as store
+from backend.store import messages as store
 from rag.errors import EmbeddingError, LLMUnavailable
 
 

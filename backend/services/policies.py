@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class ReplyPolicy(BaseModel):
@@ -36,8 +38,11 @@ class ReplyPolicy(BaseModel):
     max_typing_seconds: float = Field(default=3.0, ge=0, le=30, description="Cap of the typing pause per part")
 
 
+_NOT_WORD = re.compile(r"[^\w#@+\s]")
+
+
 def _normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w#@+\s]", " ", text.casefold()).split())
+    return " ".join(_NOT_WORD.sub(" ", text.casefold()).split())
 
 
 def is_exact_command(text: str, words: list[str]) -> bool:
@@ -54,3 +59,15 @@ def mentions_any(text: str, words: list[str]) -> bool:
 
 def typing_seconds(policy: ReplyPolicy, text: str) -> float:
     return min(policy.max_typing_seconds, len(text) * policy.typing_seconds_per_char)
+
+
+def parse_policy(settings: Mapping | str | None) -> ReplyPolicy:
+    """The policy of an assistant's stored settings (a dict, or jsonb text). Tolerant: keys written by an
+    older or newer version are ignored, and a stored value that is no longer valid falls back to its default."""
+    values = json.loads(settings) if isinstance(settings, str) else dict(settings or {})
+    known = {key: value for key, value in values.items() if key in ReplyPolicy.model_fields}
+    try:
+        return ReplyPolicy(**known)
+    except ValidationError as exc:
+        bad = {error["loc"][0] for error in exc.errors() if error["loc"]}
+        return ReplyPolicy(**{key: value for key, value in known.items() if key not in bad})

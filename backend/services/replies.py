@@ -16,17 +16,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from databases import Database
 
 from backend import metrics
-from backend.database import pool_of
 from backend.gateways.base import ChannelRef
 from backend.runtime import Runtime
+from backend.services.answers import answer_question
 from backend.services.assistants import Assistant
 from backend.services.channels import channel_ref
-from backend.services.inbound import policy_from_json, queue_reply_job
-from backend.services.policies import ReplyPolicy, typing_seconds
+from backend.services.decisions import ContactState
+from backend.services.inbound import queue_reply_job
+from backend.services.policies import ReplyPolicy, parse_policy, typing_seconds
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
+from backend.store.channels import ChannelRow
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +53,7 @@ class Conversation:
     """What one reply job works with."""
 
     contact: dict
-    channel: dict
+    channel: ChannelRow
     assistant: Assistant
     gateway: Any
     ref: ChannelRef
@@ -64,29 +67,18 @@ class Conversation:
 async def load_conversation(rt: Runtime, contact_id: int) -> Conversation | None:
     """The contact, its channel and assistant in one statement, which also waits for ingests of
     this contact in flight (see `contacts_store.load_conversation`)."""
-    loaded = await contacts_store.load_conversation(pool_of(rt.db), contact_id)
+    loaded = await contacts_store.load_conversation(rt.db, contact_id)
     if loaded is None:
         return None  # deleted with its channel: nothing left to answer
     contact, channel, assistant, has_waiting = loaded
-    conversation = Conversation(contact, channel, _assistant(assistant), rt.gateway(channel["provider"]), channel_ref(channel))
+    conversation = Conversation(contact, channel, _assistant(assistant), rt.gateway(channel.provider), channel_ref(channel))
     conversation.has_waiting = has_waiting
     return conversation
 
 
-_ASSISTANTS: dict[tuple, Assistant] = {}
-
-
 def _assistant(row: dict) -> Assistant:
-    """The Assistant model of a row, built once per version of the row (validation is not free)."""
-    key = (row["id"], row["updated_at"], row["settings"])
-    assistant = _ASSISTANTS.get(key)
-    if assistant is None:
-        values = {name: value for name, value in row.items() if name != "settings"}
-        assistant = Assistant(**values, policies=policy_from_json(row["settings"]))
-        if len(_ASSISTANTS) > 1000:
-            _ASSISTANTS.clear()
-        _ASSISTANTS[key] = assistant
-    return assistant
+    values = {name: value for name, value in row.items() if name != "settings"}
+    return Assistant(**values, policies=parse_policy(row["settings"]))
 
 
 async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:  # noqa: ANN001
@@ -101,9 +93,7 @@ async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None
     # Read after load_conversation waited for ingests in flight: each of them either committed
     # before (its message is here) or saw this job running and queued the next one.
     policy = conversation.policy
-    batch = await store.pending_inbound(
-        pool_of(rt.db), contact_id, conversation.channel["id"], _rate_caps(policy), policy.history_turns * 2
-    )
+    batch = await store.pending_inbound(rt.db, contact_id, conversation.channel.id, _rate_caps(policy), policy.history_turns * 2)
     if not batch:
         return
     draft = await _draft_reply(rt, conversation, batch)
@@ -126,6 +116,10 @@ class Draft:
     sources: list[dict] | None = None
     trace: dict | None = None
     degraded: bool = False
+    # How the answer went (the knowledge gaps, the inbox and the outcome counts read these).
+    used_fallback: bool = False
+    ungrounded: bool = False
+    top_score: float | None = None
 
 
 def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
@@ -146,22 +140,23 @@ def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
 
 async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict]) -> Draft | None:
     policy, contact = conversation.policy, conversation.contact
-    pool = pool_of(rt.db)
+    db = rt.db
     ids = [message["id"] for message in batch]
     canned = _canned(policy, batch)
     if canned is None or canned[0] != "opt_out":
         # The contact's state may have changed since these messages were stored.
         now = datetime.now(UTC)
         if canned is None or canned[0] != "handoff_request":
-            if contact["opted_out_at"] is not None:
-                return await _ignore(pool, ids, "opted_out")
-            if contact["paused_until"] is not None and contact["paused_until"] > now:
-                return await _ignore(pool, ids, "paused")
+            state = ContactState.of(contact["opted_out_at"], contact["paused_until"], now)
+            if state.opted_out:
+                return await _ignore(db, ids, "opted_out")
+            if state.paused:
+                return await _ignore(db, ids, "paused")
         recent = batch[-1]  # every burst row carries the counts of the bot's recent replies
         if recent["recent_contact"] >= policy.max_replies_per_contact_per_minute:
             # A contact (often another bot) writing faster than any person: stop the loop.
             metrics.REPLY_FAILURES.labels("rate_limited").inc()
-            return await _ignore(pool, ids, "rate_limited")
+            return await _ignore(db, ids, "rate_limited")
         if recent["recent_channel"] >= policy.max_replies_per_channel_per_minute:
             raise ChannelBusy(delay=15)
     if canned is not None:
@@ -176,7 +171,6 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
     try:
         question = "\n".join(message["text"] for message in batch if message["text"].strip())
         history = conversation_history(policy, batch[0], batch[0]["history"] or [])
-        from backend.services.answers import answer_question
 
         started = time.perf_counter()
         answer = await answer_question(rt, conversation.assistant, question, history)
@@ -198,7 +192,15 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
         "answer_ms": answer_ms,
     }
     parts = [part for part in answer.parts if part.strip()] or [answer.text or conversation.assistant.fallback_message]
-    return Draft(parts=parts, sources=answer.sources, trace=trace, degraded=answer.degraded)
+    return Draft(
+        parts=parts,
+        sources=answer.sources,
+        trace=trace,
+        degraded=answer.degraded,
+        used_fallback=answer.used_fallback,
+        ungrounded=answer.ungrounded,
+        top_score=answer.top_score,
+    )
 
 
 class _SlowTyping:
@@ -228,8 +230,8 @@ def _provider_ids(batch: list[dict]) -> list[str]:
     return [message["provider_message_id"] for message in batch if message["provider_message_id"]]
 
 
-async def _ignore(pool, ids: list[int], reason: str) -> None:  # noqa: ANN001 - asyncpg pool
-    await store.set_inbound_status(pool, ids, "ignored", reason)
+async def _ignore(db: Database, ids: list[int], reason: str) -> None:
+    await store.set_inbound_status(db, ids, "ignored", reason)
     metrics.MESSAGES_IGNORED.labels(reason).inc()
     log.info("reply.skipped", messages=ids, reason=reason)
 
@@ -253,19 +255,22 @@ async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict
     """Store the reply and mark its messages answered — unless a newer message made it stale.
     One statement on the locked contact (`store.store_reply`). Returns the ids it stored as
     `sending` (see `deliver_waiting`), or None when nothing is to be sent."""
-    pool, contact_id = pool_of(rt.db), conversation.contact["id"]
+    db, contact_id = rt.db, conversation.contact["id"]
     ids = [message["id"] for message in batch]
     canned = (draft.trace or {}).get("canned")
     outcome = await store.store_reply(
-        pool,
+        db,
         {
             "contact_id": contact_id,
-            "channel_id": conversation.channel["id"],
+            "channel_id": conversation.channel.id,
             "reply_to_id": batch[-1]["id"],
             "parts": draft.parts,
             "sources": draft.sources,
             "trace": draft.trace,
             "degraded": draft.degraded,
+            "used_fallback": draft.used_fallback,
+            "ungrounded": draft.ungrounded,
+            "top_score": draft.top_score,
         },
         ids,
         # An operator (or the owner's phone) taking the conversation while we were thinking
@@ -275,11 +280,11 @@ async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict
     if outcome is None:
         return None  # the contact was deleted meanwhile
     if outcome["taken_over"]:
-        await _ignore(pool, ids, "paused")
+        await _ignore(db, ids, "paused")
         return None
     if outcome["stale"]:
         # Make sure the newer state gets its own job (its ingest may have seen this one queued).
-        await queue_reply_job(rt, contact_id, conversation.channel["id"], delay_seconds=0)
+        await queue_reply_job(rt, contact_id, conversation.channel.id, delay_seconds=0)
         log.info("reply.stale_draft_dropped", contact=contact_id, answered=ids)
         return None
     return {outcome["sending_id"]} if outcome["sending_id"] is not None else set()
@@ -292,8 +297,8 @@ async def deliver_waiting(
     messages this job has just stored as `sending` itself (no crash left them so: no need to ask
     the gateway whether it has them, nor to mark them again)."""
     contact, gateway, ref = conversation.contact, conversation.gateway, conversation.ref
-    pool = pool_of(rt.db)
-    waiting = await store.waiting_outbound(pool, contact["id"])
+    db = rt.db
+    waiting = await store.waiting_outbound(db, contact["id"])
     typing = False
     try:
         for message in waiting:
@@ -302,10 +307,10 @@ async def deliver_waiting(
                     # A crash or timeout left the outcome unknown: the gateway may have it already.
                     found = await gateway.find_recent_outgoing(ref, contact["chat_id"], message["text"])
                     if found:
-                        await store.mark_sent(pool, message["id"], found)
+                        await store.mark_sent(db, message["id"], found)
                         log.info("reply.recovered", message=message["id"], provider_message_id=found)
                         continue
-                await store.mark_sending(pool, message["id"])
+                await store.mark_sending(db, message["id"])
             if message["author"] == "bot":
                 pause = typing_seconds(conversation.policy, message["text"])
                 if pause > 0:
@@ -315,9 +320,9 @@ async def deliver_waiting(
             try:
                 sent = await gateway.send_text(ref, contact["chat_id"], message["text"])
             except Exception as exc:
-                await store.record_send_error(pool, message["id"], _describe(exc))
+                await store.record_send_error(db, message["id"], _describe(exc))
                 raise
-            await store.mark_sent(pool, message["id"], sent.provider_message_id)
+            await store.mark_sent(db, message["id"], sent.provider_message_id)
             _count_sent(conversation, message)
     finally:
         if typing:
@@ -325,7 +330,7 @@ async def deliver_waiting(
 
 
 def _count_sent(conversation: Conversation, message: dict) -> None:
-    metrics.MESSAGES_OUT.labels(conversation.channel["provider"], message["author"]).inc()
+    metrics.MESSAGES_OUT.labels(conversation.channel.provider, message["author"]).inc()
     if message["author"] == "bot" and message["idempotency_key"].endswith(":0"):
         latency = (datetime.now(UTC) - message["created_at"]).total_seconds()
         metrics.REPLY_LATENCY.observe(max(latency, 0))

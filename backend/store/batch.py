@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 
 import asyncpg
 import structlog
+from databases import Database
 
 from backend.database import is_connection_error
 
@@ -28,10 +29,8 @@ class StatementBatcher:
     order, so two processes' batches cannot deadlock (callers with equal keys keep their order).
     One failing execution does not fail the others: the batch is retried one execution at a time."""
 
-    def __init__(
-        self, pool: Callable[[], asyncpg.Pool], sql: str, *, order_key: Callable[[Sequence], Hashable] | None = None
-    ) -> None:
-        self._pool = pool
+    def __init__(self, db: Database, sql: str, *, order_key: Callable[[Sequence], Hashable] | None = None) -> None:
+        self._db = db
         self._sql = sql
         self._order_key = order_key
         self._waiting: list[tuple[Sequence, asyncio.Future]] = []
@@ -53,10 +52,12 @@ class StatementBatcher:
 
     async def _execute(self, batch: list[tuple[Sequence, asyncio.Future]]) -> None:
         try:
-            if len(batch) == 1:
-                records = [await self._pool().fetchrow(self._sql, *batch[0][0])]
-            else:
-                records = await self._pool().fetchmany(self._sql, [args for args, _ in batch])
+            # The runner is a task of its own: a connection of its own, never a caller's transaction.
+            async with self._db.connection() as held:
+                if len(batch) == 1:
+                    records = [await held.raw_connection.fetchrow(self._sql, *batch[0][0])]
+                else:
+                    records = await held.raw_connection.fetchmany(self._sql, [args for args, _ in batch])
         except Exception as exc:  # noqa: BLE001 - handed to the callers, never lost
             if len(batch) == 1 or is_connection_error(exc):
                 for _, future in batch:

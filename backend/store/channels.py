@@ -2,120 +2,160 @@
 
 from __future__ import annotations
 
-import asyncpg
+from dataclasses import dataclass, field
+from datetime import datetime
+
 from databases import Database
 
-from backend.database import row, rows
+from backend.database import execute, fetch, fetchrow, fetchval, row, rows
+from backend.store.batch import StatementBatcher
 
 COLUMNS = (
     "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, "
     "webhook_secret, last_error, last_event_at, status_event_at, connected_at, created_at, updated_at"
 )
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    assistant_id: int
+    provider: str
+    session_name: str
+    status: str
+    detail: str
+    qr: str | None
+    qr_updated_at: datetime | None
+    phone_number: str | None
+    webhook_secret: str = field(repr=False)
+    last_error: str | None = None
+    last_event_at: datetime | None = None
+    status_event_at: datetime | None = None
+    connected_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    assistant_settings: str | None = None  # the assistant's stored settings (jsonb text), read with the webhook's channel
+
+
+def _channel(record) -> ChannelRow | None:  # noqa: ANN001 - asyncpg record
+    return ChannelRow(**record) if record is not None else None
+
+
 EDITABLE = {
     "status", "detail", "qr", "qr_updated_at", "phone_number", "last_error", "last_event_at", "status_event_at", "connected_at",
 }  # fmt: skip
 
 
-async def insert_channel(db: Database, assistant_id: int, provider: str, session_name: str, webhook_secret: str) -> dict:
-    return row(
-        await db.fetch_one(
+async def insert_channel(db: Database, assistant_id: int, provider: str, session_name: str, webhook_secret: str) -> ChannelRow:
+    return _channel(
+        await fetchrow(
+            db,
             f"""
             INSERT INTO channels (assistant_id, provider, session_name, webhook_secret)
-            VALUES (:assistant_id, :provider, :session_name, :secret)
+            VALUES ($1, $2, $3, $4)
             RETURNING {COLUMNS}
             """,
-            {"assistant_id": assistant_id, "provider": provider, "session_name": session_name, "secret": webhook_secret},
+            assistant_id,
+            provider,
+            session_name,
+            webhook_secret,
         )
     )
 
 
-async def find_channel(db: Database, channel_id: int) -> dict | None:
-    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM channels WHERE id = :id", {"id": channel_id}))
+async def find_channel(db: Database, channel_id: int) -> ChannelRow | None:
+    return _channel(await fetchrow(db, f"SELECT {COLUMNS} FROM channels WHERE id = $1", channel_id))
 
 
+# Always one row (NULLs for an unknown channel), as the batcher needs.
 WEBHOOK_LOOKUP = (
     "SELECT "
     + ", ".join(f"ch.{column.strip()}" for column in COLUMNS.split(","))
-    + ", a.settings::text AS policy_json, ch.xmin AS channel_version, a.xmin AS assistant_version"
-    + " FROM channels ch LEFT JOIN assistants a ON a.id = ch.assistant_id WHERE ch.id = $1"
+    + ", a.settings::text AS assistant_settings FROM (SELECT CAST($1 AS bigint) AS id) wanted"
+    + " LEFT JOIN channels ch ON ch.id = wanted.id LEFT JOIN assistants a ON a.id = ch.assistant_id"
 )
 
 
-async def find_channel_for_webhook(pool: asyncpg.Pool, channel_id: int) -> dict | None:
-    """The channel and its assistant's reply policy (as jsonb text, cheap to cache by value) in one
-    round trip, on the raw pool: every webhook starts here. `channel_version`/`assistant_version`
-    (the rows' xmin) change with any write to either row: a cached copy checks it is current."""
-    record = await pool.fetchrow(WEBHOOK_LOOKUP, channel_id)
-    return dict(record) if record is not None else None
+def webhook_channel_reader(db: Database) -> StatementBatcher:
+    """Concurrent webhooks' channel reads, sent together (one round trip for many: every webhook starts with one)."""
+    return StatementBatcher(db, WEBHOOK_LOOKUP)
 
 
-async def lock_channel(db: Database, channel_id: int) -> dict | None:
+async def find_channel_for_webhook(reader: StatementBatcher, channel_id: int) -> ChannelRow | None:
+    """The channel with its assistant's stored settings (the reply policy, as jsonb text); None when there is no such channel."""
+    record = await reader.fetchrow(channel_id)
+    return ChannelRow(**record) if record["id"] is not None else None
+
+
+async def lock_channel(db: Database, channel_id: int) -> ChannelRow | None:
     """The row, locked until the transaction ends (state changes apply one at a time)."""
-    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM channels WHERE id = :id FOR UPDATE", {"id": channel_id}))
+    return _channel(await fetchrow(db, f"SELECT {COLUMNS} FROM channels WHERE id = $1 FOR UPDATE", channel_id))
 
 
-async def find_channel_by_session(db: Database, provider: str, session_name: str) -> dict | None:
-    return row(
-        await db.fetch_one(
-            f"SELECT {COLUMNS} FROM channels WHERE provider = :provider AND session_name = :name",
-            {"provider": provider, "name": session_name},
+async def find_channel_by_session(db: Database, provider: str, session_name: str) -> ChannelRow | None:
+    return _channel(
+        await fetchrow(db, f"SELECT {COLUMNS} FROM channels WHERE provider = $1 AND session_name = $2", provider, session_name)
+    )
+
+
+async def list_channels(db: Database, assistant_id: int | None, limit: int, offset: int) -> tuple[list[ChannelRow], int]:
+    # $1 NULL: every assistant's channels.
+    where = "WHERE (CAST($1 AS bigint) IS NULL OR assistant_id = $1)"
+    records = await fetch(
+        db, f"SELECT {COLUMNS} FROM channels {where} ORDER BY id LIMIT $2 OFFSET $3", assistant_id, limit, offset
+    )
+    total = await fetchval(db, f"SELECT count(*) FROM channels {where}", assistant_id)
+    return [ChannelRow(**record) for record in records], total
+
+
+async def update_channel(db: Database, channel_id: int, changes: dict) -> ChannelRow | None:
+    assert set(changes) <= EDITABLE, set(changes) - EDITABLE
+    columns = list(changes)
+    sets = "".join(f"{column} = ${i}, " for i, column in enumerate(columns, start=2))
+    return _channel(
+        await fetchrow(
+            db, f"UPDATE channels SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}", channel_id, *changes.values()
         )
     )
 
 
-async def list_channels(db: Database, assistant_id: int | None, limit: int, offset: int) -> tuple[list[dict], int]:
-    where = "WHERE assistant_id = :assistant_id" if assistant_id is not None else ""
-    values = {"assistant_id": assistant_id} if assistant_id is not None else {}
-    records = await db.fetch_all(
-        f"SELECT {COLUMNS} FROM channels {where} ORDER BY id LIMIT :limit OFFSET :offset",
-        {**values, "limit": limit, "offset": offset},
-    )
-    total = await db.fetch_val(f"SELECT count(*) FROM channels {where}", values)
-    return rows(records), total
-
-
-async def update_channel(db: Database, channel_id: int, changes: dict) -> dict | None:
-    assert set(changes) <= EDITABLE, set(changes) - EDITABLE
-    sets = ", ".join(f"{column} = :{column}" for column in changes)
-    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
-    return row(
-        await db.fetch_one(f"UPDATE channels SET {sets} WHERE id = :id RETURNING {COLUMNS}", {**changes, "id": channel_id})
-    )
-
-
-async def touch_channel_event(pool: asyncpg.Pool, channel_id: int, version: int) -> int | None:
-    """Record that the gateway spoke, if the row is still at `version` (its xmin): the row's new
-    version, or None when it changed meanwhile or was touched recently enough. At most one write
-    every few seconds: under a burst of webhooks every request would otherwise queue behind the
-    same row lock."""
-    return await pool.fetchval(
-        "UPDATE channels SET last_event_at = now() WHERE id = $1 AND xmin = CAST($2 AS xid) "
-        "AND (last_event_at IS NULL OR last_event_at < now() - interval '5 seconds') RETURNING xmin",
+async def touch_channel_event(db: Database, channel_id: int, every_seconds: float) -> None:
+    """Record that the gateway spoke, at most once every `every_seconds`: under a burst of webhooks
+    every request would otherwise queue behind the same row lock."""
+    await execute(
+        db,
+        "UPDATE channels SET last_event_at = now() WHERE id = $1 "
+        "AND (last_event_at IS NULL OR last_event_at < now() - make_interval(secs => $2))",
         channel_id,
-        version,
+        float(every_seconds),
     )
 
 
 async def delete_channel(db: Database, channel_id: int) -> bool:
-    return await db.fetch_val("DELETE FROM channels WHERE id = :id RETURNING id", {"id": channel_id}) is not None
+    return await fetchval(db, "DELETE FROM channels WHERE id = $1 RETURNING id", channel_id) is not None
 
 
-async def channels_to_reconcile(db: Database, stale_seconds: float, limit: int = 200) -> list[dict]:
+async def channels_to_reconcile(db: Database, stale_seconds: float, limit: int = 200) -> list[ChannelRow]:
     """Channels whose status a missed webhook may have left wrong: not ready (except those the
     operator logged out), or ready but silent for `stale_seconds`."""
-    return rows(
-        await db.fetch_all(
-            f"""
+    return [
+        ChannelRow(**record)
+        for record in (
+            await fetch(
+                db,
+                f"""
             SELECT {COLUMNS} FROM channels
             WHERE (status <> 'ready' AND detail <> 'logged_out')
                OR (status = 'ready'
-                   AND coalesce(last_event_at, connected_at, updated_at) < now() - make_interval(secs => :stale))
+                   AND coalesce(last_event_at, connected_at, updated_at) < now() - make_interval(secs => $1))
             ORDER BY updated_at
-            LIMIT :limit
+            LIMIT $2
             """,
-            {"stale": float(stale_seconds), "limit": limit},
+                float(stale_seconds),
+                limit,
+            )
         )
-    )
+    ]
 
 
 # -- numbers linked to assistants --
@@ -125,15 +165,18 @@ async def link_number(db: Database, phone_number: str, assistant_id: int, channe
     """Link a number to an assistant through a channel. Returns None when the number is
     already linked to another assistant (nothing changes then)."""
     return row(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             """
             INSERT INTO assistant_phone_numbers (phone_number, assistant_id, channel_id)
-            VALUES (:phone, :assistant_id, :channel_id)
+            VALUES ($1, $2, $3)
             ON CONFLICT (phone_number) DO UPDATE SET channel_id = EXCLUDED.channel_id
                 WHERE assistant_phone_numbers.assistant_id = EXCLUDED.assistant_id
             RETURNING phone_number, assistant_id, channel_id
             """,
-            {"phone": phone_number, "assistant_id": assistant_id, "channel_id": channel_id},
+            phone_number,
+            assistant_id,
+            channel_id,
         )
     )
 
@@ -141,22 +184,22 @@ async def link_number(db: Database, phone_number: str, assistant_id: int, channe
 async def find_number_holder(db: Database, phone_number: str) -> dict | None:
     """Who holds a number: the assistant's id and name, and the channel."""
     return row(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             """
             SELECT n.phone_number, n.assistant_id, n.channel_id, a.name AS assistant_name
             FROM assistant_phone_numbers n JOIN assistants a ON a.id = n.assistant_id
-            WHERE n.phone_number = :phone
+            WHERE n.phone_number = $1
             """,
-            {"phone": phone_number},
+            phone_number,
         )
     )
 
 
 async def release_numbers(db: Database, channel_id: int, keep: str | None = None) -> None:
     """Unlink the numbers a channel holds (all but `keep`)."""
-    await db.execute(
-        "DELETE FROM assistant_phone_numbers WHERE channel_id = :id AND phone_number IS DISTINCT FROM :keep",
-        {"id": channel_id, "keep": keep},
+    await execute(
+        db, "DELETE FROM assistant_phone_numbers WHERE channel_id = $1 AND phone_number IS DISTINCT FROM $2", channel_id, keep
     )
 
 
@@ -167,58 +210,72 @@ SANDBOX_COLUMNS = "channel_id, state, qr, phone_number, updated_at"
 
 async def upsert_sandbox_session(db: Database, channel_id: int, state: str, qr: str | None, phone_number: str | None) -> dict:
     return row(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             f"""
             INSERT INTO sandbox_sessions (channel_id, state, qr, phone_number)
-            VALUES (:channel_id, :state, :qr, :phone)
+            VALUES ($1, $2, $3, $4)
             ON CONFLICT (channel_id) DO UPDATE
                 SET state = EXCLUDED.state, qr = EXCLUDED.qr, phone_number = EXCLUDED.phone_number, updated_at = now()
             RETURNING {SANDBOX_COLUMNS}
             """,
-            {"channel_id": channel_id, "state": state, "qr": qr, "phone": phone_number},
+            channel_id,
+            state,
+            qr,
+            phone_number,
         )
     )
 
 
 async def find_sandbox_session(db: Database, channel_id: int) -> dict | None:
-    return row(await db.fetch_one(f"SELECT {SANDBOX_COLUMNS} FROM sandbox_sessions WHERE channel_id = :id", {"id": channel_id}))
+    return row(await fetchrow(db, f"SELECT {SANDBOX_COLUMNS} FROM sandbox_sessions WHERE channel_id = $1", channel_id))
 
 
 async def delete_sandbox_session(db: Database, channel_id: int) -> None:
-    await db.execute("DELETE FROM sandbox_sessions WHERE channel_id = :id", {"id": channel_id})
+    await execute(db, "DELETE FROM sandbox_sessions WHERE channel_id = $1", channel_id)
 
 
 async def insert_outbox(db: Database, channel_id: int, provider_message_id: str, chat_id: str, text: str) -> dict:
     return row(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             """
             INSERT INTO sandbox_outbox (channel_id, provider_message_id, chat_id, text)
-            VALUES (:channel_id, :pid, :chat_id, :text)
+            VALUES ($1, $2, $3, $4)
             RETURNING id, provider_message_id, chat_id, text, created_at
             """,
-            {"channel_id": channel_id, "pid": provider_message_id, "chat_id": chat_id, "text": text},
+            channel_id,
+            provider_message_id,
+            chat_id,
+            text,
         )
     )
 
 
 async def list_outbox(db: Database, channel_id: int, limit: int, offset: int) -> tuple[list[dict], int]:
-    records = await db.fetch_all(
+    records = await fetch(
+        db,
         """
         SELECT id, provider_message_id, chat_id, text, created_at FROM sandbox_outbox
-        WHERE channel_id = :id ORDER BY id LIMIT :limit OFFSET :offset
+        WHERE channel_id = $1 ORDER BY id LIMIT $2 OFFSET $3
         """,
-        {"id": channel_id, "limit": limit, "offset": offset},
+        channel_id,
+        limit,
+        offset,
     )
-    total = await db.fetch_val("SELECT count(*) FROM sandbox_outbox WHERE channel_id = :id", {"id": channel_id})
+    total = await fetchval(db, "SELECT count(*) FROM sandbox_outbox WHERE channel_id = $1", channel_id)
     return rows(records), total
 
 
 async def find_outbox_message(db: Database, channel_id: int, chat_id: str, text: str) -> str | None:
-    return await db.fetch_val(
+    return await fetchval(
+        db,
         """
         SELECT provider_message_id FROM sandbox_outbox
-        WHERE channel_id = :id AND chat_id = :chat_id AND text = :text
+        WHERE channel_id = $1 AND chat_id = $2 AND text = $3
         ORDER BY id DESC LIMIT 1
         """,
-        {"id": channel_id, "chat_id": chat_id, "text": text},
+        channel_id,
+        chat_id,
+        text,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 
 import asyncpg
 from databases import Database
 
-from backend.database import row, rows
+from backend.database import execute, fetch, fetchrow, fetchval, row, rows
+from backend.store.channels import ChannelRow
 
 COLUMNS = (
     "c.id, c.channel_id, c.chat_id, c.phone_number, c.name, c.paused_until, c.paused_by, c.opted_out_at, "
@@ -15,23 +17,16 @@ COLUMNS = (
 )
 
 
-async def upsert_contact(db: Database, channel_id: int, chat_id: str, phone_number: str | None, name: str | None) -> dict:
-    """The contact for this chat, created on first contact. Takes the row lock until commit,
-    which serialises a contact's ingests with its reply job's reads."""
-    return row(
-        await db.fetch_one(
-            f"""
-            INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
-            VALUES (:channel_id, :chat_id, :phone, :name, now())
-            ON CONFLICT (channel_id, chat_id) DO UPDATE
-                SET last_message_at = now(),
-                    phone_number = coalesce(excluded.phone_number, c.phone_number),
-                    name = coalesce(excluded.name, c.name)
-            RETURNING {COLUMNS}
-            """,
-            {"channel_id": channel_id, "chat_id": chat_id, "phone": phone_number, "name": name},
-        )
-    )
+# The contact for a chat, created on first contact ($1 channel, $2 chat, $3 phone number, $4 name). It takes the
+# row lock until commit, which serialises a contact's ingests with its reply job's reads.
+UPSERT_CONTACT = """
+    INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
+    VALUES ($1, $2, $3, $4, now())
+    ON CONFLICT (channel_id, chat_id) DO UPDATE
+        SET last_message_at = now(),
+            phone_number = coalesce(excluded.phone_number, c.phone_number),
+            name = coalesce(excluded.name, c.name)
+"""
 
 
 async def upsert_contact_for_message(
@@ -42,19 +37,11 @@ async def upsert_contact_for_message(
     phone_number: str | None,
     name: str | None,
 ) -> dict:
-    """`upsert_contact` plus the assistant's reply policy, in one round trip (the webhook hot path,
-    on the raw connection: every millisecond here is a webhook acknowledged later)."""
+    """The contact (see UPSERT_CONTACT) with its assistant's stored settings (`policy`), in one round trip,
+    on the caller's transaction."""
     record = await conn.fetchrow(
-        """
-        WITH c AS (
-            INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
-            VALUES ($1, $2, $3, $4, now())
-            ON CONFLICT (channel_id, chat_id) DO UPDATE
-                SET last_message_at = now(),
-                    phone_number = coalesce(excluded.phone_number, c.phone_number),
-                    name = coalesce(excluded.name, c.name)
-            RETURNING c.id, c.paused_until, c.paused_by, c.opted_out_at
-        )
+        f"""
+        WITH c AS ({UPSERT_CONTACT} RETURNING c.id, c.paused_until, c.paused_by, c.opted_out_at)
         SELECT c.*, a.settings AS policy FROM c LEFT JOIN assistants a ON a.id = $5
         """,
         channel_id,
@@ -66,10 +53,7 @@ async def upsert_contact_for_message(
     return dict(record)
 
 
-_CONVERSATION_CHANNEL = (
-    "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, webhook_secret, "
-    "last_error, last_event_at, connected_at, created_at, updated_at"
-).split(", ")
+_CONVERSATION_CHANNEL = [field.name for field in fields(ChannelRow) if field.name != "assistant_settings"]
 _CONVERSATION_ASSISTANT = (
     "name, instructions, engine, model, temperature, fallback_message, language, created_at, updated_at".split(", ")
 )
@@ -85,91 +69,97 @@ FOR SHARE OF c
 """
 
 
-async def load_conversation(pool: asyncpg.Pool, contact_id: int) -> tuple[dict, dict, dict, bool] | None:
+async def load_conversation(db: Database, contact_id: int) -> tuple[dict, ChannelRow, dict, bool] | None:
     """(contact, channel, assistant row with `settings` as jsonb text, has unsent outbound) in one
     round trip, or None when the contact is gone. FOR SHARE waits for ingests of this contact in
     flight, so every later statement sees their messages (the reply job's burst read relies on it)."""
-    record = await pool.fetchrow(CONVERSATION, contact_id)
+    record = await fetchrow(db, CONVERSATION, contact_id)
     if record is None:
         return None
     values = dict(record)
-    channel = {column: values.pop(f"ch_{column}") for column in _CONVERSATION_CHANNEL}
+    channel = ChannelRow(**{column: values.pop(f"ch_{column}") for column in _CONVERSATION_CHANNEL})
     assistant = {column: values.pop(f"a_{column}") for column in _CONVERSATION_ASSISTANT}
-    assistant.update(id=channel["assistant_id"], settings=values.pop("a_settings"))
+    assistant.update(id=channel.assistant_id, settings=values.pop("a_settings"))
     has_waiting = values.pop("has_waiting")
-    values["assistant_id"] = channel["assistant_id"]
+    values["assistant_id"] = channel.assistant_id
     return values, channel, assistant, has_waiting
 
 
 async def lock_contact(db: Database, contact_id: int) -> dict | None:
     """Read a contact and hold its row lock (inside a transaction) against concurrent ingests."""
-    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM contacts c WHERE c.id = :id FOR UPDATE", {"id": contact_id}))
+    return row(await fetchrow(db, f"SELECT {COLUMNS} FROM contacts c WHERE c.id = $1 FOR UPDATE", contact_id))
 
 
 async def find_contact(db: Database, contact_id: int) -> dict | None:
     return row(
-        await db.fetch_one(
-            f"SELECT {COLUMNS}, ch.assistant_id FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE c.id = :id",
-            {"id": contact_id},
+        await fetchrow(
+            db,
+            f"""
+            SELECT {COLUMNS}, ch.assistant_id, a.settings AS assistant_settings
+            FROM contacts c JOIN channels ch ON ch.id = c.channel_id JOIN assistants a ON a.id = ch.assistant_id
+            WHERE c.id = $1
+            """,
+            contact_id,
         )
     )
 
 
 async def pause_contact(db: Database, contact_id: int, until: datetime, by: str) -> dict | None:
     return row(
-        await db.fetch_one(
-            f"UPDATE contacts c SET paused_until = :until, paused_by = :by WHERE id = :id RETURNING {COLUMNS}",
-            {"id": contact_id, "until": until, "by": by},
+        await fetchrow(
+            db,
+            f"UPDATE contacts c SET paused_until = $1, paused_by = $2 WHERE id = $3 RETURNING {COLUMNS}",
+            until,
+            by,
+            contact_id,
         )
     )
 
 
 async def resume_contact(db: Database, contact_id: int) -> dict | None:
     return row(
-        await db.fetch_one(
-            # A person handing the thread back has dealt with whoever waited for one (see WAITING).
+        await fetchrow(
+            db,
             "UPDATE contacts c SET paused_until = NULL, paused_by = NULL, handed_back_at = now() "
-            f"WHERE id = :id RETURNING {COLUMNS}",
-            {"id": contact_id},
+            f"WHERE id = $1 RETURNING {COLUMNS}",
+            contact_id,
         )
     )
 
 
 async def set_opted_out(db: Database, contact_id: int, opted_out: bool) -> None:
-    await db.execute(
-        "UPDATE contacts SET opted_out_at = CASE WHEN :out THEN coalesce(opted_out_at, now()) END WHERE id = :id",
-        {"id": contact_id, "out": opted_out},
+    await execute(
+        db,
+        "UPDATE contacts SET opted_out_at = CASE WHEN $1 THEN coalesce(opted_out_at, now()) END WHERE id = $2",
+        opted_out,
+        contact_id,
     )
 
 
-def _contact_filters(filters: dict) -> tuple[str, dict]:
-    clauses, params = ["TRUE"], {}
-    if filters.get("assistant_id") is not None:
-        clauses.append("ch.assistant_id = :assistant_id")
-        params["assistant_id"] = filters["assistant_id"]
-    if filters.get("channel_id") is not None:
-        clauses.append("c.channel_id = :channel_id")
-        params["channel_id"] = filters["channel_id"]
-    if filters.get("q"):
-        clauses.append("(c.name ILIKE :q OR c.phone_number ILIKE :q OR c.chat_id ILIKE :q)")
-        params["q"] = "%" + filters["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    status = filters.get("status")
-    if status == "paused":
-        clauses.append("c.paused_until > now()")
-    elif status == "unanswered":
-        clauses.append(
-            "EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in' "
-            "AND m.status IN ('pending', 'failed'))"
-        )
-    elif status == "failed":
-        clauses.append("EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.status = 'failed')")
-    return " AND ".join(clauses), params
+# Every filter is always in the statement; a NULL value turns it off (one statement text, one plan).
+CONTACT_FILTERS = """
+    (CAST($1 AS bigint) IS NULL OR ch.assistant_id = $1)
+    AND (CAST($2 AS bigint) IS NULL OR c.channel_id = $2)
+    AND (CAST($3 AS text) IS NULL OR c.name ILIKE $3 OR c.phone_number ILIKE $3 OR c.chat_id ILIKE $3)
+    AND (CAST($4 AS text) IS NULL
+         OR ($4 = 'paused' AND c.paused_until > now())
+         OR ($4 = 'unanswered' AND EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'
+                                           AND m.status IN ('pending', 'failed')))
+         OR ($4 = 'failed' AND EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.status = 'failed')))
+"""
+
+
+def _filter_args(filters: dict) -> tuple:
+    q = filters.get("q")
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%" if q else None
+    return filters.get("assistant_id"), filters.get("channel_id"), pattern, filters.get("status")
 
 
 async def list_contacts(db: Database, filters: dict, limit: int, offset: int) -> tuple[list[dict], int]:
     """Contacts, most recently active first, each with its last message."""
-    where, params = _contact_filters(filters)
-    records = await db.fetch_all(
+    args = _filter_args(filters)
+    records = await fetch(
+        db,
         f"""
         SELECT {COLUMNS}, ch.assistant_id, ch.provider,
                last.text AS last_message_text, last.direction AS last_message_direction,
@@ -181,13 +171,17 @@ async def list_contacts(db: Database, filters: dict, limit: int, offset: int) ->
             SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
             WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
         ) last ON TRUE
-        WHERE {where}
+        WHERE {CONTACT_FILTERS}
         ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
-        LIMIT :limit OFFSET :offset
+        LIMIT $5 OFFSET $6
         """,
-        {**params, "limit": limit, "offset": offset},
+        *args,
+        limit,
+        offset,
     )
-    total = await db.fetch_val(f"SELECT count(*) FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE {where}", params)
+    total = await fetchval(
+        db, f"SELECT count(*) FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE {CONTACT_FILTERS}", *args
+    )
     return rows(records), total
 
 
@@ -209,9 +203,9 @@ WITH events AS (
     JOIN channels ch ON ch.id = c.channel_id
     LEFT JOIN messages q ON q.id = m.reply_to_id
     WHERE ((m.direction = 'in' AND m.reason = 'handoff_request') OR m.status = 'failed'
-           OR (m.direction = 'out' AND m.author = 'bot' AND (m.trace->>'used_fallback') = 'true' AND m.status <> 'stale'))
+           OR (m.direction = 'out' AND m.author = 'bot' AND m.used_fallback AND m.status <> 'stale'))
       AND c.opted_out_at IS NULL
-      AND (CAST(:assistant_id AS bigint) IS NULL OR ch.assistant_id = :assistant_id)
+      AND (CAST($1 AS bigint) IS NULL OR ch.assistant_id = $1)
       -- A failure happens when the message is marked failed, not when it was written.
       AND CASE WHEN m.status = 'failed' THEN m.updated_at ELSE m.created_at END > greatest(
             c.handed_back_at,
@@ -231,7 +225,8 @@ WITH events AS (
 
 async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, offset: int) -> list[dict]:
     """Contacts waiting for a person, the longest waiting first, each with why and since when, and its last message."""
-    records = await db.fetch_all(
+    records = await fetch(
+        db,
         f"""
         {WAITING}
         SELECT {COLUMNS}, ch.assistant_id, ch.provider, w.reason, w.reasons, w.since AS waiting_since,
@@ -246,18 +241,19 @@ async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, o
             WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
         ) last ON TRUE
         ORDER BY w.since, c.id
-        LIMIT :limit OFFSET :offset
+        LIMIT $2 OFFSET $3
         """,
-        {"assistant_id": assistant_id, "limit": limit, "offset": offset},
+        assistant_id,
+        limit,
+        offset,
     )
     return rows(records)
 
 
 async def waiting_summary(db: Database, assistant_id: int | None) -> dict:
     """How many contacts wait for a person ({reason: count} by the reason shown first) and since when the longest has."""
-    records = await db.fetch_all(
-        f"{WAITING} SELECT reason, count(*) AS count, min(since) AS since FROM waiting GROUP BY reason",
-        {"assistant_id": assistant_id},
+    records = await fetch(
+        db, f"{WAITING} SELECT reason, count(*) AS count, min(since) AS since FROM waiting GROUP BY reason", assistant_id
     )
     by_reason = {record["reason"]: record["count"] for record in records}
     oldest = min((record["since"] for record in records), default=None)

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import asyncpg
 from databases import Database
 
-from backend.database import row, rows
+from backend.database import execute, fetchrow, row, rows
 
 CHANNEL = "jobs"
 COLUMNS = (
@@ -82,10 +82,10 @@ class Claim(NamedTuple):
     next_due_in: float | None = None  # without a job: seconds until a queued one falls due, if any
 
 
-async def claim_next_job(pool: asyncpg.Pool, worker_id: str, kinds: list[str], lease_seconds: int) -> Claim:
+async def claim_next_job(db: Database, worker_id: str, kinds: list[str], lease_seconds: int) -> Claim:
     """Take the oldest due job no other worker holds."""
     try:
-        record = await pool.fetchrow(CLAIM, worker_id, float(lease_seconds), kinds)
+        record = await fetchrow(db, CLAIM, worker_id, float(lease_seconds), kinds)
     except asyncpg.UniqueViolationError:
         # Another worker started a job with the same serial key at the same moment: look again soon.
         return Claim(None, next_due_in=0.05)
@@ -96,8 +96,9 @@ async def claim_next_job(pool: asyncpg.Pool, worker_id: str, kinds: list[str], l
     return Claim(values, more_due=after > 1)
 
 
-async def finish_job(pool: asyncpg.Pool, job_id: int, worker_id: str) -> None:
-    await pool.execute(
+async def finish_job(db: Database, job_id: int, worker_id: str) -> None:
+    await execute(
+        db,
         "UPDATE jobs SET status = 'done', locked_by = NULL, locked_until = NULL, progress = 1, updated_at = now() "
         "WHERE id = $1 AND locked_by = $2",
         job_id,

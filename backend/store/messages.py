@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import asyncpg
 from databases import Database
 
-from backend.database import row, rows
+from backend.database import execute, fetch, fetchrow, fetchval, row, rows
 from backend.store.batch import StatementBatcher
+from backend.store.contacts import UPSERT_CONTACT
 
 COLUMNS = (
     "id, channel_id, contact_id, direction, author, provider_message_id, idempotency_key, text, status, reason, "
@@ -22,16 +21,25 @@ ACK_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "p
 
 async def insert_message(db: Database, values: dict) -> int | None:
     """Store a message; None when its provider id is already stored (a duplicate delivery)."""
-    return await db.fetch_val(
+    return await fetchval(
+        db,
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status, reason,
                               provider_timestamp, sent_at)
-        VALUES (:channel_id, :contact_id, :direction, :author, :provider_message_id, :text, :status, :reason,
-                :provider_timestamp, CASE WHEN :direction = 'out' THEN now() END)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                $9, CASE WHEN $3 = 'out' THEN now() END)
         ON CONFLICT (channel_id, provider_message_id) DO NOTHING
         RETURNING id
         """,
-        values,
+        values["channel_id"],
+        values["contact_id"],
+        values["direction"],
+        values["author"],
+        values["provider_message_id"],
+        values["text"],
+        values["status"],
+        values["reason"],
+        values["provider_timestamp"],
     )
 
 
@@ -62,20 +70,9 @@ async def insert_message_checking_queue(conn: asyncpg.Connection, values: dict, 
     return record["id"], record["queued"]
 
 
-INGEST_CUSTOMER = """
-WITH fresh AS (
-    -- Two lookups by primary key (a join of the two here costs the statement a quarter more).
-    SELECT NOT CAST($16 AS boolean) OR (
-        EXISTS (SELECT FROM channels WHERE id = $1 AND xmin = CAST($17 AS xid))
-        AND EXISTS (SELECT FROM assistants WHERE id = $20 AND xmin = CAST($18 AS xid))
-    ) AS ok
-), c AS (
-    INSERT INTO contacts AS c (channel_id, chat_id, phone_number, name, last_message_at)
-    SELECT $1, $2, $3, $4, now() FROM fresh WHERE fresh.ok
-    ON CONFLICT (channel_id, chat_id) DO UPDATE
-        SET last_message_at = now(),
-            phone_number = coalesce(excluded.phone_number, c.phone_number),
-            name = coalesce(excluded.name, c.name)
+INGEST_CUSTOMER = f"""
+WITH c AS (
+    {UPSERT_CONTACT}
     RETURNING c.id, c.opted_out_at IS NULL AND (c.paused_until IS NULL OR c.paused_until <= now()) AS usual
 ), m AS (
     INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status, reason,
@@ -92,22 +89,22 @@ WITH fresh AS (
     ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
     RETURNING id
 ), wake AS (
-    SELECT pg_notify(CAST($19 AS text), CAST($10 AS text)) FROM j
+    SELECT pg_notify(CAST($16 AS text), CAST($10 AS text)) FROM j
 )
 SELECT c.id AS contact_id, c.usual, (SELECT id FROM m) AS message_id, (SELECT id FROM j) AS job_id,
        EXISTS (SELECT FROM wake) AS woken
-FROM (SELECT) one LEFT JOIN c ON true  -- always one row (batched executions are matched by position)
+FROM c  -- always one row (batched executions are matched by position)
 """
 
 
-def ingest_batcher(pool: Callable[[], asyncpg.Pool]) -> StatementBatcher:
+def ingest_batcher(db: Database) -> StatementBatcher:
     """Concurrent webhooks' `ingest_customer_message` statements, committed together; each batch
     takes its contact rows' locks in (channel, chat) order."""
-    return StatementBatcher(pool, INGEST_CUSTOMER, order_key=lambda args: (args[0], args[1]))
+    return StatementBatcher(db, INGEST_CUSTOMER, order_key=lambda args: (args[0], args[1]))
 
 
 async def ingest_customer_message(
-    batcher: StatementBatcher, seen: dict | None, contact: dict, message: dict, job: dict, notify_channel: str
+    batcher: StatementBatcher, contact: dict, message: dict, job: dict, notify_channel: str
 ) -> dict | None:
     """The webhook hot path in ONE statement (atomic on its own): upsert the contact, store the
     message unless the contact is opted out or paused (`usual` false: the caller decides again
@@ -115,10 +112,7 @@ async def ingest_customer_message(
     partial unique index on `dedup_key` decides on committed state, not on this statement's
     snapshot), waking the workers only when a job was added.
 
-    `seen`: the versions (xmin) of the channel and assistant rows the caller decided with
-    (`channel_version`, `assistant_version`, and `assistant_id`); when either row changed since
-    (the channel's assistant_id included), nothing is written and None is returned. `contact`:
-    channel_id, chat_id, phone_number, name. `message`: provider_message_id, text, status,
+    `contact`: channel_id, chat_id, phone_number, name. `message`: provider_message_id, text, status,
     reason, provider_timestamp. `job`: kind, payload, dedup_prefix, serial_prefix, delay_seconds,
     max_attempts (`payload` gets the contact id). `batcher`: from `ingest_batcher`."""
     record = await batcher.fetchrow(
@@ -137,42 +131,38 @@ async def ingest_customer_message(
         job["serial_prefix"],
         float(job["delay_seconds"]),
         job["max_attempts"],
-        seen is not None,
-        seen and seen["channel_version"],
-        seen and seen["assistant_version"],
         notify_channel,
-        seen and seen["assistant_id"],
     )
-    return dict(record) if record["contact_id"] is not None else None
+    return dict(record)
 
 
 async def is_own_outbound(db: Database, channel_id: int, contact_id: int, provider_message_id: str, text: str) -> bool:
     """True when a fromMe message is the echo of something we sent (same provider id, or the same
     text sent to this contact moments ago, before the provider id was recorded)."""
     return bool(
-        await db.fetch_val(
+        await fetchval(
+            db,
             """
             SELECT EXISTS (
-                SELECT 1 FROM messages WHERE channel_id = :channel_id AND provider_message_id = :pid
+                SELECT 1 FROM messages WHERE channel_id = $1 AND provider_message_id = $2
                   AND direction = 'out' AND author IN ('bot', 'operator')
             ) OR EXISTS (
-                SELECT 1 FROM messages WHERE contact_id = :contact_id AND direction = 'out'
-                  AND author IN ('bot', 'operator') AND text = :text
+                SELECT 1 FROM messages WHERE contact_id = $3 AND direction = 'out'
+                  AND author IN ('bot', 'operator') AND text = $4
                   AND status IN ('pending', 'sending', 'sent', 'delivered', 'read', 'played')
                   AND created_at > now() - interval '10 minutes'
             )
             """,
-            {"channel_id": channel_id, "contact_id": contact_id, "pid": provider_message_id, "text": text},
+            channel_id,
+            provider_message_id,
+            contact_id,
+            text,
         )
     )
 
 
 async def queued_job_exists(db: Database, serial_key: str) -> bool:
-    return bool(
-        await db.fetch_val(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE serial_key = :key AND status = 'queued')", {"key": serial_key}
-        )
-    )
+    return bool(await fetchval(db, "SELECT EXISTS (SELECT 1 FROM jobs WHERE serial_key = $1 AND status = 'queued')", serial_key))
 
 
 BURST = f"""
@@ -196,7 +186,7 @@ FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending' 
 
 
 async def pending_inbound(
-    pool: asyncpg.Pool, contact_id: int, channel_id: int, caps: tuple[int, int], history_limit: int
+    db: Database, contact_id: int, channel_id: int, caps: tuple[int, int], history_limit: int
 ) -> list[dict]:
     """The contact's burst buffer (inbound messages still waiting for a reply, oldest first), in one
     round trip with what answering it needs; each row carries:
@@ -204,15 +194,16 @@ async def pending_inbound(
       on the channel, counted up to `caps` (the rate limits: counting further changes nothing);
     - `history`: up to `history_limit` turns before the burst, newest first, as `conversation_before`
       gives them (`created_at` as epoch seconds in `at`)."""
-    records = await pool.fetch(BURST, contact_id, channel_id, caps[0], caps[1], history_limit)
+    records = await fetch(db, BURST, contact_id, channel_id, caps[0], caps[1], history_limit)
     return [dict(record) for record in records]
 
 
-async def waiting_outbound(pool: asyncpg.Pool, contact_id: int) -> list[dict]:
+async def waiting_outbound(db: Database, contact_id: int) -> list[dict]:
     """Outbound messages stored but not yet known to be sent (pending, or sending when a worker died)."""
     return [
         dict(record)
-        for record in await pool.fetch(
+        for record in await fetch(
+            db,
             f"SELECT {COLUMNS} FROM messages WHERE contact_id = $1 AND direction = 'out' "
             "AND status IN ('pending', 'sending') ORDER BY id",
             contact_id,
@@ -222,16 +213,25 @@ async def waiting_outbound(pool: asyncpg.Pool, contact_id: int) -> list[dict]:
 
 async def insert_outbound(db: Database, values: dict) -> int | None:
     """Store a reply before sending it; the idempotency key makes a repeated insert a no-op."""
-    return await db.fetch_val(
+    return await fetchval(
+        db,
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, idempotency_key, text, status, sources, trace,
                               degraded, reply_to_id)
-        VALUES (:channel_id, :contact_id, 'out', :author, :idempotency_key, :text, 'pending', :sources, :trace,
-                :degraded, :reply_to_id)
+        VALUES ($1, $2, 'out', $3, $4, $5, 'pending', $6, $7,
+                $8, $9)
         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING id
         """,
-        values,
+        values["channel_id"],
+        values["contact_id"],
+        values["author"],
+        values["idempotency_key"],
+        values["text"],
+        values["sources"],
+        values["trace"],
+        values["degraded"],
+        values["reply_to_id"],
     )
 
 
@@ -247,11 +247,12 @@ WITH contact AS (
     FROM contact
 ), parts AS (
     INSERT INTO messages (channel_id, contact_id, direction, author, idempotency_key, text, status, attempts, sources,
-                          trace, degraded, reply_to_id)
+                          trace, degraded, reply_to_id, used_fallback, ungrounded, top_score)
     SELECT $4, $1, 'out', 'bot', 'reply:' || $3 || ':' || (part.n - 1), part.text,
            CASE WHEN part.n = 1 AND NOT state.waiting THEN 'sending' ELSE 'pending' END,
            CASE WHEN part.n = 1 AND NOT state.waiting THEN 1 ELSE 0 END,
-           CASE WHEN part.n = 1 THEN CAST($6 AS jsonb) END, CASE WHEN part.n = 1 THEN CAST($7 AS jsonb) END, $8, $3
+           CASE WHEN part.n = 1 THEN CAST($6 AS jsonb) END, CASE WHEN part.n = 1 THEN CAST($7 AS jsonb) END, $8, $3,
+           part.n = 1 AND $10, part.n = 1 AND $11, CASE WHEN part.n = 1 THEN CAST($12 AS double precision) END
     FROM state, unnest(CAST($5 AS text[])) WITH ORDINALITY AS part(text, n)
     WHERE NOT state.taken_over AND NOT state.stale
     ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
@@ -268,7 +269,7 @@ FROM state
 """
 
 
-async def store_reply(pool: asyncpg.Pool, reply: dict, answered_ids: list[int], *, pause_applies: bool) -> dict | None:
+async def store_reply(db: Database, reply: dict, answered_ids: list[int], *, pause_applies: bool) -> dict | None:
     """Store a bot reply (its parts, idempotency keys `reply:<latest>:<n>`) and mark the messages it
     answers, in one statement on the locked contact — unless the contact is paused
     (`pause_applies`) or wrote again after `reply["reply_to_id"]`. Returns {taken_over, stale,
@@ -277,8 +278,9 @@ async def store_reply(pool: asyncpg.Pool, reply: dict, answered_ids: list[int], 
     When nothing else waits to be sent, the first part is stored already `sending` (attempts 1):
     what `mark_sending` would commit next, one statement (and one index-heavy update) earlier.
     `sending_id` names it. `reply`: contact_id, channel_id, reply_to_id, parts, sources, trace,
-    degraded."""
-    record = await pool.fetchrow(
+    degraded, used_fallback, ungrounded, top_score (the best retrieval score): how the answer went, on the first part."""
+    record = await fetchrow(
+        db,
         STORE_REPLY,
         reply["contact_id"],
         pause_applies,
@@ -289,18 +291,22 @@ async def store_reply(pool: asyncpg.Pool, reply: dict, answered_ids: list[int], 
         reply["trace"],
         reply["degraded"],
         answered_ids,
+        reply.get("used_fallback", False),
+        reply.get("ungrounded", False),
+        reply.get("top_score"),
     )
     return dict(record) if record is not None else None
 
 
 async def find_message(db: Database, message_id: int) -> dict | None:
-    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM messages WHERE id = :id", {"id": message_id}))
+    return row(await fetchrow(db, f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id))
 
 
 async def set_inbound_status(
-    pool: asyncpg.Pool, message_ids: list[int], status: str, reason: str | None = None, error: str | None = None
+    db: Database, message_ids: list[int], status: str, reason: str | None = None, error: str | None = None
 ) -> None:
-    await pool.execute(
+    await execute(
+        db,
         "UPDATE messages SET status = $2, reason = coalesce($3, reason), error = $4, updated_at = now() "
         "WHERE id = ANY($1::bigint[]) AND direction = 'in'",
         message_ids,
@@ -310,9 +316,9 @@ async def set_inbound_status(
     )
 
 
-async def mark_sending(pool: asyncpg.Pool, message_id: int) -> None:
-    await pool.execute(
-        "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now() WHERE id = $1", message_id
+async def mark_sending(db: Database, message_id: int) -> None:
+    await execute(
+        db, "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = now() WHERE id = $1", message_id
     )
 
 
@@ -332,95 +338,102 @@ WHERE m.id = $1 AND (SELECT count(*) FROM echo) >= 0
 """
 
 
-async def mark_sent(pool: asyncpg.Pool, message_id: int, provider_message_id: str | None) -> None:
+async def mark_sent(db: Database, message_id: int, provider_message_id: str | None) -> None:
     """Record the send, its provider id and the latency from the customer's message (one statement)."""
-    await pool.execute(MARK_SENT, message_id, provider_message_id)
+    await execute(db, MARK_SENT, message_id, provider_message_id)
 
 
 async def mark_failed(db: Database, message_id: int, error: str) -> None:
-    await db.execute(
-        "UPDATE messages SET status = 'failed', error = :error, updated_at = now() WHERE id = :id",
-        {"id": message_id, "error": error[:2000]},
+    await execute(
+        db, "UPDATE messages SET status = 'failed', error = $1, updated_at = now() WHERE id = $2", error[:2000], message_id
     )
 
 
-async def record_send_error(pool: asyncpg.Pool, message_id: int, error: str) -> None:
-    await pool.execute("UPDATE messages SET error = $2, updated_at = now() WHERE id = $1", message_id, error[:2000])
+async def record_send_error(db: Database, message_id: int, error: str) -> None:
+    await execute(db, "UPDATE messages SET error = $2, updated_at = now() WHERE id = $1", message_id, error[:2000])
 
 
 async def fail_waiting(db: Database, contact_id: int, error: str) -> int:
     """After the last attempt: everything of this contact still waiting becomes failed, with the reason."""
     return len(
-        await db.fetch_all(
+        await fetch(
+            db,
             """
-            UPDATE messages SET status = 'failed', error = :error, updated_at = now()
-            WHERE contact_id = :id AND ((direction = 'in' AND status = 'pending')
+            UPDATE messages SET status = 'failed', error = $1, updated_at = now()
+            WHERE contact_id = $2 AND ((direction = 'in' AND status = 'pending')
                                         OR (direction = 'out' AND status IN ('pending', 'sending')))
             RETURNING id
             """,
-            {"id": contact_id, "error": error[:2000]},
+            error[:2000],
+            contact_id,
         )
     )
 
 
-async def apply_ack(db: Database, channel_id: int, provider_message_id: str, status: str) -> bool:
-    if status == "failed":
-        condition = "status <> 'failed'"
-    else:
-        lower = [name for name, rank in ACK_RANK.items() if rank < ACK_RANK.get(status, 0)]
-        if not lower:
-            return False
-        condition = "status = ANY(:lower)"
-    params = {"channel_id": channel_id, "pid": provider_message_id, "status": status}
-    if status != "failed":
-        params["lower"] = lower
-    updated = await db.fetch_val(
-        f"""
-        UPDATE messages SET status = :status, updated_at = now(),
-               error = CASE WHEN :status = 'failed' THEN 'the gateway reported a delivery failure' ELSE error END
-        WHERE channel_id = :channel_id AND provider_message_id = :pid AND direction = 'out' AND {condition}
+async def apply_ack(db: Database, channel_id: int, provider_message_id: str, status: str, error: str | None = None) -> bool:
+    """Move an outbound message's delivery status forward (a failure always applies, once)."""
+    lower = [name for name, rank in ACK_RANK.items() if rank < ACK_RANK.get(status, 0)]
+    if status != "failed" and not lower:
+        return False
+    updated = await fetchval(
+        db,
+        """
+        UPDATE messages SET status = $1, updated_at = now(),
+               error = CASE WHEN $1 = 'failed' THEN coalesce($5, 'the gateway reported a delivery failure') ELSE error END
+        WHERE channel_id = $2 AND provider_message_id = $3 AND direction = 'out'
+          AND CASE WHEN $1 = 'failed' THEN status <> 'failed' ELSE status = ANY(CAST($4 AS text[])) END
         RETURNING id
         """,
-        params,
+        status,
+        channel_id,
+        provider_message_id,
+        lower,
+        error,
     )
     return updated is not None
 
 
 async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tuple[list[dict], int]:
     """A contact's messages both ways, oldest first (the page counts from the newest)."""
-    records = await db.fetch_all(
+    records = await fetch(
+        db,
         f"""
         SELECT * FROM (
-            SELECT {COLUMNS} FROM messages WHERE contact_id = :id ORDER BY id DESC LIMIT :limit OFFSET :offset
+            SELECT {COLUMNS} FROM messages WHERE contact_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3
         ) latest ORDER BY id
         """,
-        {"id": contact_id, "limit": limit, "offset": offset},
+        contact_id,
+        limit,
+        offset,
     )
-    total = await db.fetch_val("SELECT count(*) FROM messages WHERE contact_id = :id", {"id": contact_id})
+    total = await fetchval(db, "SELECT count(*) FROM messages WHERE contact_id = $1", contact_id)
     return rows(records), total
 
 
 async def daily_counts(db: Database, assistant_id: int | None, days: int) -> list[dict]:
     return rows(
-        await db.fetch_all(
+        await fetch(
+            db,
             """
             SELECT date_trunc('day', m.created_at)::date AS day,
                    count(*) FILTER (WHERE m.direction = 'in') AS inbound,
                    count(*) FILTER (WHERE m.direction = 'out' AND m.status IN ('sent', 'delivered', 'read', 'played'))
                        AS outbound
             FROM messages m JOIN channels ch ON ch.id = m.channel_id
-            WHERE m.created_at > now() - make_interval(days => :days)
-              AND (CAST(:assistant_id AS bigint) IS NULL OR ch.assistant_id = :assistant_id)
+            WHERE m.created_at > now() - make_interval(days => $1)
+              AND (CAST($2 AS bigint) IS NULL OR ch.assistant_id = $2)
             GROUP BY 1 ORDER BY 1
             """,
-            {"assistant_id": assistant_id, "days": days},
+            days,
+            assistant_id,
         )
     )
 
 
 async def totals(db: Database, assistant_id: int | None, days: int) -> dict:
     return row(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             """
             SELECT count(*) FILTER (WHERE m.direction = 'in') AS inbound,
                    count(*) FILTER (WHERE m.direction = 'out' AND m.status IN ('sent', 'delivered', 'read', 'played'))
@@ -428,15 +441,67 @@ async def totals(db: Database, assistant_id: int | None, days: int) -> dict:
                    count(*) FILTER (WHERE m.status = 'failed') AS failed,
                    count(*) FILTER (WHERE m.direction = 'in' AND m.status IN ('pending', 'failed')) AS unanswered,
                    count(*) FILTER (WHERE m.direction = 'in' AND m.status = 'ignored') AS ignored,
-                   count(*) FILTER (WHERE m.degraded AND m.idempotency_key LIKE :first_part) AS degraded,
+                   count(*) FILTER (WHERE m.degraded AND m.idempotency_key LIKE $1) AS degraded,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY m.latency_ms)
-                       FILTER (WHERE m.idempotency_key LIKE :first_part AND m.latency_ms IS NOT NULL) AS median_latency_ms,
+                       FILTER (WHERE m.idempotency_key LIKE $1 AND m.latency_ms IS NOT NULL) AS median_latency_ms,
                    percentile_cont(0.9) WITHIN GROUP (ORDER BY m.latency_ms)
-                       FILTER (WHERE m.idempotency_key LIKE :first_part AND m.latency_ms IS NOT NULL) AS p90_latency_ms
+                       FILTER (WHERE m.idempotency_key LIKE $1 AND m.latency_ms IS NOT NULL) AS p90_latency_ms
             FROM messages m JOIN channels ch ON ch.id = m.channel_id
-            WHERE m.created_at > now() - make_interval(days => :days)
-              AND (CAST(:assistant_id AS bigint) IS NULL OR ch.assistant_id = :assistant_id)
+            WHERE m.created_at > now() - make_interval(days => $2)
+              AND (CAST($3 AS bigint) IS NULL OR ch.assistant_id = $3)
             """,
-            {"assistant_id": assistant_id, "days": days, "first_part": "reply:%:0"},
+            "reply:%:0",
+            days,
+            assistant_id,
         )
+    )
+
+
+async def weakly_answered_questions(db: Database, assistant_id: int, min_score: float, since_days: int, limit: int) -> list[dict]:
+    """Inbound customer messages whose bot reply was weak: the fallback, little of value retrieved
+    (below `min_score`), no model answering (degraded), or a generated answer stopped for stating
+    facts the sources lack (ungrounded)."""
+    return rows(
+        await fetch(
+            db,
+            """
+            SELECT q.id AS message_id, q.text, q.created_at, r.id AS reply_id,
+                   r.used_fallback, r.top_score
+            FROM messages r
+            JOIN messages q ON q.id = r.reply_to_id
+            JOIN channels ch ON ch.id = r.channel_id
+            WHERE ch.assistant_id = $1 AND r.author = 'bot' AND q.author = 'customer' AND q.text <> ''
+              AND r.created_at > now() - make_interval(days => $2)
+              -- Filled by an FAQ saved from the gaps page (deleting that FAQ empties the column).
+              AND r.gap_filled_by IS NULL
+              AND (r.used_fallback OR r.degraded OR r.ungrounded OR r.top_score < $3)
+            ORDER BY r.id DESC
+            LIMIT $4
+            """,
+            assistant_id,
+            since_days,
+            min_score,
+            limit,
+        )
+    )
+
+
+async def mark_gap_filled(db: Database, assistant_id: int, question_ids: list[int], document_id: int) -> int:
+    """Note on the weak bot replies to these customer questions that `document_id` now answers them; how many."""
+    return await fetchval(
+        db,
+        """
+        WITH filled AS (
+            UPDATE messages r
+            SET gap_filled_by = $3
+            FROM channels ch
+            WHERE ch.id = r.channel_id AND ch.assistant_id = $1 AND r.author = 'bot'
+              AND r.reply_to_id = ANY(CAST($2 AS bigint[]))
+            RETURNING r.id
+        )
+        SELECT count(*) FROM filled
+        """,
+        assistant_id,
+        question_ids,
+        document_id,
     )

@@ -23,11 +23,11 @@ async def reconcile_once(rt: Runtime) -> int:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("reconcile.channel_failed", channel=channel["id"])
+            log.exception("reconcile.channel_failed", channel=channel.id)
             continue
-        if (updated["status"], updated["detail"]) != (channel["status"], channel["detail"]):
+        if (updated.status, updated.detail) != (channel.status, channel.detail):
             changed += 1
-            log.info("reconcile.healed", channel=channel["id"], status=updated["status"], detail=updated["detail"])
+            log.info("reconcile.healed", channel=channel.id, status=updated.status, detail=updated.detail)
     return changed
 
 

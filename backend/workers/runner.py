@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from backend.database import is_connection_error, pool_of
+from backend.database import is_connection_error
 from backend.runtime import Runtime
 from backend.store import jobs as store
 
@@ -171,7 +171,7 @@ class Workers:
         while not self.stopping:
             nudges = self.nudges
             try:
-                claim = await store.claim_next_job(pool_of(self.rt.db), worker_id, kinds, self.rt.settings.job_lease_seconds)
+                claim = await store.claim_next_job(self.rt.db, worker_id, kinds, self.rt.settings.job_lease_seconds)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001
@@ -225,7 +225,7 @@ class Workers:
                     bound.debug("job.traceback", traceback=traceback.format_exc())
                 await self._safely(store.retry_job(self.rt.db, job.id, worker_id, error, delay))
         else:
-            await self._safely(store.finish_job(pool_of(self.rt.db), job.id, worker_id))
+            await self._safely(store.finish_job(self.rt.db, job.id, worker_id))
             bound.info("job.done", ms=round((time.perf_counter() - started) * 1000, 1))
 
     async def _give_up(self, job: Job, handler: JobHandler, error: str, bound) -> None:  # noqa: ANN001
