@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ from backend.services.inbound import queue_reply_job
 from backend.services.policies import parse_policy
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
+from backend.store.contacts import ContactRow
 
 log = structlog.get_logger(__name__)
 
@@ -137,43 +139,33 @@ class Stats(BaseModel):
     longest_wait_seconds: int | None = Field(description="How long the contact waiting longest has waited")
 
 
-def contact_of(record: dict) -> Contact:
-    """The API shape of a contact row (with its last message when the row has one)."""
-    state = ContactState.of(record["opted_out_at"], record["paused_until"], datetime.now(UTC))
-    paused = state.paused
-    last = None
-    if record.get("last_message_created_at") is not None:
-        last = LastMessage(
-            text=record["last_message_text"],
-            direction=record["last_message_direction"],
-            author=record["last_message_author"],
-            status=record["last_message_status"],
-            created_at=record["last_message_created_at"],
-        )
+def contact_of(contact: ContactRow, last: contacts_store.LastMessage | None = None) -> Contact:
+    """The API shape of a contact (with its last message when the listing has one)."""
+    state = ContactState.of(contact.opted_out_at, contact.paused_until, datetime.now(UTC))
     return Contact(
-        **{key: record[key] for key in ("id", "channel_id", "assistant_id", "chat_id", "phone_number", "name")},
-        owner="human" if paused else "bot",
-        paused_until=record["paused_until"] if paused else None,
-        paused_by=record["paused_by"] if paused else None,
+        **{key: getattr(contact, key) for key in ("id", "channel_id", "assistant_id", "chat_id", "phone_number", "name")},
+        owner="human" if state.paused else "bot",
+        paused_until=contact.paused_until if state.paused else None,
+        paused_by=contact.paused_by if state.paused else None,
         opted_out=state.opted_out,
-        opted_out_at=record["opted_out_at"],
-        last_message_at=record["last_message_at"],
-        last_message=last,
-        created_at=record["created_at"],
+        opted_out_at=contact.opted_out_at,
+        last_message_at=contact.last_message_at,
+        last_message=LastMessage(**asdict(last)) if last is not None else None,
+        created_at=contact.created_at,
     )
 
 
-async def _find(db: Database, contact_id: int) -> dict:
-    record = await contacts_store.find_contact(db, contact_id)
-    if record is None:
+async def _find(db: Database, contact_id: int) -> ContactRow:
+    contact = await contacts_store.find_contact(db, contact_id)
+    if contact is None:
         raise NotFound(f"Contact {contact_id} does not exist.", code="contact_not_found")
-    return record
+    return contact
 
 
 async def list_contacts(db: Database, query: ContactQuery) -> dict:
     filters = query.model_dump(include={"assistant_id", "channel_id", "q", "status"})
     records, total = await contacts_store.list_contacts(db, filters, query.limit, query.offset)
-    return page_of([contact_of(r) for r in records], total, query)
+    return page_of([contact_of(item.contact, item.last_message) for item in records], total, query)
 
 
 async def get_contact(db: Database, contact_id: int) -> Contact:
@@ -189,7 +181,7 @@ async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
 async def pause_contact(db: Database, contact_id: int, minutes: int | None, by: str = "operator") -> Contact:
     """Human takeover from the console: the bot stays quiet for this contact until resumed or the time is up."""
     record = await _find(db, contact_id)
-    minutes = minutes or parse_policy(record["assistant_settings"]).pause_minutes
+    minutes = minutes or parse_policy(record.assistant_settings).pause_minutes
     await contacts_store.pause_contact(db, contact_id, datetime.now(UTC) + timedelta(minutes=minutes), by)
     log.info("contact.paused", contact=contact_id, minutes=minutes, by=by)
     return await get_contact(db, contact_id)
@@ -208,15 +200,15 @@ async def operator_reply(rt: Runtime, contact_id: int, body: OperatorReply) -> t
     Returns the message and whether the gateway confirmed it within a few seconds."""
     db = rt.db
     record = await _find(db, contact_id)
-    if record["opted_out_at"] is not None:
+    if record.opted_out_at is not None:
         raise Conflict("This contact opted out of messages; they must write an opt-in word first.", code="opted_out")
-    policy = parse_policy(record["assistant_settings"])
+    policy = parse_policy(record.assistant_settings)
     async with transaction(db):
         contact = await contacts_store.lock_contact(db, contact_id)
         message_id = await store.insert_outbound(
             db,
             {
-                "channel_id": contact["channel_id"],
+                "channel_id": contact.channel_id,
                 "contact_id": contact_id,
                 "author": "operator",
                 "idempotency_key": f"operator:{uuid.uuid4().hex}",
@@ -228,9 +220,9 @@ async def operator_reply(rt: Runtime, contact_id: int, body: OperatorReply) -> t
             },
         )
         until = datetime.now(UTC) + timedelta(minutes=policy.pause_minutes)
-        if contact["paused_until"] is None or contact["paused_until"] < until:
+        if contact.paused_until is None or contact.paused_until < until:
             await contacts_store.pause_contact(db, contact_id, until, "operator")
-        await queue_reply_job(rt, contact_id, contact["channel_id"], delay_seconds=0)
+        await queue_reply_job(rt, contact_id, contact.channel_id, delay_seconds=0)
     message = await _wait_for_send(db, message_id)
     if message["status"] == "failed":
         raise GatewayError(

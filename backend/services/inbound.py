@@ -22,6 +22,7 @@ from backend.store import contacts as contacts_store
 from backend.store import jobs as jobs_store
 from backend.store import messages as store
 from backend.store.channels import ChannelRow
+from backend.store.contacts import ContactRow
 
 log = structlog.get_logger(__name__)
 
@@ -121,7 +122,7 @@ async def _ingest_step_by_step(rt: Runtime, channel: ChannelRow, message: Inboun
             message.sender_phone,
             None if message.from_me else message.sender_name,
         )
-        policy = parse_policy(contact.pop("policy"))  # as this transaction sees it
+        policy = parse_policy(contact.assistant_settings)  # as this transaction sees it
         if message.from_me:
             return await _ingest_own_side(db, channel, contact, message, policy)
         return await _ingest_customer(rt, conn, channel, contact, message, policy, request_id)
@@ -131,44 +132,42 @@ async def _ingest_customer(
     rt: Runtime,
     conn: asyncpg.Connection,
     channel: ChannelRow,
-    contact: dict,
+    contact: ContactRow,
     message: InboundMessage,
     policy: ReplyPolicy,
     request_id: str | None,
 ) -> str:
     db = rt.db
     now = datetime.now(UTC)
-    decision = decide(
-        policy, channel.connected_at, ContactState.of(contact["opted_out_at"], contact["paused_until"], now), message
-    )
+    decision = decide(policy, channel.connected_at, ContactState.of(contact.opted_out_at, contact.paused_until, now), message)
     message_id, job_queued = await store.insert_message_checking_queue(
         conn,
         {
             "channel_id": channel.id,
-            "contact_id": contact["id"],
+            "contact_id": contact.id,
             "provider_message_id": message.provider_message_id,
             "text": message.text or "",
             "status": decision.status,
             "reason": decision.reason,
             "provider_timestamp": aware(message.timestamp),
         },
-        reply_serial_key(contact["id"]),
+        reply_serial_key(contact.id),
     )
     if message_id is None:
         return "duplicate"
     if decision.reason == "opt_out":
-        await contacts_store.set_opted_out(db, contact["id"], True)
+        await contacts_store.set_opted_out(db, contact.id, True)
     elif decision.reason == "opt_in":
-        await contacts_store.set_opted_out(db, contact["id"], False)
+        await contacts_store.set_opted_out(db, contact.id, False)
     elif decision.reason == "handoff_request":
-        await contacts_store.pause_contact(db, contact["id"], now + timedelta(minutes=policy.pause_minutes), "customer")
+        await contacts_store.pause_contact(db, contact.id, now + timedelta(minutes=policy.pause_minutes), "customer")
     if not decision.answered:
-        log.info("inbound.ignored", channel=channel.id, contact=contact["id"], message=message_id, reason=decision.reason)
+        log.info("inbound.ignored", channel=channel.id, contact=contact.id, message=message_id, reason=decision.reason)
         return f"ignored:{decision.reason}"
     # The contact row is locked until commit, so this check and the reply job's reads cannot interleave;
     # a job already queued takes this message with the rest of the burst.
     if not job_queued:
-        await _enqueue_reply(rt, contact["id"], channel.id, policy.burst_window_seconds, request_id)
+        await _enqueue_reply(rt, contact.id, channel.id, policy.burst_window_seconds, request_id)
     return "stored"
 
 
@@ -194,17 +193,19 @@ async def _enqueue_reply(rt: Runtime, contact_id: int, channel_id: int, delay_se
     )
 
 
-async def _ingest_own_side(db: Database, channel: ChannelRow, contact: dict, message: InboundMessage, policy: ReplyPolicy) -> str:
+async def _ingest_own_side(
+    db: Database, channel: ChannelRow, contact: ContactRow, message: InboundMessage, policy: ReplyPolicy
+) -> str:
     """A fromMe message: our own reply echoed back, or the owner typing on the phone (human takeover)."""
     text = message.text or ""
-    if message.sent_by_api or await store.is_own_outbound(db, channel.id, contact["id"], message.provider_message_id, text):
+    if message.sent_by_api or await store.is_own_outbound(db, channel.id, contact.id, message.provider_message_id, text):
         return "ignored:own_echo"
     resume = is_exact_command(text, policy.resume_words)
     message_id = await store.insert_message(
         db,
         {
             "channel_id": channel.id,
-            "contact_id": contact["id"],
+            "contact_id": contact.id,
             "direction": "out",
             "author": "owner",
             "provider_message_id": message.provider_message_id,
@@ -219,12 +220,12 @@ async def _ingest_own_side(db: Database, channel: ChannelRow, contact: dict, mes
     if message.is_group or message.is_broadcast:
         return "ignored:from_me"
     if resume:
-        await contacts_store.resume_contact(db, contact["id"])
-        log.info("inbound.resumed_by_owner", channel=channel.id, contact=contact["id"])
+        await contacts_store.resume_contact(db, contact.id)
+        log.info("inbound.resumed_by_owner", channel=channel.id, contact=contact.id)
         return "ignored:resume_command"
     until = datetime.now(UTC) + timedelta(minutes=policy.pause_minutes)
-    await contacts_store.pause_contact(db, contact["id"], until, "owner")
-    log.info("inbound.owner_took_over", channel=channel.id, contact=contact["id"], paused_until=until.isoformat())
+    await contacts_store.pause_contact(db, contact.id, until, "owner")
+    log.info("inbound.owner_took_over", channel=channel.id, contact=contact.id, paused_until=until.isoformat())
     return "ignored:owner_reply"
 
 

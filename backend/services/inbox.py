@@ -45,13 +45,13 @@ async def inbox(db: Database, query: InboxQuery) -> Inbox:
     summary = await contacts_store.waiting_summary(db, query.assistant_id)
     items = [
         WaitingContact(
-            contact=contact_of(record),
-            reason=record["reason"],
-            reasons=record["reasons"],
-            waiting_since=record["waiting_since"],
-            waited_seconds=waited_seconds(record["waiting_since"]),
+            contact=contact_of(item.contact, item.last_message),
+            reason=item.reason,
+            reasons=item.reasons,
+            waiting_since=item.waiting_since,
+            waited_seconds=waited_seconds(item.waiting_since),
         )
-        for record in records
+        for item in records
     ]
     return Inbox(
         items=items,

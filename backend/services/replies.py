@@ -30,6 +30,7 @@ from backend.services.policies import ReplyPolicy, parse_policy, typing_seconds
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
 from backend.store.channels import ChannelRow
+from backend.store.contacts import ContactRow
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class ChannelBusy(Exception):
 class Conversation:
     """What one reply job works with."""
 
-    contact: dict
+    contact: ContactRow
     channel: ChannelRow
     assistant: Assistant
     gateway: Any
@@ -147,7 +148,7 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
         # The contact's state may have changed since these messages were stored.
         now = datetime.now(UTC)
         if canned is None or canned[0] != "handoff_request":
-            state = ContactState.of(contact["opted_out_at"], contact["paused_until"], now)
+            state = ContactState.of(contact.opted_out_at, contact.paused_until, now)
             if state.opted_out:
                 return await _ignore(db, ids, "opted_out")
             if state.paused:
@@ -165,9 +166,9 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
     # long enough to be seen (an instant answer would only flash it: one gateway call saved per reply).
     # Both are done before the reply is sent.
     seen = asyncio.ensure_future(
-        _best_effort(conversation.gateway.mark_seen(conversation.ref, contact["chat_id"], _provider_ids(batch)))
+        _best_effort(conversation.gateway.mark_seen(conversation.ref, contact.chat_id, _provider_ids(batch)))
     )
-    typing = _SlowTyping(conversation, contact["chat_id"])
+    typing = _SlowTyping(conversation, contact.chat_id)
     try:
         question = "\n".join(message["text"] for message in batch if message["text"].strip())
         history = conversation_history(policy, batch[0], batch[0]["history"] or [])
@@ -255,7 +256,7 @@ async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict
     """Store the reply and mark its messages answered — unless a newer message made it stale.
     One statement on the locked contact (`store.store_reply`). Returns the ids it stored as
     `sending` (see `deliver_waiting`), or None when nothing is to be sent."""
-    db, contact_id = rt.db, conversation.contact["id"]
+    db, contact_id = rt.db, conversation.contact.id
     ids = [message["id"] for message in batch]
     canned = (draft.trace or {}).get("canned")
     outcome = await store.store_reply(
@@ -298,14 +299,14 @@ async def deliver_waiting(
     the gateway whether it has them, nor to mark them again)."""
     contact, gateway, ref = conversation.contact, conversation.gateway, conversation.ref
     db = rt.db
-    waiting = await store.waiting_outbound(db, contact["id"])
+    waiting = await store.waiting_outbound(db, contact.id)
     typing = False
     try:
         for message in waiting:
             if message["id"] not in marked_sending:
                 if message["status"] == "sending":
                     # A crash or timeout left the outcome unknown: the gateway may have it already.
-                    found = await gateway.find_recent_outgoing(ref, contact["chat_id"], message["text"])
+                    found = await gateway.find_recent_outgoing(ref, contact.chat_id, message["text"])
                     if found:
                         await store.mark_sent(db, message["id"], found)
                         log.info("reply.recovered", message=message["id"], provider_message_id=found)
@@ -315,10 +316,10 @@ async def deliver_waiting(
                 pause = typing_seconds(conversation.policy, message["text"])
                 if pause > 0:
                     typing = True
-                    await _best_effort(gateway.set_typing(ref, contact["chat_id"], True))
+                    await _best_effort(gateway.set_typing(ref, contact.chat_id, True))
                     await asyncio.sleep(pause)
             try:
-                sent = await gateway.send_text(ref, contact["chat_id"], message["text"])
+                sent = await gateway.send_text(ref, contact.chat_id, message["text"])
             except Exception as exc:
                 await store.record_send_error(db, message["id"], _describe(exc))
                 raise
@@ -326,7 +327,7 @@ async def deliver_waiting(
             _count_sent(conversation, message)
     finally:
         if typing:
-            await _best_effort(gateway.set_typing(ref, contact["chat_id"], False))
+            await _best_effort(gateway.set_typing(ref, contact.chat_id, False))
 
 
 def _count_sent(conversation: Conversation, message: dict) -> None:
@@ -334,7 +335,7 @@ def _count_sent(conversation: Conversation, message: dict) -> None:
     if message["author"] == "bot" and message["idempotency_key"].endswith(":0"):
         latency = (datetime.now(UTC) - message["created_at"]).total_seconds()
         metrics.REPLY_LATENCY.observe(max(latency, 0))
-        log.info("reply.sent", contact=conversation.contact["id"], message=message["id"], degraded=message["degraded"])
+        log.info("reply.sent", contact=conversation.contact.id, message=message["id"], degraded=message["degraded"])
 
 
 def _describe(exc: Exception) -> str:

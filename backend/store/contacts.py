@@ -2,19 +2,80 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import asyncpg
 from databases import Database
 
-from backend.database import execute, fetch, fetchrow, fetchval, row, rows
+from backend.database import execute, fetch, fetchrow, fetchval
 from backend.store.channels import ChannelRow
 
 COLUMNS = (
     "c.id, c.channel_id, c.chat_id, c.phone_number, c.name, c.paused_until, c.paused_by, c.opted_out_at, "
     "c.last_message_at, c.created_at"
 )
+_CONTACT_FIELDS = [column.strip().removeprefix("c.") for column in COLUMNS.split(",")]
+LAST_MESSAGE = """
+    last.text AS last_message_text, last.direction AS last_message_direction, last.author AS last_message_author,
+    last.status AS last_message_status, last.created_at AS last_message_created_at
+"""
+LAST_MESSAGE_JOIN = """
+    LEFT JOIN LATERAL (
+        SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
+        WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
+    ) last ON TRUE
+"""
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    id: int
+    channel_id: int
+    chat_id: str
+    phone_number: str | None = None
+    name: str | None = None
+    paused_until: datetime | None = None
+    paused_by: str | None = None
+    opted_out_at: datetime | None = None
+    last_message_at: datetime | None = None
+    created_at: datetime | None = None
+    assistant_id: int | None = None  # of its channel
+    assistant_settings: dict | None = None  # its assistant's stored settings, where the query reads them
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    text: str
+    direction: str
+    author: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ContactListing:
+    """A contact in a list: with its last message, and why and since when it waits (in the inbox)."""
+
+    contact: ContactRow
+    last_message: LastMessage | None
+    reason: str | None = None
+    reasons: list[str] | None = None
+    waiting_since: datetime | None = None
+
+
+def _contact(record, **extra) -> ContactRow | None:  # noqa: ANN001 - asyncpg record
+    return ContactRow(**{name: record[name] for name in _CONTACT_FIELDS}, **extra) if record is not None else None
+
+
+def _listing(record) -> ContactListing:  # noqa: ANN001 - asyncpg record
+    last = None
+    if record["last_message_created_at"] is not None:
+        last = LastMessage(
+            **{field: record[f"last_message_{field}"] for field in ("text", "direction", "author", "status", "created_at")}
+        )
+    waiting = {name: record[name] for name in ("reason", "reasons", "waiting_since") if name in record.keys()}
+    return ContactListing(_contact(record, assistant_id=record["assistant_id"]), last, **waiting)
 
 
 # The contact for a chat, created on first contact ($1 channel, $2 chat, $3 phone number, $4 name). It takes the
@@ -36,13 +97,12 @@ async def upsert_contact_for_message(
     chat_id: str,
     phone_number: str | None,
     name: str | None,
-) -> dict:
-    """The contact (see UPSERT_CONTACT) with its assistant's stored settings (`policy`), in one round trip,
-    on the caller's transaction."""
+) -> ContactRow:
+    """The contact (see UPSERT_CONTACT) with its assistant's stored settings, in one round trip, on the caller's transaction."""
     record = await conn.fetchrow(
         f"""
-        WITH c AS ({UPSERT_CONTACT} RETURNING c.id, c.paused_until, c.paused_by, c.opted_out_at)
-        SELECT c.*, a.settings AS policy FROM c LEFT JOIN assistants a ON a.id = $5
+        WITH c AS ({UPSERT_CONTACT} RETURNING {COLUMNS})
+        SELECT c.*, a.settings AS assistant_settings FROM c LEFT JOIN assistants a ON a.id = $5
         """,
         channel_id,
         chat_id,
@@ -50,7 +110,7 @@ async def upsert_contact_for_message(
         name,
         assistant_id,
     )
-    return dict(record)
+    return _contact(record, assistant_id=assistant_id, assistant_settings=record["assistant_settings"])
 
 
 _CONVERSATION_CHANNEL = [field.name for field in fields(ChannelRow) if field.name != "assistant_settings"]
@@ -69,7 +129,7 @@ FOR SHARE OF c
 """
 
 
-async def load_conversation(db: Database, contact_id: int) -> tuple[dict, ChannelRow, dict, bool] | None:
+async def load_conversation(db: Database, contact_id: int) -> tuple[ContactRow, ChannelRow, dict, bool] | None:
     """(contact, channel, assistant row with `settings` as jsonb text, has unsent outbound) in one
     round trip, or None when the contact is gone. FOR SHARE waits for ingests of this contact in
     flight, so every later statement sees their messages (the reply job's burst read relies on it)."""
@@ -80,32 +140,32 @@ async def load_conversation(db: Database, contact_id: int) -> tuple[dict, Channe
     channel = ChannelRow(**{column: values.pop(f"ch_{column}") for column in _CONVERSATION_CHANNEL})
     assistant = {column: values.pop(f"a_{column}") for column in _CONVERSATION_ASSISTANT}
     assistant.update(id=channel.assistant_id, settings=values.pop("a_settings"))
-    has_waiting = values.pop("has_waiting")
-    values["assistant_id"] = channel.assistant_id
-    return values, channel, assistant, has_waiting
+    return _contact(values, assistant_id=channel.assistant_id), channel, assistant, values["has_waiting"]
 
 
-async def lock_contact(db: Database, contact_id: int) -> dict | None:
+async def lock_contact(db: Database, contact_id: int) -> ContactRow | None:
     """Read a contact and hold its row lock (inside a transaction) against concurrent ingests."""
-    return row(await fetchrow(db, f"SELECT {COLUMNS} FROM contacts c WHERE c.id = $1 FOR UPDATE", contact_id))
+    return _contact(await fetchrow(db, f"SELECT {COLUMNS} FROM contacts c WHERE c.id = $1 FOR UPDATE", contact_id))
 
 
-async def find_contact(db: Database, contact_id: int) -> dict | None:
-    return row(
-        await fetchrow(
-            db,
-            f"""
+async def find_contact(db: Database, contact_id: int) -> ContactRow | None:
+    """The contact with its assistant's id and stored settings."""
+    record = await fetchrow(
+        db,
+        f"""
             SELECT {COLUMNS}, ch.assistant_id, a.settings AS assistant_settings
             FROM contacts c JOIN channels ch ON ch.id = c.channel_id JOIN assistants a ON a.id = ch.assistant_id
             WHERE c.id = $1
             """,
-            contact_id,
-        )
+        contact_id,
+    )
+    return (
+        _contact(record, assistant_id=record["assistant_id"], assistant_settings=record["assistant_settings"]) if record else None
     )
 
 
-async def pause_contact(db: Database, contact_id: int, until: datetime, by: str) -> dict | None:
-    return row(
+async def pause_contact(db: Database, contact_id: int, until: datetime, by: str) -> ContactRow | None:
+    return _contact(
         await fetchrow(
             db,
             f"UPDATE contacts c SET paused_until = $1, paused_by = $2 WHERE id = $3 RETURNING {COLUMNS}",
@@ -116,8 +176,8 @@ async def pause_contact(db: Database, contact_id: int, until: datetime, by: str)
     )
 
 
-async def resume_contact(db: Database, contact_id: int) -> dict | None:
-    return row(
+async def resume_contact(db: Database, contact_id: int) -> ContactRow | None:
+    return _contact(
         await fetchrow(
             db,
             "UPDATE contacts c SET paused_until = NULL, paused_by = NULL, handed_back_at = now() "
@@ -155,22 +215,14 @@ def _filter_args(filters: dict) -> tuple:
     return filters.get("assistant_id"), filters.get("channel_id"), pattern, filters.get("status")
 
 
-async def list_contacts(db: Database, filters: dict, limit: int, offset: int) -> tuple[list[dict], int]:
+async def list_contacts(db: Database, filters: dict, limit: int, offset: int) -> tuple[list[ContactListing], int]:
     """Contacts, most recently active first, each with its last message."""
     args = _filter_args(filters)
     records = await fetch(
         db,
         f"""
-        SELECT {COLUMNS}, ch.assistant_id, ch.provider,
-               last.text AS last_message_text, last.direction AS last_message_direction,
-               last.author AS last_message_author, last.status AS last_message_status,
-               last.created_at AS last_message_created_at
-        FROM contacts c
-        JOIN channels ch ON ch.id = c.channel_id
-        LEFT JOIN LATERAL (
-            SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
-            WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
-        ) last ON TRUE
+        SELECT {COLUMNS}, ch.assistant_id, {LAST_MESSAGE}
+        FROM contacts c JOIN channels ch ON ch.id = c.channel_id {LAST_MESSAGE_JOIN}
         WHERE {CONTACT_FILTERS}
         ORDER BY c.last_message_at DESC NULLS LAST, c.id DESC
         LIMIT $5 OFFSET $6
@@ -182,7 +234,7 @@ async def list_contacts(db: Database, filters: dict, limit: int, offset: int) ->
     total = await fetchval(
         db, f"SELECT count(*) FROM contacts c JOIN channels ch ON ch.id = c.channel_id WHERE {CONTACT_FILTERS}", *args
     )
-    return rows(records), total
+    return [_listing(record) for record in records], total
 
 
 # Who waits for a person, and why: a message that asked for one (`handoff`), one that could not be
@@ -223,23 +275,14 @@ WITH events AS (
 """
 
 
-async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, offset: int) -> list[dict]:
+async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, offset: int) -> list[ContactListing]:
     """Contacts waiting for a person, the longest waiting first, each with why and since when, and its last message."""
     records = await fetch(
         db,
         f"""
         {WAITING}
-        SELECT {COLUMNS}, ch.assistant_id, ch.provider, w.reason, w.reasons, w.since AS waiting_since,
-               last.text AS last_message_text, last.direction AS last_message_direction,
-               last.author AS last_message_author, last.status AS last_message_status,
-               last.created_at AS last_message_created_at
-        FROM waiting w
-        JOIN contacts c ON c.id = w.contact_id
-        JOIN channels ch ON ch.id = c.channel_id
-        LEFT JOIN LATERAL (
-            SELECT m.text, m.direction, m.author, m.status, m.created_at FROM messages m
-            WHERE m.contact_id = c.id ORDER BY m.id DESC LIMIT 1
-        ) last ON TRUE
+        SELECT {COLUMNS}, ch.assistant_id, w.reason, w.reasons, w.since AS waiting_since, {LAST_MESSAGE}
+        FROM waiting w JOIN contacts c ON c.id = w.contact_id JOIN channels ch ON ch.id = c.channel_id {LAST_MESSAGE_JOIN}
         ORDER BY w.since, c.id
         LIMIT $2 OFFSET $3
         """,
@@ -247,7 +290,7 @@ async def waiting_contacts(db: Database, assistant_id: int | None, limit: int, o
         limit,
         offset,
     )
-    return rows(records)
+    return [_listing(record) for record in records]
 
 
 async def waiting_summary(db: Database, assistant_id: int | None) -> dict:
