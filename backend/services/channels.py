@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, get_args
 
 import asyncpg
 import structlog
@@ -28,6 +28,12 @@ from backend.store.channels import ChannelRow
 log = structlog.get_logger(__name__)
 
 Provider = Literal["sandbox", "waha", "evolution"]
+# Every finer state a channel can be in: the API schema's enum (the console words each one).
+ChannelDetail = Literal[
+    "starting", "scan_qr", "passkey", "working", "failed", "stopped", "logged_out", "qr_expired", "closed",
+    "gateway_error", "number_conflict", "unknown",
+]  # fmt: skip
+CHANNEL_DETAILS = frozenset(get_args(ChannelDetail))
 # Disconnections the operator must see until they act.
 STICKY_DETAILS = {"logged_out", "number_conflict"}
 QR_REFRESH_SECONDS = 10  # WAHA rotates its QR about every 20 s
@@ -51,7 +57,7 @@ class Channel(BaseModel):
     assistant_id: int
     provider: str
     status: Literal["pending_qr", "ready", "disconnected"]
-    detail: str
+    detail: ChannelDetail
     qr: str | None = Field(description="Raw QR string to render, only while pending_qr")
     phone_number: str | None
     last_error: str | None
@@ -133,7 +139,10 @@ async def apply_state(
             # Late webhooks (WAHA restarting into SCAN_QR_CODE after a logout) must not hide it;
             # only pairing again (ready) or an operator action moves on.
             return channel
-        changes: dict = {"status": state.status, "detail": state.detail, "last_error": state.error}
+        detail = state.detail if state.detail in CHANNEL_DETAILS else "unknown"
+        if detail != state.detail:
+            log.warning("channel.unknown_detail", channel=channel.id, detail=state.detail)
+        changes: dict = {"status": state.status, "detail": detail, "last_error": state.error}
         if at is not None:
             last = channel.status_event_at
             changes["status_event_at"] = at if last is None else max(last, at)

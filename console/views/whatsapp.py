@@ -8,6 +8,7 @@ import streamlit as st
 
 from console import ui
 from console.api import Api, Assistant, Channel
+from console.channel_words import DETAILS
 from console.config import PAIRING_POLL_SECONDS, PAIRING_WATCH_SECONDS, REPLY_WATCH_SECONDS
 from console.qr import qr_png
 
@@ -22,15 +23,6 @@ PROVIDERS = {
     "sandbox": "Sandbox (no phone)",
     "waha": "WAHA",
     "evolution": "Evolution API",
-}
-
-DETAILS = {
-    "starting": "Starting the WhatsApp session…",
-    "scan_qr": "Waiting for the QR code to be scanned.",
-    "failed": "The session failed.",
-    "logged_out": "Logged out from the phone.",
-    "stopped": "The session is stopped.",
-    "expired": "The QR code expired before it was scanned.",
 }
 
 
