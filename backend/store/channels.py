@@ -12,7 +12,7 @@ from backend.store.batch import StatementBatcher
 
 COLUMNS = (
     "id, assistant_id, provider, session_name, status, detail, qr, qr_updated_at, phone_number, "
-    "webhook_secret, last_error, last_event_at, status_event_at, connected_at, created_at, updated_at"
+    "webhook_secret, last_error, last_event_at, status_event_at, connected_at, created_at, updated_at, config"
 )
 
 
@@ -34,6 +34,7 @@ class ChannelRow:
     connected_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    config: dict = field(default_factory=dict, repr=False)  # the provider's settings, secrets included
     assistant_settings: str | None = None  # the assistant's stored settings (jsonb text), read with the webhook's channel
 
 
@@ -46,19 +47,22 @@ EDITABLE = {
 }  # fmt: skip
 
 
-async def insert_channel(db: Database, assistant_id: int, provider: str, session_name: str, webhook_secret: str) -> ChannelRow:
+async def insert_channel(
+    db: Database, assistant_id: int, provider: str, session_name: str, webhook_secret: str, config: dict | None = None
+) -> ChannelRow:
     return _channel(
         await fetchrow(
             db,
             f"""
-            INSERT INTO channels (assistant_id, provider, session_name, webhook_secret)
-            VALUES ($1, $2, $3, $4)
+            INSERT INTO channels (assistant_id, provider, session_name, webhook_secret, config)
+            VALUES ($1, $2, $3, $4, $5)
             RETURNING {COLUMNS}
             """,
             assistant_id,
             provider,
             session_name,
             webhook_secret,
+            config or {},
         )
     )
 
