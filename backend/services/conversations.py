@@ -24,6 +24,7 @@ from backend.services.policies import parse_policy
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
 from backend.store.contacts import ContactRow
+from backend.store.messages import MessageRow
 
 log = structlog.get_logger(__name__)
 
@@ -139,6 +140,10 @@ class Stats(BaseModel):
     longest_wait_seconds: int | None = Field(description="How long the contact waiting longest has waited")
 
 
+def message_of(message: MessageRow) -> Message:
+    return Message(**{name: getattr(message, name) for name in Message.model_fields})
+
+
 def contact_of(contact: ContactRow, last: contacts_store.LastMessage | None = None) -> Contact:
     """The API shape of a contact (with its last message when the listing has one)."""
     state = ContactState.of(contact.opted_out_at, contact.paused_until, datetime.now(UTC))
@@ -175,7 +180,7 @@ async def get_contact(db: Database, contact_id: int) -> Contact:
 async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
     contact = contact_of(await _find(db, contact_id))
     records, total = await store.thread(db, contact_id, page.limit, page.offset)
-    return Thread(contact=contact, items=[Message(**r) for r in records], total=total, limit=page.limit, offset=page.offset)
+    return Thread(contact=contact, items=[message_of(r) for r in records], total=total, limit=page.limit, offset=page.offset)
 
 
 async def pause_contact(db: Database, contact_id: int, minutes: int | None, by: str = "operator") -> Contact:
@@ -224,12 +229,12 @@ async def operator_reply(rt: Runtime, contact_id: int, body: OperatorReply) -> t
             await contacts_store.pause_contact(db, contact_id, until, "operator")
         await queue_reply_job(rt, contact_id, contact.channel_id, delay_seconds=0)
     message = await _wait_for_send(db, message_id)
-    if message["status"] == "failed":
+    if message.status == "failed":
         raise GatewayError(
-            f"The gateway did not send the message: {message['error']}",
+            f"The gateway did not send the message: {message.error}",
             details={"message_id": message_id},
         )
-    return Message(**message), message["status"] not in ("pending", "sending")
+    return message_of(message), message.status not in ("pending", "sending")
 
 
 async def _wait_for_send(db: Database, message_id: int) -> dict:
@@ -237,7 +242,7 @@ async def _wait_for_send(db: Database, message_id: int) -> dict:
     delay = 0.02
     while True:
         message = await store.find_message(db, message_id)
-        if message["status"] not in ("pending", "sending") or time.monotonic() > deadline:
+        if message.status not in ("pending", "sending") or time.monotonic() > deadline:
             return message
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.25)

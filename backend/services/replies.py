@@ -31,6 +31,7 @@ from backend.store import contacts as contacts_store
 from backend.store import messages as store
 from backend.store.channels import ChannelRow
 from backend.store.contacts import ContactRow
+from backend.store.messages import MessageRow
 
 log = structlog.get_logger(__name__)
 
@@ -123,7 +124,7 @@ class Draft:
     top_score: float | None = None
 
 
-def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
+def _canned(policy: ReplyPolicy, batch: list[MessageRow]) -> tuple[str, str] | None:
     """A fixed reply (reason, text) when the latest message asks for one, or nothing but media came."""
     texts = {
         "opt_out": policy.opt_out_reply,
@@ -131,18 +132,18 @@ def _canned(policy: ReplyPolicy, batch: list[dict]) -> tuple[str, str] | None:
         "handoff_request": policy.handoff_reply,
         "media_without_text": policy.media_reply,
     }
-    last = batch[-1]["reason"]
+    last = batch[-1].reason
     if last in CANNED_REASONS:
         return last, texts[last]
-    if all(message["reason"] == "media_without_text" for message in batch):
+    if all(message.reason == "media_without_text" for message in batch):
         return "media_without_text", texts["media_without_text"]
     return None
 
 
-async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict]) -> Draft | None:
+async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[MessageRow]) -> Draft | None:
     policy, contact = conversation.policy, conversation.contact
     db = rt.db
-    ids = [message["id"] for message in batch]
+    ids = [message.id for message in batch]
     canned = _canned(policy, batch)
     if canned is None or canned[0] != "opt_out":
         # The contact's state may have changed since these messages were stored.
@@ -154,11 +155,11 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
             if state.paused:
                 return await _ignore(db, ids, "paused")
         recent = batch[-1]  # every burst row carries the counts of the bot's recent replies
-        if recent["recent_contact"] >= policy.max_replies_per_contact_per_minute:
+        if recent.recent_contact >= policy.max_replies_per_contact_per_minute:
             # A contact (often another bot) writing faster than any person: stop the loop.
             metrics.REPLY_FAILURES.labels("rate_limited").inc()
             return await _ignore(db, ids, "rate_limited")
-        if recent["recent_channel"] >= policy.max_replies_per_channel_per_minute:
+        if recent.recent_channel >= policy.max_replies_per_channel_per_minute:
             raise ChannelBusy(delay=15)
     if canned is not None:
         return Draft(parts=[canned[1]], trace={"canned": canned[0]})
@@ -170,8 +171,8 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[dict
     )
     typing = _SlowTyping(conversation, contact.chat_id)
     try:
-        question = "\n".join(message["text"] for message in batch if message["text"].strip())
-        history = conversation_history(policy, batch[0], batch[0]["history"] or [])
+        question = "\n".join(message.text for message in batch if message.text.strip())
+        history = conversation_history(policy, batch[0], batch[0].history or [])
 
         started = time.perf_counter()
         answer = await answer_question(rt, conversation.assistant, question, history)
@@ -227,8 +228,8 @@ class _SlowTyping:
             self.task.cancel()
 
 
-def _provider_ids(batch: list[dict]) -> list[str]:
-    return [message["provider_message_id"] for message in batch if message["provider_message_id"]]
+def _provider_ids(batch: list[MessageRow]) -> list[str]:
+    return [message.provider_message_id for message in batch if message.provider_message_id]
 
 
 async def _ignore(db: Database, ids: list[int], reason: str) -> None:
@@ -237,34 +238,34 @@ async def _ignore(db: Database, ids: list[int], reason: str) -> None:
     log.info("reply.skipped", messages=ids, reason=reason)
 
 
-def conversation_history(policy: ReplyPolicy, first: dict, before: list[dict]) -> list[dict]:
+def conversation_history(policy: ReplyPolicy, first: MessageRow, before: list[dict]) -> list[dict]:
     """Recent turns as memory, oldest first; a silence longer than the idle time starts afresh.
     `before`: the turns before `first`, newest first (`created_at` as epoch seconds in `at`)."""
     if policy.history_turns == 0:
         return []
     idle = policy.memory_idle_minutes * 60
-    turns, newer_at = [], first["created_at"].timestamp()
-    for message in before:
-        if newer_at - message["at"] > idle:
+    turns, newer_at = [], first.created_at.timestamp()
+    for turn in before:
+        if newer_at - turn["at"] > idle:
             break
-        turns.append({"role": "user" if message["direction"] == "in" else "assistant", "content": message["text"]})
-        newer_at = message["at"]
+        turns.append({"role": "user" if turn["direction"] == "in" else "assistant", "content": turn["text"]})
+        newer_at = turn["at"]
     return turns[::-1]
 
 
-async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[dict], draft: Draft) -> set[int] | None:
+async def _store_draft(rt: Runtime, conversation: Conversation, batch: list[MessageRow], draft: Draft) -> set[int] | None:
     """Store the reply and mark its messages answered — unless a newer message made it stale.
     One statement on the locked contact (`store.store_reply`). Returns the ids it stored as
     `sending` (see `deliver_waiting`), or None when nothing is to be sent."""
     db, contact_id = rt.db, conversation.contact.id
-    ids = [message["id"] for message in batch]
+    ids = [message.id for message in batch]
     canned = (draft.trace or {}).get("canned")
     outcome = await store.store_reply(
         db,
         {
             "contact_id": contact_id,
             "channel_id": conversation.channel.id,
-            "reply_to_id": batch[-1]["id"],
+            "reply_to_id": batch[-1].id,
             "parts": draft.parts,
             "sources": draft.sources,
             "trace": draft.trace,
@@ -303,27 +304,27 @@ async def deliver_waiting(
     typing = False
     try:
         for message in waiting:
-            if message["id"] not in marked_sending:
-                if message["status"] == "sending":
+            if message.id not in marked_sending:
+                if message.status == "sending":
                     # A crash or timeout left the outcome unknown: the gateway may have it already.
-                    found = await gateway.find_recent_outgoing(ref, contact.chat_id, message["text"])
+                    found = await gateway.find_recent_outgoing(ref, contact.chat_id, message.text)
                     if found:
-                        await store.mark_sent(db, message["id"], found)
-                        log.info("reply.recovered", message=message["id"], provider_message_id=found)
+                        await store.mark_sent(db, message.id, found)
+                        log.info("reply.recovered", message=message.id, provider_message_id=found)
                         continue
-                await store.mark_sending(db, message["id"])
-            if message["author"] == "bot":
-                pause = typing_seconds(conversation.policy, message["text"])
+                await store.mark_sending(db, message.id)
+            if message.author == "bot":
+                pause = typing_seconds(conversation.policy, message.text)
                 if pause > 0:
                     typing = True
                     await _best_effort(gateway.set_typing(ref, contact.chat_id, True))
                     await asyncio.sleep(pause)
             try:
-                sent = await gateway.send_text(ref, contact.chat_id, message["text"])
+                sent = await gateway.send_text(ref, contact.chat_id, message.text)
             except Exception as exc:
-                await store.record_send_error(db, message["id"], _describe(exc))
+                await store.record_send_error(db, message.id, _describe(exc))
                 raise
-            await store.mark_sent(db, message["id"], sent.provider_message_id)
+            await store.mark_sent(db, message.id, sent.provider_message_id)
             _count_sent(conversation, message)
     finally:
         if typing:
@@ -331,11 +332,11 @@ async def deliver_waiting(
 
 
 def _count_sent(conversation: Conversation, message: dict) -> None:
-    metrics.MESSAGES_OUT.labels(conversation.channel.provider, message["author"]).inc()
-    if message["author"] == "bot" and message["idempotency_key"].endswith(":0"):
-        latency = (datetime.now(UTC) - message["created_at"]).total_seconds()
+    metrics.MESSAGES_OUT.labels(conversation.channel.provider, message.author).inc()
+    if message.author == "bot" and message.idempotency_key.endswith(":0"):
+        latency = (datetime.now(UTC) - message.created_at).total_seconds()
         metrics.REPLY_LATENCY.observe(max(latency, 0))
-        log.info("reply.sent", contact=conversation.contact.id, message=message["id"], degraded=message["degraded"])
+        log.info("reply.sent", contact=conversation.contact.id, message=message.id, degraded=message.degraded)
 
 
 def _describe(exc: Exception) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 import asyncpg
 from databases import Database
 
@@ -14,6 +17,41 @@ COLUMNS = (
     "error, sources, trace, degraded, reply_to_id, provider_timestamp, latency_ms, attempts, created_at, "
     "updated_at, sent_at"
 )
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    id: int
+    channel_id: int
+    contact_id: int
+    direction: str
+    author: str
+    provider_message_id: str | None
+    idempotency_key: str | None
+    text: str
+    status: str
+    reason: str | None
+    error: str | None
+    sources: list | None
+    trace: dict | None
+    degraded: bool
+    reply_to_id: int | None
+    provider_timestamp: datetime | None
+    latency_ms: int | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    # Only on the rows of a burst (`pending_inbound`):
+    recent_contact: int | None = None
+    recent_channel: int | None = None
+    history: list[dict] | None = None
+
+
+def _message(record) -> MessageRow | None:  # noqa: ANN001 - asyncpg record
+    return MessageRow(**record) if record is not None else None
+
+
 DELIVERED = ("sent", "delivered", "read", "played")
 # Acks only move forward: a late "sent" never undoes "read".
 ACK_RANK = {"pending": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
@@ -187,21 +225,20 @@ FROM messages WHERE contact_id = $1 AND direction = 'in' AND status = 'pending' 
 
 async def pending_inbound(
     db: Database, contact_id: int, channel_id: int, caps: tuple[int, int], history_limit: int
-) -> list[dict]:
+) -> list[MessageRow]:
     """The contact's burst buffer (inbound messages still waiting for a reply, oldest first), in one
     round trip with what answering it needs; each row carries:
     - `recent_contact`, `recent_channel`: the bot's replies of the last minute to this contact and
       on the channel, counted up to `caps` (the rate limits: counting further changes nothing);
     - `history`: up to `history_limit` turns before the burst, newest first, as `conversation_before`
       gives them (`created_at` as epoch seconds in `at`)."""
-    records = await fetch(db, BURST, contact_id, channel_id, caps[0], caps[1], history_limit)
-    return [dict(record) for record in records]
+    return [MessageRow(**record) for record in await fetch(db, BURST, contact_id, channel_id, caps[0], caps[1], history_limit)]
 
 
-async def waiting_outbound(db: Database, contact_id: int) -> list[dict]:
+async def waiting_outbound(db: Database, contact_id: int) -> list[MessageRow]:
     """Outbound messages stored but not yet known to be sent (pending, or sending when a worker died)."""
     return [
-        dict(record)
+        MessageRow(**record)
         for record in await fetch(
             db,
             f"SELECT {COLUMNS} FROM messages WHERE contact_id = $1 AND direction = 'out' "
@@ -298,8 +335,8 @@ async def store_reply(db: Database, reply: dict, answered_ids: list[int], *, pau
     return dict(record) if record is not None else None
 
 
-async def find_message(db: Database, message_id: int) -> dict | None:
-    return row(await fetchrow(db, f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id))
+async def find_message(db: Database, message_id: int) -> MessageRow | None:
+    return _message(await fetchrow(db, f"SELECT {COLUMNS} FROM messages WHERE id = $1", message_id))
 
 
 async def set_inbound_status(
@@ -393,7 +430,7 @@ async def apply_ack(db: Database, channel_id: int, provider_message_id: str, sta
     return updated is not None
 
 
-async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tuple[list[dict], int]:
+async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tuple[list[MessageRow], int]:
     """A contact's messages both ways, oldest first (the page counts from the newest)."""
     records = await fetch(
         db,
@@ -407,7 +444,7 @@ async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tupl
         offset,
     )
     total = await fetchval(db, "SELECT count(*) FROM messages WHERE contact_id = $1", contact_id)
-    return rows(records), total
+    return [MessageRow(**record) for record in records], total
 
 
 async def daily_counts(db: Database, assistant_id: int | None, days: int) -> list[dict]:
