@@ -23,3 +23,4 @@ bench:
 	.venv/bin/python -m bench.answer_quality --openai-server
 	.venv/bin/python -m bench.llm_overhead
 	.venv/bin/python -m bench.abuse
+	.venv/bin/python -m bench.transcription

@@ -80,6 +80,12 @@ class Runtime:
             )
         )
 
+    @cached_property
+    def transcriber(self):  # noqa: ANN201 - backend.speech.Transcriber (loads its model on the first voice note)
+        from backend.speech import make_transcriber
+
+        return make_transcriber(self.settings)
+
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
         if provider not in self.gateways:
             from backend.gateways import make_gateway
@@ -102,7 +108,7 @@ class Runtime:
         return webhook_channel_reader(self.db)
 
     async def close(self) -> None:
-        for name in ("ollama", "openai", "embedded", "embedder"):
+        for name in ("ollama", "openai", "embedded", "embedder", "transcriber"):
             # Only what was built: a cached_property not yet read is not in the instance's __dict__.
             close = getattr(self.__dict__.get(name), "close", None)
             if close is not None:

@@ -101,6 +101,21 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Documents read at once per process, each in a child process (uploads and index jobs)"
     )
 
+    # Speech (voice notes)
+    whisper_model: str = Field(
+        default="tiny.en",
+        description="faster-whisper model name (downloaded on first use) or folder; tiny.en = the bundled copy (offline)",
+    )
+    whisper_language: str = Field(
+        default="auto", description="Language code of voice notes, or auto (detected; English-only models always say en)"
+    )
+    whisper_compute_type: Literal[
+        "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32"
+    ] = Field(default="int8", description="CTranslate2 quantisation the model runs at")
+    whisper_threads: int = Field(default=0, ge=0, le=256, description="CPU threads per transcription; 0 = the cores shared out")
+    transcribe_concurrency: int = Field(default=1, ge=1, le=16, description="Voice notes transcribed at once per process")
+    voice_max_seconds: float = Field(default=300.0, gt=0, le=7200, description="Longest voice note transcribed; longer = refused")
+
     # WhatsApp gateways
     gateway_provider: Literal["sandbox", "waha", "evolution"] = "sandbox"
     waha_url: str = "http://127.0.0.1:3000"
@@ -125,6 +140,16 @@ class Settings(BaseSettings):
     )
     channel_stale_seconds: float = Field(
         default=300.0, gt=0, description="A ready channel silent this long is checked against its gateway"
+    )
+    cloud_api_url: str = Field(
+        default="https://graph.facebook.com", description="Meta's Graph API, for WhatsApp Cloud API channels"
+    )
+    cloud_api_version: str = Field(
+        default="v23.0", pattern=r"^v\d+\.\d+$", description="Graph API version in every Cloud API call (versions expire)"
+    )
+    media_max_mb: int = Field(default=16, ge=1, le=512, description="Largest inbound media file downloaded from a gateway")
+    media_download_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="Longest a media download from a gateway may take"
     )
 
     # Workers
@@ -169,6 +194,10 @@ class Settings(BaseSettings):
     def _default_ollama_scheme(cls, value: str) -> str:
         # Ollama itself accepts OLLAMA_HOST without a scheme ("host:11434"), as Render's hostport gives it.
         return value if "://" in value else f"http://{value}"
+
+    @property
+    def media_max_bytes(self) -> int:
+        return self.media_max_mb * 1024 * 1024
 
     @property
     def max_upload_bytes(self) -> int:

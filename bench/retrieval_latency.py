@@ -83,7 +83,7 @@ async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:  #
     )
     if reused:
         synthetic = {"a": assistant.id, "s": SYNTHETIC + "%"}
-        await rt.db.execute("DROP INDEX IF EXISTS chunks_embedding")  # cheaper to rebuild than to vacuum
+        await execute(rt.db, "DROP INDEX IF EXISTS chunks_embedding")  # cheaper to rebuild than to vacuum
         await rt.db.execute("DELETE FROM documents WHERE assistant_id = :a AND filename LIKE :s", synthetic)
         await rt.db.execute("VACUUM ANALYZE chunks")
     else:
@@ -118,18 +118,19 @@ async def grow_to(  # noqa: ANN001
     hnsw_options: str | None = None,
 ):
     """Add synthetic chunks until the assistant has `target`; returns the mean cosine of a copy to its source."""
+    from backend.database import execute, fetchval, transaction
     from backend.store.documents import insert_document, mark_ready
     from rag.store import replace_chunks
 
-    have = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})
+    have = await fetchval(rt.db, "SELECT count(*) FROM chunks WHERE assistant_id = $1", assistant.id)
     missing = target - have
     if missing <= 0:
         return None
-    index_def = await rt.db.fetch_val("SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding'")
+    index_def = await fetchval(rt.db, "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding'")
     if hnsw_options:  # try other build parameters than the migration's
         index_def = f"{HNSW_INDEX} WITH ({hnsw_options})"
     started = time.perf_counter()
-    await rt.db.execute("DROP INDEX IF EXISTS chunks_embedding")
+    await execute(rt.db, "DROP INDEX IF EXISTS chunks_embedding")
     sources = rng.integers(0, len(real), size=missing)
     base = np.stack([as_array(real[i]["embedding"]) for i in sources])
     if mode == "mix":
@@ -147,27 +148,24 @@ async def grow_to(  # noqa: ANN001
         picked = sources[start : start + CHUNKS_PER_SYNTHETIC_DOC]
         texts = [real[i]["content"] for i in picked]
         body = "\n\n".join(texts).encode()
-        async with rt.db.transaction():
+        async with transaction(rt.db):
             record = await insert_document(
                 rt.db,
-                {
-                    "assistant_id": assistant.id,
-                    "filename": f"{SYNTHETIC}{have + start}.txt",
-                    "content_type": "text/plain",
-                    "size_bytes": len(body),
-                    "sha256": hashlib.sha256(body + str(have + start).encode()).hexdigest(),
-                    "content": body,
-                },
+                assistant_id=assistant.id,
+                filename=f"{SYNTHETIC}{have + start}.txt",
+                content_type="text/plain",
+                sha256=hashlib.sha256(body + str(have + start).encode()).hexdigest(),
+                content=body,
             )
             await replace_chunks(
                 rt.db,
-                document_id=record["id"],
+                document_id=record.id,
                 assistant_id=assistant.id,
                 language=assistant.language,
                 chunks=[(p, real[i]["heading"], real[i]["content"], real[i]["token_count"]) for p, i in enumerate(picked)],
                 vectors=vectors[start : start + len(picked)],
             )
-            await mark_ready(rt.db, record["id"], len(picked), embedder_name)
+            await mark_ready(rt.db, record.id, len(picked), embedder_name)
     load_s = time.perf_counter() - started
     if hnsw_options:
         print(f"HNSW built with: {index_def}")

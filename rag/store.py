@@ -28,29 +28,23 @@ async def replace_chunks(
     vectors: np.ndarray,
 ) -> None:
     """Swap a document's chunks for new ones (call inside a transaction so readers never see a mix)."""
-    await db.execute("DELETE FROM chunks WHERE document_id = :id", {"id": document_id})
     records = [
         (document_id, assistant_id, position, heading, content, tokens, language, vector)
         for (position, heading, content, tokens), vector in zip(chunks, vectors, strict=True)
     ]
-    if not records:
-        return
     async with db.connection() as connection:  # the transaction's connection, when there is one
-        # The raw asyncpg connection: one executemany instead of a round trip per chunk.
-        await connection.raw_connection.executemany(
-            """
-            INSERT INTO chunks (document_id, assistant_id, position, heading, content, token_count, language, embedding)
-            VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS regconfig), $8)
-            """,
-            records,
-        )
+        conn = connection.raw_connection
+        await conn.execute("DELETE FROM chunks WHERE document_id = $1", document_id)
+        if records:  # one executemany instead of a round trip per chunk
+            await conn.executemany(
+                """
+                INSERT INTO chunks (document_id, assistant_id, position, heading, content, token_count, language, embedding)
+                VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS regconfig), $8)
+                """,
+                records,
+            )
 
 
-async def delete_chunks(db: Database, document_id: int) -> None:
-    await db.execute("DELETE FROM chunks WHERE document_id = :id", {"id": document_id})
-
-
-_ITERATIVE_SCAN: dict[str, bool] = {}  # database URL -> its pgvector has hnsw.iterative_scan (asked once)
 # pgvector's maximum; without iterative scan (pgvector < 0.8) the widest beam is what keeps k results despite the filter.
 HNSW_MAX_EF_SEARCH = 1000
 
@@ -61,14 +55,10 @@ def has_iterative_scan(extversion: str | None) -> bool:
     return len(numbers) == 2 and tuple(numbers) >= (0, 8)
 
 
-async def _iterative_scan(db: Database) -> bool:
-    key = str(db.url)
-    if key not in _ITERATIVE_SCAN:
-        version = await db.fetch_val("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
-        _ITERATIVE_SCAN[key] = has_iterative_scan(version)
-        if not _ITERATIVE_SCAN[key]:
-            log.warning("pgvector.old_version", version=version, hint="pgvector >= 0.8 filters HNSW searches better")
-    return _ITERATIVE_SCAN[key]
+async def pgvector_version(conn: asyncpg.Connection) -> str | None:
+    """The installed pgvector's version. Asked per search rather than remembered: one small catalog
+    read on the search's own connection, and right even after an upgrade."""
+    return await conn.fetchval("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
 
 
 # What a search connection should have from its start (`make_database` passes these as server
@@ -128,14 +118,14 @@ async def dense_search_fresh(
     exclude_documents: Sequence[int] = (),
     ef_search: int = 100,
 ) -> tuple[list[dict], list[int]]:
-    """`dense_search` and `stale_documents(embedding_model)` (None: not asked) in one round trip:
-    (hits from fresh documents only, the stale documents' ids)."""
-    iterative = await _iterative_scan(db)
-    ef = min(max(ef_search, limit), HNSW_MAX_EF_SEARCH) if iterative else HNSW_MAX_EF_SEARCH
+    """`dense_search` and `stale_documents(embedding_model)` (None: not asked) in one round trip after
+    the version check: (hits from fresh documents only, the stale documents' ids)."""
     exclude = list(exclude_documents)
     async with db.connection() as connection:
         # The raw connection: no SQL compilation, no logging of a 384-float vector per query.
         conn = connection.raw_connection
+        iterative = has_iterative_scan(await pgvector_version(conn))
+        ef = min(max(ef_search, limit), HNSW_MAX_EF_SEARCH) if iterative else HNSW_MAX_EF_SEARCH
         query = np.asarray(vector, dtype=np.float32)
         sql = DENSE_ITERATIVE if iterative else DENSE_PLAIN
         records = await conn.fetch(sql, query, assistant_id, exclude, limit, embedding_model)

@@ -3,12 +3,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if ! command -v chromium >/dev/null 2>&1; then
-  # The browser test drives Debian's Chromium; install it when we can (root or sudo).
-  if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium"
-  elif command -v sudo >/dev/null 2>&1; then
-    (sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium"
+# Debian packages the tests drive: Chromium (the browser test) and espeak-ng (the speech of the voice-note
+# tests). Installed when we can (root or sudo), with one `apt-get update` for both.
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v espeak-ng >/dev/null 2>&1 || missing="$missing espeak-ng"
+if [ -n "$missing" ]; then
+  as_root=""
+  [ "$(id -u)" = 0 ] || as_root="sudo"
+  if [ -z "$as_root" ] || command -v sudo >/dev/null 2>&1; then
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    ($as_root apt-get update -qq && $as_root apt-get install -y -qq $missing >/dev/null) || echo "warning: could not install$missing"
+  else
+    echo "warning: not root and no sudo: install$missing yourself"
   fi
 fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PATH="$PWD/.venv/bin:$PATH"

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from backend.app import create_app
+from backend.database import execute, fetchval
 from tests.conftest import ADMIN, login, make_settings
 from tests.e2e_support import BackendProcess
 from tests.servers import free_port, serve_app
@@ -198,12 +199,13 @@ async def test_a_guesser_behind_the_console_does_not_lock_the_admin_out(proxied)
 
 async def test_old_login_attempts_are_pruned(backend):
     db = backend.app.ctx.db
-    await db.execute(
+    await execute(
+        db,
         "INSERT INTO login_attempts (email, ip, succeeded, at)"
-        " VALUES ('old@example.com', '1.2.3.4', false, now() - interval '2 days')"
+        " VALUES ('old@example.com', '1.2.3.4', false, now() - interval '2 days')",
     )
     await login(backend)
-    assert await db.fetch_val("SELECT count(*) FROM login_attempts WHERE email = 'old@example.com'") == 0
+    assert await fetchval(db, "SELECT count(*) FROM login_attempts WHERE email = 'old@example.com'") == 0
 
 
 def _rss_mb(pid: int) -> float:

@@ -4,33 +4,36 @@ from __future__ import annotations
 
 import pytest
 
+from backend.database import execute, fetchval
 from tests.fakes.ollama import fake_ollama_server  # noqa: F401
 
 
 async def add_exchange(db, channel: int, contact: int, question: str, trace: dict, *, degraded: bool = False) -> None:
-    inbound = await db.fetch_val(
+    inbound = await fetchval(
+        db,
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, provider_message_id, text, status)
-        VALUES (:ch, :c, 'in', 'customer', gen_random_uuid()::text, :text, 'answered') RETURNING id
+        VALUES ($1, $2, 'in', 'customer', gen_random_uuid()::text, $3, 'answered') RETURNING id
         """,
-        {"ch": channel, "c": contact, "text": question},
+        channel,
+        contact,
+        question,
     )
-    await db.execute(
+    await execute(
+        db,
         """
         INSERT INTO messages (channel_id, contact_id, direction, author, text, status, trace, degraded, reply_to_id,
                               used_fallback, ungrounded, top_score)
-        VALUES (:ch, :c, 'out', 'bot', 'reply', 'sent', :trace, :degraded, :reply_to, :fallback, :ungrounded, :score)
+        VALUES ($1, $2, 'out', 'bot', 'reply', 'sent', $3, $4, $5, $6, $7, $8)
         """,
-        {
-            "ch": channel,
-            "c": contact,
-            "trace": trace,
-            "reply_to": inbound,
-            "degraded": degraded,
-            "fallback": trace.get("used_fallback", False),
-            "ungrounded": trace.get("ungrounded", False),
-            "score": trace.get("top_score"),
-        },
+        channel,
+        contact,
+        trace,
+        degraded,
+        inbound,
+        trace.get("used_fallback", False),
+        trace.get("ungrounded", False),
+        trace.get("top_score"),
     )
 
 
@@ -39,16 +42,15 @@ async def conversation(backend, api):
     """(assistant id, database, channel id, contact id) for an assistant with one channel."""
     assistant = (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]
     db = backend.app.ctx.db
-    channel = await db.fetch_val(
+    channel = await fetchval(
+        db,
         """
         INSERT INTO channels (assistant_id, provider, session_name, webhook_secret)
-        VALUES (:a, 'sandbox', 's1', 'x') RETURNING id
+        VALUES ($1, 'sandbox', 's1', 'x') RETURNING id
         """,
-        {"a": assistant},
+        assistant,
     )
-    contact = await db.fetch_val(
-        "INSERT INTO contacts (channel_id, chat_id) VALUES (:ch, '123@c.us') RETURNING id", {"ch": channel}
-    )
+    contact = await fetchval(db, "INSERT INTO contacts (channel_id, chat_id) VALUES ($1, '123@c.us') RETURNING id", channel)
     return assistant, db, channel, contact
 
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import jwt
 import pytest
 
-from backend.gateways.base import ChannelRef, InboundMessage, MessageAck, QrUpdated, SessionStatusEvent, UnknownEvent
+from backend.errors import Invalid
+from backend.gateways.base import (
+    ChannelRef,
+    InboundMessage,
+    MediaRef,
+    MessageAck,
+    QrUpdated,
+    ReactionEvent,
+    SessionStatusEvent,
+    UnknownEvent,
+)
+from backend.gateways.errors import MediaTooLarge, MediaUnavailable, retryable
 from backend.gateways.evolution import EvolutionGateway, _qr_code, parse_message
 from backend.settings import Settings
+from tests.fakes.evolution import FakeEvolution, fake_evolution  # noqa: F401
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gateways" / "evolution"
 SECRET = "a-channel-secret-long-enough-for-hs256-keys"
@@ -173,7 +188,9 @@ def test_status_events_carry_the_time_their_jwt_was_issued(gateway):
 @pytest.mark.parametrize(
     "body",
     [b"nope", b'{"data": {}}', b'{"event": "messages.upsert", "data": {"key": {}}}', b'{"event": "messages.upsert", "data": "x"}',
-     b'{"event": "connection.update", "data": {"state": "weird"}}'],
+     b'{"event": "connection.update", "data": {"status": "no state"}}',
+     b'{"event": "messages.upsert", "data": {"key": {"remoteJid": "1@s.whatsapp.net", "id": "R"},'
+     b' "message": {"reactionMessage": {"text": "x"}}}}'],
 )  # fmt: skip
 def test_malformed_webhooks_are_errors(gateway, body):
     with pytest.raises(ValueError):
@@ -199,3 +216,125 @@ def test_every_api_answer_example_is_understood():
         "api.chat.markMessageAsRead.response.json",
     ):
         assert json.loads((FIXTURES / name).read_text())
+
+
+def test_unknown_connection_states_and_ack_values_are_reported_not_guessed(gateway):
+    state = parse(gateway, {"event": "connection.update", "data": {"state": "weird"}})[0].state
+    assert (state.status, state.detail) == ("pending_qr", "unknown") and "weird" in state.error
+    odd = parse(gateway, {"event": "messages.update", "data": {"keyId": "BAE5", "status": "SOMETHING_NEW"}})
+    assert [type(event) for event in odd] == [UnknownEvent]
+
+
+def test_media_messages_carry_what_is_needed_to_fetch_them(gateway):
+    voice = {"audioMessage": {"mimetype": "audio/ogg; codecs=opus", "ptt": True, "fileLength": "9582"}, "base64": "T2dnUw=="}
+    [note] = parse(
+        gateway, upsert({"remoteJid": "1@s.whatsapp.net", "fromMe": False, "id": "V1"}, voice, messageType="audioMessage")
+    )
+    assert note.media == MediaRef(
+        kind="voice", handle="V1", mimetype="audio/ogg; codecs=opus", size=9582, inline_base64="T2dnUw=="
+    )
+    assert "T2dnUw" not in repr(note)  # the file itself stays out of logs
+    doc = {
+        "documentWithCaptionMessage": {
+            "message": {"documentMessage": {"fileName": "menu.pdf", "caption": "prices", "mimetype": "application/pdf"}}
+        }
+    }
+    [menu] = parse(
+        gateway,
+        upsert({"remoteJid": "1@s.whatsapp.net", "fromMe": False, "id": "D1"}, doc, messageType="documentWithCaptionMessage"),
+    )
+    assert (menu.text, menu.media.kind, menu.media.filename) == ("prices", "document", "menu.pdf")
+    place = {"locationMessage": {"degreesLatitude": -23.5, "degreesLongitude": -46.6, "name": "Loja"}}
+    [where] = parse(
+        gateway, upsert({"remoteJid": "1@s.whatsapp.net", "fromMe": False, "id": "L9"}, place, messageType="locationMessage")
+    )
+    assert where.media.kind == "location" and where.media.description == "-23.5, -46.6 — Loja" and not where.media.downloadable
+
+
+def test_a_reaction_in_messages_upsert_is_a_reaction_event(gateway):
+    target = {"remoteJid": "5511911112222@s.whatsapp.net", "fromMe": True, "id": "BAE5OURS"}
+    message = {"reactionMessage": {"key": target, "text": "❤️", "senderTimestampMs": "1717604327000"}}
+    key = {"remoteJid": "5511911112222@s.whatsapp.net", "fromMe": False, "id": "R1"}
+    [reaction] = parse(gateway, upsert(key, message, messageType="reactionMessage"))
+    assert isinstance(reaction, ReactionEvent)
+    assert (reaction.reacted_to, reaction.emoji, reaction.sender_phone, reaction.removed) == (
+        "BAE5OURS",
+        "❤️",
+        "+5511911112222",
+        False,
+    )
+    message["reactionMessage"]["text"] = ""
+    assert parse(gateway, upsert(key, message, messageType="reactionMessage"))[0].removed
+
+
+def test_header_names_are_read_in_any_case():
+    header_mode = EvolutionGateway(Settings(_env_file=None, evolution_webhook_auth="header"), http=None)
+    assert header_mode.check_webhook_headers(REF, {"X-Webhook-Secret": SECRET})
+    now = int(time.time())
+    token = jwt.encode({"iat": now, "exp": now + 600}, SECRET, "HS256")
+    jwt_mode = EvolutionGateway(Settings(_env_file=None), http=None)
+    assert jwt_mode.check_webhook_headers(REF, {"AUTHORIZATION": f"Bearer {token}"})
+
+
+# -- against the fake Evolution API over HTTP --
+
+
+@pytest.fixture
+async def live(fake_evolution: FakeEvolution) -> AsyncIterator[tuple[EvolutionGateway, FakeEvolution]]:  # noqa: F811
+    settings = Settings(
+        _env_file=None, evolution_url=fake_evolution.url, evolution_api_key="test-evolution-key", gateway_timeout_seconds=5
+    )
+    fake_evolution.drop_webhooks = True  # these tests read what the gateway does, not what the backend is told
+    async with aiohttp.ClientSession() as http:
+        gateway = EvolutionGateway(settings, http)
+        await gateway.start_session(REF, "http://127.0.0.1:9/webhooks/evolution/1")
+        yield gateway, fake_evolution
+
+
+async def test_media_comes_from_the_webhook_s_base64_or_from_get_base64_from_media_message(live):
+    gateway, fake = live
+    await fake.scan("+15550100001")
+    voice = b"OggS\x00\x02" + bytes(range(256)) * 64
+    item, _ = await fake.deliver_media("+15550109999", voice, "audio/ogg; codecs=opus")
+    fetched = parse_message(item).media
+    assert fetched.kind == "voice" and fetched.inline_base64 is None
+    assert await gateway.download_media(REF, fetched, max_bytes=1_000_000) == voice
+    assert ("POST", "/chat/getBase64FromMediaMessage/shop") in fake.requests
+    fake.instance()["webhook"]["base64"] = True  # Evolution set to put files in its webhooks
+    item, _ = await fake.deliver_media("+15550109999", b"\x89PNG-image", "image/png", "my order", kind="imageMessage")
+    inline = parse_message(item).media
+    calls = len(fake.requests)
+    assert inline.inline_base64 == base64.b64encode(b"\x89PNG-image").decode() and inline.caption == "my order"
+    assert await gateway.download_media(REF, inline, max_bytes=1000) == b"\x89PNG-image"
+    assert len(fake.requests) == calls  # nothing fetched
+
+
+async def test_media_over_the_limit_is_refused_and_a_failed_fetch_can_be_retried(live):
+    gateway, fake = live
+    await fake.scan("+15550100001")
+    item, _ = await fake.deliver_media("+15550109999", b"\x00" * 300_000, "video/mp4", kind="videoMessage")
+    media = parse_message(item).media
+    with pytest.raises(MediaTooLarge):
+        await gateway.download_media(REF, media, max_bytes=100_000)
+    with pytest.raises(MediaTooLarge):
+        await gateway.download_media(REF, MediaRef(kind="video", handle="X", inline_base64="A" * 200_000), max_bytes=100_000)
+    fake.media_fail = 1
+    with pytest.raises(MediaUnavailable) as failed:
+        await gateway.download_media(REF, media, max_bytes=1_000_000)
+    assert retryable(failed.value)
+    assert len(await gateway.download_media(REF, media, max_bytes=1_000_000)) == 300_000
+
+
+async def test_a_pairing_code_for_a_phone_number(live):
+    gateway, fake = live
+    assert await gateway.request_pairing_code(REF, "+55 31 98296-8010") == "FNPG5AYK"
+    assert fake.calls[-1] == ("pairing_code", {"number": "5531982968010"})
+    with pytest.raises(Invalid):
+        await gateway.request_pairing_code(REF, "")
+
+
+async def test_a_reply_quotes_the_customer_message_by_its_key(live):
+    gateway, fake = live
+    await fake.scan("+15550100001")
+    await gateway.send_text(REF, "15550109999@s.whatsapp.net", "Sim!", reply_to="3EB0CUSTOMER")
+    assert fake.sent[0]["quoted"] == {"key": {"id": "3EB0CUSTOMER", "remoteJid": "15550109999@s.whatsapp.net", "fromMe": False}}

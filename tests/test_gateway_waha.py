@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
-from backend.gateways.base import ChannelRef, InboundMessage, MessageAck, SessionStatusEvent, UnknownEvent
+from backend.errors import Invalid
+from backend.gateways.base import (
+    ChannelRef,
+    InboundMessage,
+    MediaRef,
+    MessageAck,
+    ReactionEvent,
+    SessionStatusEvent,
+    UnknownEvent,
+)
+from backend.gateways.errors import GatewayHttpError, MediaTooLarge, MediaUnavailable, retryable
 from backend.gateways.waha import WahaGateway, parse_message
 from backend.settings import Settings
+from tests.fakes.waha import FakeWaha, fake_waha  # noqa: F401
+from tests.servers import serve_aiohttp
 
 FIXTURES = Path(__file__).parent / "fixtures" / "gateways" / "waha"
 WEBHOOKS = sorted(
@@ -80,8 +95,32 @@ def test_customer_text_and_reply_have_sender_phone_and_timestamp(gateway):
 def test_media_with_caption_and_media_without_text(gateway):
     image = parse(gateway, (FIXTURES / "message.media.json").read_bytes())[0]
     assert image.has_media and image.media_type == "image/jpeg" and image.text.startswith("Check this out")
+    assert image.media == MediaRef(
+        kind="image",
+        handle="http://localhost:3000/api/files/true_11111111111@c.us_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.jpg",
+        mimetype="image/jpeg",
+        caption="Check this out (caption for the media)!",
+    )
     document = parse(gateway, (FIXTURES / "message.document.json").read_bytes())[0]
     assert document.has_media and document.text == "" and document.media_type == "application/pdf"
+    assert (document.media.kind, document.media.filename, document.media.caption) == ("document", "some-file.pdf", None)
+
+
+def test_voice_notes_stickers_locations_and_undownloaded_media(gateway):
+    voice = parse_message(
+        {"id": "false_1@c.us_V", "from": "1@c.us", "hasMedia": True, "_data": {"type": "ptt"},
+         "media": {"url": "http://waha/api/files/v.oga", "mimetype": "audio/ogg; codecs=opus"}}
+    )  # fmt: skip
+    assert voice.media.kind == "voice" and voice.media.downloadable
+    sticker = parse_message(
+        {"id": "false_1@c.us_S", "from": "1@c.us", "media": {"url": "http://w/s.webp", "mimetype": "image/webp"}}
+    )
+    assert sticker.media.kind == "sticker"
+    place = {"latitude": 52.52, "longitude": 13.4, "description": "The shop"}
+    location = parse_message({"id": "false_1@c.us_L", "from": "1@c.us", "body": "", "location": place})
+    assert location.has_media and location.media.description == "52.52, 13.4 — The shop" and not location.media.downloadable
+    not_downloaded = parse_message({"id": "false_1@c.us_N", "from": "1@c.us", "hasMedia": True, "media": None})
+    assert not_downloaded.has_media and not_downloaded.media is None
 
 
 def test_group_message_comes_from_the_participant_in_the_group_chat():
@@ -105,9 +144,38 @@ def test_acks_map_to_delivery_statuses(gateway):
     assert group.status == "read" and group.provider_message_id.endswith("_9999@lid")
 
 
-def test_events_we_do_not_use_are_unknown_not_errors(gateway):
+def test_a_reaction_names_the_message_and_the_emoji(gateway):
     reaction = parse(gateway, (FIXTURES / "message.reaction.json").read_bytes())[0]
-    assert isinstance(reaction, UnknownEvent) and reaction.name == "message.reaction"
+    assert isinstance(reaction, ReactionEvent)
+    assert reaction.reacted_to == "true_79111111@c.us_11111111111111111111111111111111"
+    assert (reaction.emoji, reaction.sender_id, reaction.sender_phone, reaction.removed) == (
+        "🙏",
+        "79111111@c.us",
+        "+79111111",
+        False,
+    )
+    doc = json.loads((FIXTURES / "message.reaction.json").read_text())
+    doc["payload"]["reaction"]["text"] = ""
+    assert parse(gateway, doc)[0].removed
+
+
+def test_events_we_do_not_use_are_unknown_not_errors(gateway):
+    revoked = parse(gateway, {"event": "message.revoked", "session": "default", "payload": {}})[0]
+    assert isinstance(revoked, UnknownEvent) and revoked.name == "message.revoked"
+
+
+def test_unknown_session_states_and_ack_values_are_reported_not_guessed(gateway):
+    state = parse(gateway, {"event": "session.status", "me": None, "payload": {"status": "SOMETHING_NEW"}})[0].state
+    assert (state.status, state.detail) == ("pending_qr", "unknown") and "SOMETHING_NEW" in state.error
+    odd_ack = {"event": "message.ack", "payload": {"id": "true_1@c.us_X", "ack": 9, "ackName": "WHATEVER"}}
+    assert isinstance(parse(gateway, odd_ack)[0], UnknownEvent)
+
+
+def test_header_names_are_read_in_any_case(gateway):
+    lines = [line for line in (FIXTURES / "hmac.example.txt").read_text().splitlines() if not line.startswith("#")]
+    body, key, algorithm, signature = lines
+    ref = ChannelRef(id=1, provider="waha", session_name="default", webhook_secret=key)
+    assert gateway.verify_webhook(ref, {"X-WEBHOOK-HMAC": signature, "X-Webhook-Hmac-Algorithm": algorithm}, body.encode())
 
 
 @pytest.mark.parametrize(
@@ -143,3 +211,108 @@ def test_a_status_event_carries_its_signed_envelope_time_when_waha_sends_one(gat
     assert parse(gateway, dated)[0].at == datetime(2025, 3, 6, 8, 28, 22, 485000, tzinfo=UTC)
     undated = {"event": "session.status", "me": None, "payload": {"status": "WORKING"}}  # WAHA of 2024
     assert parse(gateway, undated)[0].at is None
+
+
+# -- against the fake WAHA over HTTP --
+
+
+@pytest.fixture
+async def live(fake_waha: FakeWaha) -> AsyncIterator[tuple[WahaGateway, ChannelRef, FakeWaha]]:  # noqa: F811
+    settings = Settings(_env_file=None, waha_url=fake_waha.url, waha_api_key="test-waha-key", gateway_timeout_seconds=5)
+    ref = ChannelRef(id=1, provider="waha", session_name="default", webhook_secret="k")
+    fake_waha.drop_webhooks = True  # these tests read what the gateway does, not what the backend is told
+    async with aiohttp.ClientSession() as http:
+        gateway = WahaGateway(settings, http)
+        await gateway.start_session(ref, "http://127.0.0.1:9/webhooks/waha/1")
+        yield gateway, ref, fake_waha
+
+
+async def test_media_is_fetched_from_waha_with_the_api_key_even_when_waha_names_another_host(live):
+    gateway, ref, fake = live
+    await fake.scan("+15550100001")
+    voice = b"OggS\x00\x02" + bytes(range(256)) * 64
+    payload, _ = await fake.deliver_media("+15550109999", voice, "audio/ogg; codecs=opus")
+    message = parse_message(payload)
+    assert message.media.kind == "voice" and message.media.handle.startswith("http://localhost:3000/api/files/")
+    assert await gateway.download_media(ref, message.media, max_bytes=1_000_000) == voice
+    assert ("GET", "/api/files/" + message.media.handle.split("/api/files/")[1]) in fake.requests
+
+
+async def test_a_file_over_the_limit_stops_the_download_and_a_failed_one_can_be_retried(live):
+    gateway, ref, fake = live
+    await fake.scan("+15550100001")
+    payload, _ = await fake.deliver_media("+15550109999", b"\xff" * 200_000, "image/jpeg", "look")
+    media = parse_message(payload).media
+    with pytest.raises(MediaTooLarge) as too_large:
+        await gateway.download_media(ref, media, max_bytes=100_000)
+    assert not retryable(too_large.value)
+    fake.files_fail = 1
+    with pytest.raises(MediaUnavailable) as failed:
+        await gateway.download_media(ref, media, max_bytes=1_000_000)
+    assert retryable(failed.value)
+    assert len(await gateway.download_media(ref, media, max_bytes=1_000_000)) == 200_000  # the retry succeeds
+
+
+async def test_the_api_key_is_not_sent_to_a_media_host_that_is_not_waha(live):
+    gateway, ref, _ = live
+    seen: list[str | None] = []
+
+    async def bucket(request: web.Request) -> web.Response:  # an S3-like store WAHA Plus may link to
+        seen.append(request.headers.get("X-Api-Key"))
+        return web.Response(body=b"JPEGDATA", content_type="image/jpeg")
+
+    app = web.Application()
+    app.add_routes([web.get("/bucket/{name}", bucket)])
+    runner, url = await serve_aiohttp(app)
+    try:
+        media = MediaRef(kind="image", handle=f"{url}/bucket/x.jpg?signature=abc")
+        assert await gateway.download_media(ref, media, max_bytes=1000) == b"JPEGDATA"
+    finally:
+        await runner.cleanup()
+    assert seen == [None]
+
+
+async def test_a_stream_without_a_length_is_cut_at_the_limit_and_a_stalled_one_times_out(live):
+    gateway, ref, fake = live
+
+    async def endless(request: web.Request) -> web.StreamResponse:  # chunked: no Content-Length to refuse early
+        response = web.StreamResponse()
+        await response.prepare(request)
+        for _ in range(1000):
+            await response.write(b"\x00" * 65536)
+        return response
+
+    app = web.Application()
+    app.add_routes([web.get("/bucket/{name}", endless)])
+    runner, url = await serve_aiohttp(app)
+    try:
+        with pytest.raises(MediaTooLarge, match="stopped reading"):
+            await gateway.download_media(ref, MediaRef(kind="video", handle=f"{url}/bucket/big.mp4"), max_bytes=200_000)
+    finally:
+        await runner.cleanup()
+    await fake.scan("+15550100001")
+    payload, _ = await fake.deliver_media("+15550109999", b"OggS", "audio/ogg")
+    fake.hang = True
+    gateway.media_timeout = 0.3
+    with pytest.raises(MediaUnavailable, match="longer than 0.3 s") as stalled:
+        await gateway.download_media(ref, parse_message(payload).media, max_bytes=1000)
+    assert retryable(stalled.value)
+
+
+async def test_a_pairing_code_for_a_phone_number(live):
+    gateway, ref, fake = live
+    assert await gateway.request_pairing_code(ref, "+1 213-213-2130") == "ABCD-ABCD"
+    assert fake.calls[-1] == ("request_code", {"phoneNumber": "12132132130"})
+    with pytest.raises(Invalid):
+        await gateway.request_pairing_code(ref, "call me")
+    await fake.scan("+15550100001")
+    with pytest.raises(GatewayHttpError, match="waits for a scan"):
+        await gateway.request_pairing_code(ref, "+12132132130")
+
+
+async def test_a_reply_quotes_the_customer_message(live):
+    gateway, ref, fake = live
+    await fake.scan("+15550100001")
+    await gateway.send_text(ref, "15550109999@c.us", "Yes, blue too.", reply_to="false_15550109999@c.us_AAA")
+    await gateway.send_text(ref, "15550109999@c.us", "Anything else?")
+    assert fake.sent[0]["reply_to"] == "false_15550109999@c.us_AAA" and "reply_to" not in fake.sent[1]

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from backend.app import create_app
+from backend.database import fetchval
 from backend.services.answers import answer_question
 from backend.services.assistants import get_assistant
 from tests.conftest import login, make_settings
@@ -133,7 +134,7 @@ async def test_indexing_waits_in_the_queue_across_a_restart(database_url, tmp_pa
     async with serve_app(app) as backend, backend.client(await login(backend)) as client:
         [document] = await wait_indexed(client, assistant)
         assert document["status"] == "ready" and document["percent"] == 100
-        progress = await app.ctx.db.fetch_val("SELECT progress FROM jobs WHERE kind = 'index_document'")
+        progress = await fetchval(app.ctx.db, "SELECT progress FROM jobs WHERE kind = 'index_document'")
         assert progress == 1
 
 

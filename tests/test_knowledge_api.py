@@ -11,6 +11,7 @@ import pytest
 from reportlab.pdfgen import canvas
 
 from backend.app import create_app
+from backend.database import execute, fetchval
 from tests.conftest import login, make_settings
 from tests.fakes.ollama import fake_ollama_server  # noqa: F401
 from tests.servers import serve_app
@@ -145,7 +146,7 @@ async def test_a_pdf_longer_than_rag_max_pages_is_refused_and_one_at_the_limit_i
     error = long.json()["error"]
     assert error["code"] == "document_too_large" and error["message"] == "'catalogue.pdf' has 4 pages; the limit is 3 pages."
     assert (await kb.get(f"/api/assistants/{assistant}/documents")).json()["total"] == 0
-    assert await kb.app.ctx.db.fetch_val("SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 0
+    assert await fetchval(kb.app.ctx.db, "SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 0
 
     short = await upload(kb, assistant, ("leaflet.pdf", pdf_bytes("Kettles and toasters.", pages=3)))
     assert short.status_code == 201, short.text
@@ -189,8 +190,8 @@ async def test_the_same_file_twice_is_indexed_once(kb):
     assert item["duplicate"] is True and item["id"] == first.json()["items"][0]["id"] and item["status"] == "ready"
     assert "already uploaded" in item["message"]
     db = kb.app.ctx.db
-    assert await db.fetch_val("SELECT count(*) FROM documents") == 1
-    assert await db.fetch_val("SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 1
+    assert await fetchval(db, "SELECT count(*) FROM documents") == 1
+    assert await fetchval(db, "SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 1
 
 
 async def test_deleting_a_document_removes_its_chunks(kb):
@@ -203,7 +204,7 @@ async def test_deleting_a_document_removes_its_chunks(kb):
     assert (await kb.delete(f"/api/assistants/{assistant}/documents/{doomed['id']}")).status_code == 404
     hits = (await search(kb, assistant, "apples Monday"))["items"]
     assert hits and all(h["filename"] == "b.txt" for h in hits)
-    assert await kb.app.ctx.db.fetch_val("SELECT count(*) FROM chunks WHERE document_id = :d", {"d": doomed["id"]}) == 0
+    assert await fetchval(kb.app.ctx.db, "SELECT count(*) FROM chunks WHERE document_id = $1", doomed["id"]) == 0
 
 
 async def test_search_stays_within_one_assistant(kb):
@@ -249,13 +250,17 @@ async def test_words_common_to_a_large_knowledge_base_are_left_out_of_the_full_t
     texts = [f"Warranty terms, page {i}: the warranty covers every kettle." for i in range(240)]
     texts.append("Our warranty also covers the teapot.")
     body = "\n\n".join(texts).encode()
-    values = {"filename": "terms.txt", "content_type": "text/plain", "size_bytes": len(body), "content": body}
-    record = await insert_document(rt.db, {**values, "assistant_id": assistant, "sha256": hashlib.sha256(body).hexdigest()})
+    record = await insert_document(
+        rt.db,
+        assistant_id=assistant,
+        filename="terms.txt",
+        content_type="text/plain",
+        content=body,
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
     vectors = np.random.default_rng(3).normal(size=(len(texts), 384)).astype(np.float32)
     chunks = [(i, "", text, 12) for i, text in enumerate(texts)]
-    await replace_chunks(
-        rt.db, document_id=record["id"], assistant_id=assistant, language="english", chunks=chunks, vectors=vectors
-    )
+    await replace_chunks(rt.db, document_id=record.id, assistant_id=assistant, language="english", chunks=chunks, vectors=vectors)
 
     # Without word statistics every word counts: "warranty" matches all 241 chunks.
     assert len(await lexical_search(rt.db, assistant, "warranty for a teapot", "english", 50)) == 50
@@ -271,11 +276,11 @@ async def test_indexing_and_deleting_refresh_the_word_statistics_of_the_assistan
     await upload(kb, assistant, ("hours.txt", b"The shop opens at nine."))
     documents = await wait_indexed(kb, assistant)
     db = kb.app.ctx.runtime.db
-    refresh = "SELECT count(*) FROM jobs WHERE kind = 'refresh_term_stats' AND payload->>'assistant_id' = :a"
-    assert await db.fetch_val(refresh, {"a": str(assistant)}) == 1
-    await db.execute("DELETE FROM jobs WHERE kind = 'refresh_term_stats'")
+    refresh = "SELECT count(*) FROM jobs WHERE kind = 'refresh_term_stats' AND payload->>'assistant_id' = $1"
+    assert await fetchval(db, refresh, str(assistant)) == 1
+    await execute(db, "DELETE FROM jobs WHERE kind = 'refresh_term_stats'")
     assert (await kb.delete(f"/api/assistants/{assistant}/documents/{documents[0]['id']}")).status_code == 204
-    assert await db.fetch_val(refresh, {"a": str(assistant)}) == 1
+    assert await fetchval(db, refresh, str(assistant)) == 1
 
 
 async def test_a_changed_embedding_model_asks_for_a_reindex(database_url, tmp_path, fake_ollama):
@@ -401,7 +406,7 @@ async def test_search_works_on_a_pgvector_older_than_0_8(kb):
     from backend.services.knowledge import ingest_texts, search_assistant
 
     rt = kb.app.ctx.runtime
-    await rt.db.execute("UPDATE pg_extension SET extversion = '0.7.4' WHERE extname = 'vector'")
+    await execute(rt.db, "UPDATE pg_extension SET extversion = '0.7.4' WHERE extname = 'vector'")
     statements: list[str] = []
     assistant = await get_assistant(rt.db, await new_assistant(kb))
     other = await get_assistant(rt.db, await new_assistant(kb, name="Other shop"))

@@ -18,6 +18,7 @@ import docx
 import pytest
 
 from backend.app import create_app
+from backend.database import fetchrow
 from backend.store import documents as document_store
 from rag.loaders import load_document
 from rag.shaping import markdown_to_whatsapp
@@ -274,15 +275,15 @@ async def test_a_stored_document_over_a_limit_fails_its_index_job_once_with_the_
     data = nested_html()
     async with backend_with() as (backend, api):
         assistant = await assistant_id(api)
-        values = {
-            "assistant_id": assistant,
-            "filename": "deep.html",
-            "content_type": "text/html",
-            "size_bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "content": data,
-        }
-        document = (await document_store.insert_document(backend.app.ctx.db, values))["id"]
+        inserted = await document_store.insert_document(
+            backend.app.ctx.db,
+            assistant_id=assistant,
+            filename="deep.html",
+            content_type="text/html",
+            content=data,
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        document = inserted.id
         response = await api.post(f"/api/assistants/{assistant}/documents/{document}/reindex")
         assert response.status_code == 202, response.text
 
@@ -292,5 +293,5 @@ async def test_a_stored_document_over_a_limit_fails_its_index_job_once_with_the_
 
         found = await eventually(failed, within=3 * QUICK, what="the index job to fail")
         assert "levels deep" in found["error"], found
-        job = await backend.app.ctx.db.fetch_one("SELECT status, attempts FROM jobs WHERE kind = 'index_document'")
+        job = await fetchrow(backend.app.ctx.db, "SELECT status, attempts FROM jobs WHERE kind = 'index_document'")
         assert (job["status"], job["attempts"]) == ("failed", 1)

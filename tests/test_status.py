@@ -14,6 +14,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from backend.app import create_app
+from backend.database import execute, fetch
 from backend.store.jobs import QUEUE_DEPTH, enqueue_job
 from tests.conftest import login, make_settings
 from tests.servers import free_port, serve_aiohttp, serve_app
@@ -236,9 +237,10 @@ async def test_metrics_need_the_bearer_token_when_metrics_token_is_set(database_
 
 async def test_a_scrape_costs_the_same_with_200k_finished_jobs(backend):
     db = backend.app.ctx.db
-    await db.execute(
+    await execute(
+        db,
         "INSERT INTO jobs (kind, status, payload) "
-        "SELECT 'reply', 'done', jsonb_build_object('n', n) FROM generate_series(1, 200000) n"
+        "SELECT 'reply', 'done', jsonb_build_object('n', n) FROM generate_series(1, 200000) n",
     )
     await enqueue_job(db, "metrics-probe", {"n": 1})
     conn = await asyncpg.connect(backend.app.ctx.settings.database_url)
@@ -266,15 +268,18 @@ async def test_workers_prune_finished_jobs_and_keep_failed_ones_longer(database_
             ("old done", "done", 8), ("recent done", "done", 1), ("old cancelled", "cancelled", 8),
             ("failed last week", "failed", 8), ("failed long ago", "failed", 31), ("old backlog", "queued", 40),
         ]:  # fmt: skip
-            await db.execute(
-                "INSERT INTO jobs (kind, status, payload, updated_at) VALUES ('metrics-probe', :status, "
-                "jsonb_build_object('name', CAST(:name AS text)), now() - make_interval(days => :days))",
-                {"status": status, "name": name, "days": days},
+            await execute(
+                db,
+                "INSERT INTO jobs (kind, status, payload, updated_at) VALUES ('metrics-probe', $1, "
+                "jsonb_build_object('name', CAST($2 AS text)), now() - make_interval(days => $3))",
+                status,
+                name,
+                days,
             )
 
         async def kept() -> set[str]:
-            records = await db.fetch_all("SELECT payload->>'name' AS name FROM jobs WHERE kind = 'metrics-probe'")
-            return {r._mapping["name"] for r in records}
+            records = await fetch(db, "SELECT payload->>'name' AS name FROM jobs WHERE kind = 'metrics-probe'")
+            return {r["name"] for r in records}
 
         deadline = asyncio.get_running_loop().time() + 20
         while "old done" in await kept() and asyncio.get_running_loop().time() < deadline:

@@ -10,6 +10,7 @@ from pathlib import Path
 import docx
 import pytest
 
+from backend.database import fetchval
 from tests.conftest import make_settings
 from tests.e2e_support import assert_error_shape, eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
@@ -71,9 +72,9 @@ async def nothing_stored(api, backend, assistant: int) -> None:  # noqa: ANN001
     listing = (await api.get(f"/api/assistants/{assistant}/documents")).json()
     assert listing["total"] == 0, listing
     db = backend.app.ctx.db
-    assert await db.fetch_val("SELECT count(*) FROM documents") == 0
-    assert await db.fetch_val("SELECT count(*) FROM chunks") == 0
-    assert await db.fetch_val("SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 0
+    assert await fetchval(db, "SELECT count(*) FROM documents") == 0
+    assert await fetchval(db, "SELECT count(*) FROM chunks") == 0
+    assert await fetchval(db, "SELECT count(*) FROM jobs WHERE kind = 'index_document'") == 0
 
 
 def files_under(folder: Path) -> set[str]:

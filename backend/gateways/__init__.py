@@ -9,11 +9,12 @@ from backend.errors import Invalid
 from backend.gateways.base import Gateway
 from backend.settings import Settings
 
-PROVIDERS = ("sandbox", "waha", "evolution")
+PROVIDERS = ("sandbox", "waha", "evolution", "cloud")
 
 
 def make_gateway(provider: str, settings: Settings, http: aiohttp.ClientSession, db: Database) -> Gateway:
-    """The gateway for `provider`; the sandbox keeps its state in `db`, the others talk over `http`."""
+    """The gateway for `provider`; the sandbox keeps its state in `db`, the others talk over `http`
+    (the Cloud API with each channel's own token, from `ChannelRef.config`)."""
     if provider == "sandbox":
         from backend.gateways.sandbox import SandboxGateway
 
@@ -26,4 +27,8 @@ def make_gateway(provider: str, settings: Settings, http: aiohttp.ClientSession,
         from backend.gateways.evolution import EvolutionGateway
 
         return EvolutionGateway(settings, http)
+    if provider == "cloud":
+        from backend.gateways.cloud import CloudGateway
+
+        return CloudGateway(settings, http)
     raise Invalid(f"Unknown gateway provider '{provider}' (one of {', '.join(PROVIDERS)}).", code="unknown_provider")

@@ -1,30 +1,42 @@
-"""Evolution API v2: instances, QR, sending, and its webhooks (an HS256 JWT signed with the
-channel's secret, or on Evolution before 2.3 a static secret header — Evolution signs no body)."""
+"""Evolution API v2: instances, QR or pairing code, sending, media, and its webhooks (an HS256 JWT
+signed with the channel's secret, or on Evolution before 2.3 a static secret header — Evolution
+signs no body).
+
+Values this version does not know are handled as in waha.py: an unknown connection state is
+`pending_qr` with detail `unknown` and an error naming it; an unknown ack value is not a
+MessageAck but an UnknownEvent (acknowledged and logged; the message keeps its last status)."""
 
 from __future__ import annotations
 
 import hmac
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import jwt
 
+from backend.errors import Invalid
 from backend.gateways.base import (
     ChannelRef,
     GatewayEvent,
     InboundMessage,
+    MediaKind,
+    MediaRef,
     MessageAck,
     QrUpdated,
+    ReactionEvent,
     SentMessage,
     SessionState,
     SessionStatusEvent,
     UnknownEvent,
 )
-from backend.gateways.ids import from_unix, is_broadcast, is_group, phone_from_jid
+from backend.gateways.errors import MediaUnavailable, NotSupported
+from backend.gateways.headers import header
+from backend.gateways.ids import from_unix, is_broadcast, is_group, normalise_phone, phone_from_jid
+from backend.gateways.media import decode_inline, place
 from backend.gateways.transport import GatewayClient, GatewayHttpError
 from backend.settings import Settings
 
@@ -36,6 +48,12 @@ MEDIA_TYPES = {
     "stickerMessage", "ptvMessage", "locationMessage", "contactMessage",
 }  # fmt: skip
 CAPTIONED = ("imageMessage", "videoMessage", "documentMessage")
+# Baileys message type → our media kind (audioMessage is a voice note when `ptt` is set).
+KINDS: dict[str, MediaKind] = {
+    "imageMessage": "image", "videoMessage": "video", "ptvMessage": "video", "audioMessage": "audio",
+    "documentMessage": "document", "documentWithCaptionMessage": "document", "stickerMessage": "sticker",
+    "locationMessage": "location", "contactMessage": "contacts",
+}  # fmt: skip
 ACKS = {
     "ERROR": "failed", "PENDING": "pending", "SERVER_ACK": "sent", "DELIVERY_ACK": "delivered",
     "READ": "read", "PLAYED": "played",
@@ -58,7 +76,10 @@ def connection_state(data: Mapping, owner: str | None = None) -> SessionState:
     if state == "close":
         suffix = f" (reason {reason})" if reason else ""
         return SessionState(status="disconnected", detail="closed", error=f"The WhatsApp connection closed{suffix}.")
-    raise ValueError(f"unknown Evolution connection state {state!r}")
+    if not isinstance(state, str) or not state:
+        raise ValueError("an Evolution connection state needs 'state'")
+    error = f"Evolution reported a connection state this version does not know: {state[:40]!r}."
+    return SessionState(status="pending_qr", detail="unknown", error=error)
 
 
 def _text(message: Mapping) -> str:
@@ -71,7 +92,51 @@ def _text(message: Mapping) -> str:
         part = message.get(kind)
         if isinstance(part, dict) and isinstance(part.get("caption"), str):
             return part["caption"]
+    wrapped = message.get("documentWithCaptionMessage")  # {"message": {"documentMessage": {...}}}
+    if isinstance(wrapped, dict) and isinstance(wrapped.get("message"), dict):
+        return _text(wrapped["message"])
     return ""
+
+
+def _media(item: Mapping, message: Mapping, message_id: str, text: str) -> MediaRef | None:
+    """The attachment of a Baileys message, if any: the handle is the message id (for
+    getBase64FromMediaMessage); `message.base64` is the file itself when webhooks carry it."""
+    kind_name = next((k for k in message if k in KINDS), None)
+    if kind_name is None and item.get("messageType") in KINDS:
+        kind_name = item["messageType"]
+    if kind_name is None:
+        return None
+    part = message.get(kind_name) if isinstance(message.get(kind_name), dict) else {}
+    if kind_name == "documentWithCaptionMessage" and isinstance(part.get("message"), dict):
+        inner = part["message"].get("documentMessage")
+        part = inner if isinstance(inner, dict) else {}
+    kind = KINDS[kind_name]
+    if kind == "audio" and part.get("ptt"):
+        kind = "voice"
+    if kind == "location":
+        description = place(part.get("degreesLatitude"), part.get("degreesLongitude"), part.get("name"), part.get("address"))
+        return MediaRef(kind=kind, caption=text or None, description=description)
+    if kind == "contacts":
+        card = part.get("displayName") or part.get("vcard")
+        return MediaRef(kind=kind, caption=text or None, description=str(card)[:500] if card else None)
+    inline = message.get("base64") if isinstance(message.get("base64"), str) and message["base64"] else None
+    size = part.get("fileLength")
+    if isinstance(size, dict):  # protobuf Long as {"low", "high", "unsigned"}
+        size = size.get("low")
+    try:
+        size = int(size) if size is not None else None
+    except (TypeError, ValueError):
+        size = None
+    return MediaRef(
+        kind=kind,
+        handle=message_id,
+        mimetype=part.get("mimetype") if isinstance(part.get("mimetype"), str) else None,
+        filename=part.get("fileName") if isinstance(part.get("fileName"), str) else None,
+        caption=text or None,
+        size=size,
+        sha256=part.get("fileSha256") if isinstance(part.get("fileSha256"), str) else None,
+        inline_base64=inline,
+    )
 
 
 def parse_message(item: Mapping, *, sent_by_api: bool = False) -> InboundMessage:
@@ -93,11 +158,12 @@ def parse_message(item: Mapping, *, sent_by_api: bool = False) -> InboundMessage
     has_media = message_type in MEDIA_TYPES or bool(media_kinds)
     media_part = message.get(media_kinds[0]) if media_kinds else None
     media_type = (media_part.get("mimetype") if isinstance(media_part, dict) else None) or (message_type if has_media else None)
+    text = _text(message)
     return InboundMessage(
         provider_message_id=key["id"],
         chat_id=chat_id,
         sender_id=author,
-        text=_text(message),
+        text=text,
         from_me=from_me,
         sent_by_api=from_me and sent_by_api,
         is_group=group,
@@ -107,6 +173,36 @@ def parse_message(item: Mapping, *, sent_by_api: bool = False) -> InboundMessage
         timestamp=from_unix(item.get("messageTimestamp")),
         sender_phone=None if from_me else (phone_from_jid(alt) or phone_from_jid(author)),
         sender_name=item.get("pushName") if isinstance(item.get("pushName"), str) and not from_me else None,
+        media=_media(item, message, key["id"], text) if has_media else None,
+    )
+
+
+def parse_reaction(item: Mapping) -> ReactionEvent | None:
+    """A `messages.upsert` holding a Baileys reactionMessage ({key: the message reacted to, text});
+    None when the item is not a reaction."""
+    message = item.get("message") if isinstance(item.get("message"), dict) else {}
+    reaction = message.get("reactionMessage")
+    if not isinstance(reaction, dict):
+        return None
+    key, target = item.get("key"), reaction.get("key")
+    if not isinstance(key, dict) or not isinstance(key.get("remoteJid"), str) or not isinstance(target, dict):
+        raise ValueError("an Evolution reaction needs key.remoteJid and reactionMessage.key")
+    if not isinstance(target.get("id"), str) or not target["id"]:
+        raise ValueError("an Evolution reaction needs reactionMessage.key.id")
+    chat_id = key["remoteJid"]
+    from_me = bool(key.get("fromMe"))
+    participant = key.get("participant") if isinstance(key.get("participant"), str) else None
+    author = participant if is_group(chat_id) and participant else chat_id
+    alt = key.get("participantAlt") if is_group(chat_id) else key.get("remoteJidAlt")
+    return ReactionEvent(
+        reacted_to=target["id"],
+        emoji=reaction.get("text") if isinstance(reaction.get("text"), str) else "",
+        chat_id=chat_id,
+        sender_id=author,
+        provider_message_id=key.get("id") if isinstance(key.get("id"), str) else None,
+        from_me=from_me,
+        timestamp=from_unix(item.get("messageTimestamp")),
+        sender_phone=None if from_me else (phone_from_jid(alt) or phone_from_jid(author)),
     )
 
 
@@ -129,7 +225,7 @@ def _items(data: Any) -> list[dict]:
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
-    scheme, _, token = (headers.get("authorization") or headers.get("Authorization") or "").partition(" ")
+    scheme, _, token = header(headers, "Authorization").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
@@ -158,18 +254,21 @@ def _qr_code(answer: Any) -> str | None:
 
 class EvolutionGateway:
     name = "evolution"
+    reply_window: timedelta | None = None
 
     def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
         key = settings.evolution_api_key.get_secret_value()
         self.client = GatewayClient(
             http,
-            provider="Evolution API",
+            name="evolution",
+            display_name="Evolution API",
             base_url=settings.evolution_url,
             headers={"apikey": key} if key else {},
             timeout=settings.gateway_timeout_seconds,
             attempts=settings.gateway_attempts,
         )
         self.webhook_auth = settings.evolution_webhook_auth
+        self.media_timeout = settings.media_download_timeout_seconds
 
     def _instance(self, channel: ChannelRef) -> str:
         return quote(channel.session_name, safe="")
@@ -231,7 +330,7 @@ class EvolutionGateway:
         state = connection_state(instance)
         if state.status == "ready":
             return connection_state(instance, owner=await self._owner(channel))
-        if state.status == "pending_qr":
+        if state.detail == "starting":
             return await self._connect(channel)
         return state
 
@@ -247,13 +346,13 @@ class EvolutionGateway:
                 return info.get("owner") or info.get("ownerJid")
         return None
 
-    async def send_text(self, channel: ChannelRef, chat_id: str, text: str) -> SentMessage:
+    async def send_text(self, channel: ChannelRef, chat_id: str, text: str, reply_to: str | None = None) -> SentMessage:
+        body: dict[str, Any] = {"number": chat_id, "text": text}
+        if reply_to:
+            # Evolution looks the quoted message up by its key in its own store.
+            body["quoted"] = {"key": {"id": reply_to, "remoteJid": chat_id, "fromMe": False}}
         answer = await self.client.call(
-            "POST",
-            f"/message/sendText/{self._instance(channel)}",
-            operation="send_text",
-            json_body={"number": chat_id, "text": text},
-            idempotent=False,
+            "POST", f"/message/sendText/{self._instance(channel)}", operation="send_text", json_body=body, idempotent=False
         )
         key = answer.get("key") if isinstance(answer, dict) and isinstance(answer.get("key"), dict) else {}
         return SentMessage(provider_message_id=key.get("id"), status="sent")
@@ -295,6 +394,56 @@ class EvolutionGateway:
             json_body={"number": chat_id, "presence": "composing" if typing else "paused", "delay": 1000 if typing else 0},
         )
 
+    async def download_media(self, channel: ChannelRef, media: MediaRef, max_bytes: int) -> bytes:
+        """The base64 the webhook carried, or POST /chat/getBase64FromMediaMessage/{instance} with
+        the message id (Evolution keeps the message in its store and downloads it from WhatsApp)."""
+        if not media.downloadable:
+            raise NotSupported(f"A WhatsApp {media.kind} has no file to download.")
+        encoded = media.inline_base64
+        if encoded is None:
+            raw = await self.client.download(
+                f"/chat/getBase64FromMediaMessage/{self._instance(channel)}",
+                method="POST",
+                json_body={"message": {"key": {"id": media.handle}}, "convertToMp4": False},
+                operation="download_media",
+                max_bytes=max_bytes * 4 // 3 + 64 * 1024,  # the JSON answer carries base64
+                seconds=self.media_timeout,
+                headers=self.client.headers,
+            )
+            try:
+                answer = json.loads(raw)
+            except ValueError as exc:
+                raise MediaUnavailable("Evolution answered the media request with something other than JSON.") from exc
+            encoded = answer.get("base64") if isinstance(answer, dict) else None
+            if not isinstance(encoded, str) or not encoded:
+                raise MediaUnavailable("Evolution answered the media request without the file.")
+        return decode_inline(encoded, max_bytes, source="Evolution")
+
+    async def request_pairing_code(self, channel: ChannelRef, phone_number: str) -> str:
+        """GET /instance/connect/{instance}?number= → {"pairingCode": "WZYEH1YY", "code": <QR>, ...}."""
+        phone = normalise_phone(phone_number)
+        if phone is None:
+            raise Invalid(f"{phone_number[:40]!r} is not a phone number (digits with the country code).", code="invalid_phone")
+        answer = await self.client.call(
+            "GET", f"/instance/connect/{self._instance(channel)}", operation="pairing_code", params={"number": phone.lstrip("+")}
+        )
+        if isinstance(answer, list):
+            answer = answer[0] if answer else None
+        code = answer.get("pairingCode") if isinstance(answer, dict) else None
+        if isinstance(code, str) and code:
+            return code
+        instance = answer.get("instance") if isinstance(answer, dict) else None
+        if isinstance(instance, dict) and instance.get("state") == "open":
+            raise GatewayHttpError("This Evolution instance is connected already: log out first.", http_status=409, body=answer)
+        raise GatewayHttpError(
+            "Evolution gave no pairing code (it gives none while still connecting: try again in a few seconds).",
+            http_status=502,
+            body=answer,
+        )
+
+    def verification_challenge(self, channel: ChannelRef, params: Mapping[str, str]) -> str | None:
+        return None  # Evolution makes no GET handshake
+
     async def logout(self, channel: ChannelRef) -> None:
         try:
             await self.client.call("DELETE", f"/instance/logout/{self._instance(channel)}", operation="logout")
@@ -317,7 +466,7 @@ class EvolutionGateway:
         """In the mode EVOLUTION_WEBHOOK_AUTH names: a Bearer JWT (HS256) signed with the channel's
         secret and not expired, or the secret header. Either is all there is: nothing covers the body."""
         if self.webhook_auth == "header":
-            given = headers.get(SECRET_HEADER) or ""
+            given = header(headers, SECRET_HEADER)
             return bool(given) and hmac.compare_digest(given.encode(), channel.webhook_secret.encode())
         token = _bearer(headers)
         if token is None:
@@ -337,7 +486,7 @@ class EvolutionGateway:
     def verify_webhook(self, channel: ChannelRef, headers: Mapping[str, str], body: bytes) -> bool:
         return self.check_webhook_headers(channel, headers)
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, channel: ChannelRef | None = None) -> list[GatewayEvent]:
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
             raise ValueError("an Evolution webhook is an object with an 'event'")
@@ -345,9 +494,9 @@ class EvolutionGateway:
         payload = data.get("data")
         at = _signed_at(headers) if self.webhook_auth == "jwt" else None
         if event in ("messages.upsert", "send.message"):
-            return [parse_message(item, sent_by_api=event == "send.message") for item in _items(payload)]
+            return [parse_reaction(item) or parse_message(item, sent_by_api=event == "send.message") for item in _items(payload)]
         if event == "messages.update":
-            return [ack for ack in (parse_ack(item) for item in _items(payload)) if ack is not None]
+            return [parse_ack(item) or UnknownEvent(name="messages.update:unknown_value", raw=item) for item in _items(payload)]
         if event == "connection.update":
             if not isinstance(payload, dict):
                 raise ValueError("connection.update needs an object 'data'")

@@ -1,4 +1,10 @@
-"""WAHA (WhatsApp HTTP API): sessions, QR, sending, and its webhooks (HMAC-SHA512 signed)."""
+"""WAHA (WhatsApp HTTP API): sessions, QR or pairing code, sending, media, and its webhooks
+(HMAC-SHA512 signed).
+
+Values this version does not know are handled as in evolution.py: an unknown session status is
+`pending_qr` with detail `unknown` and an error naming it (the session exists but is not usable
+yet, and the console says so instead of guessing); an unknown ack value is not a MessageAck but
+an UnknownEvent (acknowledged and logged; the message keeps its last known status)."""
 
 from __future__ import annotations
 
@@ -6,27 +12,35 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from backend.errors import Invalid
 from backend.gateways.base import (
     ChannelRef,
     GatewayEvent,
     InboundMessage,
+    MediaKind,
+    MediaRef,
     MessageAck,
+    ReactionEvent,
     SentMessage,
     SessionState,
     SessionStatusEvent,
     UnknownEvent,
 )
-from backend.gateways.ids import from_unix, is_broadcast, is_group, phone_from_jid
+from backend.gateways.errors import NotSupported
+from backend.gateways.headers import header
+from backend.gateways.ids import from_unix, is_broadcast, is_group, normalise_phone, phone_from_jid
+from backend.gateways.media import kind_from_mimetype, place
 from backend.gateways.transport import GatewayClient, GatewayHttpError
 from backend.settings import Settings
 
 # `message` only: with `message.any` too, WAHA delivers every message twice (and our own sends).
-EVENTS = ["message", "session.status", "message.ack"]
+EVENTS = ["message", "session.status", "message.ack", "message.reaction"]
 # WAHA status → (our status, detail)
 STATES = {
     "STARTING": ("pending_qr", "starting"),
@@ -43,14 +57,17 @@ ACK_NAMES = {"ERROR": "failed", "PENDING": "pending", "SERVER": "sent", "DEVICE"
 
 def _hmac_header(headers: Mapping[str, str]) -> str | None:
     """The X-Webhook-Hmac value when it names the algorithm we check (sha512, WAHA's only one)."""
-    given = headers.get("x-webhook-hmac") or headers.get("X-Webhook-Hmac") or ""
-    algorithm = (headers.get("x-webhook-hmac-algorithm") or headers.get("X-Webhook-Hmac-Algorithm") or "sha512").lower()
+    given = header(headers, "X-Webhook-Hmac")
+    algorithm = (header(headers, "X-Webhook-Hmac-Algorithm") or "sha512").lower()
     return given if given and algorithm == "sha512" else None
 
 
 def session_state(status: str, me: Any) -> SessionState:
     """Our state for a WAHA session status and its `me` (the paired account)."""
-    ours, detail = STATES.get(status, ("pending_qr", "starting"))
+    if status not in STATES:
+        error = f"WAHA reported a session status this version does not know: {status[:40]!r}."
+        return SessionState(status="pending_qr", detail="unknown", error=error)
+    ours, detail = STATES[status]
     phone = phone_from_jid(me.get("id")) if isinstance(me, dict) else None
     error = "The WhatsApp session failed: the QR code expired or the phone unlinked it." if status == "FAILED" else None
     return SessionState(status=ours, detail=detail, phone_number=phone if ours == "ready" else None, error=error)  # type: ignore[arg-type]
@@ -61,6 +78,36 @@ def _message_id(value: Any) -> str | None:
         return value
     if isinstance(value, dict):  # WEBJS gives {fromMe, remote, id, _serialized}
         return value.get("_serialized") or value.get("id")
+    return None
+
+
+def _media_kind(mimetype: str | None, engine_type: Any) -> MediaKind:
+    """WEBJS's `_data.type` tells voice notes (ptt), audio files and stickers apart; else the mimetype."""
+    if engine_type in ("ptt", "audio", "sticker", "image", "video", "document"):
+        return "voice" if engine_type == "ptt" else engine_type
+    return kind_from_mimetype(mimetype)
+
+
+def _media(payload: Mapping, data: Mapping, text: str) -> MediaRef | None:
+    media = payload.get("media") if isinstance(payload.get("media"), dict) else None
+    if media is not None and isinstance(media.get("url"), str) and media["url"]:
+        mimetype = media.get("mimetype") if isinstance(media.get("mimetype"), str) else None
+        return MediaRef(
+            kind=_media_kind(mimetype, data.get("type")),
+            handle=media["url"],
+            mimetype=mimetype,
+            filename=media.get("filename") if isinstance(media.get("filename"), str) else None,
+            caption=text or None,
+        )
+    location = payload.get("location") if isinstance(payload.get("location"), dict) else None
+    if location is not None:
+        description = place(
+            location.get("latitude"), location.get("longitude"), *(location.get(k) for k in ("name", "address", "description"))
+        )
+        return MediaRef(kind="location", caption=text or None, description=description)
+    cards = payload.get("vCards")
+    if isinstance(cards, list) and cards:
+        return MediaRef(kind="contacts", caption=text or None, description="\n".join(str(card)[:500] for card in cards[:5]))
     return None
 
 
@@ -78,44 +125,78 @@ def parse_message(payload: Mapping) -> InboundMessage:
     author = participant if group and participant else sender
     media = payload.get("media") if isinstance(payload.get("media"), dict) else None
     data = payload.get("_data") if isinstance(payload.get("_data"), dict) else {}
+    text = payload.get("body") if isinstance(payload.get("body"), str) else ""
+    attachment = _media(payload, data, text)
     return InboundMessage(
         provider_message_id=message_id,
         chat_id=chat_id,
         sender_id=author,
-        text=payload.get("body") if isinstance(payload.get("body"), str) else "",
+        text=text,
         from_me=from_me,
         sent_by_api=from_me and payload.get("source") == "api",
         is_group=group,
         is_broadcast=is_broadcast(chat_id),
-        has_media=bool(payload.get("hasMedia")) or media is not None,
-        media_type=media.get("mimetype") if media else None,
+        has_media=bool(payload.get("hasMedia")) or media is not None or attachment is not None,
+        media_type=(media.get("mimetype") if media else None) or (attachment.kind if attachment else None),
         timestamp=from_unix(payload.get("timestamp")),
         sender_phone=None if from_me else phone_from_jid(author),
         sender_name=data.get("notifyName") or data.get("pushName"),
+        media=attachment,
     )
 
 
-def parse_ack(payload: Mapping) -> MessageAck:
+def parse_ack(payload: Mapping) -> MessageAck | None:
+    """The delivery status; None for an ack value this version does not know."""
     message_id = _message_id(payload.get("id"))
     if not message_id:
         raise ValueError("a WAHA message.ack needs 'id'")
-    status = ACK_NAMES.get(str(payload.get("ackName")).upper()) or ACKS.get(payload.get("ack"))  # type: ignore[arg-type]
-    return MessageAck(provider_message_id=message_id, status=status or "sent")
+    ack = payload.get("ack")
+    status = ACK_NAMES.get(str(payload.get("ackName")).upper()) or (ACKS.get(ack) if isinstance(ack, int) else None)
+    if status is None:
+        return None
+    error = payload.get("error") if status == "failed" and isinstance(payload.get("error"), str) else None
+    return MessageAck(provider_message_id=message_id, status=status, error=error)
+
+
+def parse_reaction(payload: Mapping) -> ReactionEvent:
+    """A `message.reaction` payload: `reaction.text` ("" = removed) on `reaction.messageId`."""
+    reaction = payload.get("reaction")
+    sender = payload.get("from")
+    if not isinstance(reaction, dict) or not isinstance(reaction.get("messageId"), str) or not isinstance(sender, str):
+        raise ValueError("a WAHA message.reaction needs 'from' and reaction.messageId")
+    from_me = bool(payload.get("fromMe"))
+    to = payload.get("to") if isinstance(payload.get("to"), str) else None
+    chat_id = (to or sender) if from_me else sender
+    participant = payload.get("participant") if isinstance(payload.get("participant"), str) else None
+    author = participant if is_group(chat_id) and participant else sender
+    return ReactionEvent(
+        reacted_to=reaction["messageId"],
+        emoji=reaction.get("text") if isinstance(reaction.get("text"), str) else "",
+        chat_id=chat_id,
+        sender_id=author,
+        provider_message_id=_message_id(payload.get("id")),
+        from_me=from_me,
+        timestamp=from_unix(payload.get("timestamp")),
+        sender_phone=None if from_me else phone_from_jid(author),
+    )
 
 
 class WahaGateway:
     name = "waha"
+    reply_window: timedelta | None = None
 
     def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
         key = settings.waha_api_key.get_secret_value()
         self.client = GatewayClient(
             http,
-            provider="WAHA",
+            name="waha",
+            display_name="WAHA",
             base_url=settings.waha_url,
             headers={"X-Api-Key": key} if key else {},
             timeout=settings.gateway_timeout_seconds,
             attempts=settings.gateway_attempts,
         )
+        self.media_timeout = settings.media_download_timeout_seconds
 
     @staticmethod
     def _config(channel: ChannelRef, webhook_url: str) -> dict:
@@ -186,14 +267,11 @@ class WahaGateway:
             raise
         return answer.get("value") if isinstance(answer, dict) else None
 
-    async def send_text(self, channel: ChannelRef, chat_id: str, text: str) -> SentMessage:
-        answer = await self.client.call(
-            "POST",
-            "/api/sendText",
-            operation="send_text",
-            json_body={"session": channel.session_name, "chatId": chat_id, "text": text},
-            idempotent=False,
-        )
+    async def send_text(self, channel: ChannelRef, chat_id: str, text: str, reply_to: str | None = None) -> SentMessage:
+        body = {"session": channel.session_name, "chatId": chat_id, "text": text}
+        if reply_to:
+            body["reply_to"] = reply_to
+        answer = await self.client.call("POST", "/api/sendText", operation="send_text", json_body=body, idempotent=False)
         message_id = None
         if isinstance(answer, dict):
             key = answer.get("key") if isinstance(answer.get("key"), dict) else {}
@@ -223,6 +301,55 @@ class WahaGateway:
     async def set_typing(self, channel: ChannelRef, chat_id: str, typing: bool) -> None:
         path = "/api/startTyping" if typing else "/api/stopTyping"
         await self.client.call("POST", path, operation="typing", json_body={"session": channel.session_name, "chatId": chat_id})
+
+    async def download_media(self, channel: ChannelRef, media: MediaRef, max_bytes: int) -> bytes:
+        """GET `media.url` with the API key. WAHA builds that URL from its own idea of its address
+        (often localhost), so a file path under /api/files/ is fetched from WAHA_URL instead; the
+        key goes only there, never to another host (WAHA Plus may hand out S3 links)."""
+        if not media.downloadable:
+            raise NotSupported(f"A WhatsApp {media.kind} has no file to download.")
+        url = media.handle
+        parts, ours = urlsplit(url), urlsplit(self.client.base_url)
+        if parts.path.startswith("/api/files/") or not parts.scheme:
+            url = self.client.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        same_host = (urlsplit(url).scheme, urlsplit(url).netloc) == (ours.scheme, ours.netloc)
+        return await self.client.download(
+            url,
+            operation="download_media",
+            max_bytes=max_bytes,
+            seconds=self.media_timeout,
+            headers=self.client.headers if same_host else {},
+        )
+
+    async def request_pairing_code(self, channel: ChannelRef, phone_number: str) -> str:
+        """POST /api/{session}/auth/request-code → {"code": "ABCD-ABCD"}; only while the session waits for a scan."""
+        phone = normalise_phone(phone_number)
+        if phone is None:
+            raise Invalid(f"{phone_number[:40]!r} is not a phone number (digits with the country code).", code="invalid_phone")
+        try:
+            answer = await self.client.call(
+                "POST",
+                f"/api/{self._session(channel)}/auth/request-code",
+                operation="request_code",
+                json_body={"phoneNumber": phone.lstrip("+")},
+                idempotent=False,  # each call makes WhatsApp send a new code
+            )
+        except GatewayHttpError as exc:
+            if exc.http_status == 422:
+                raise GatewayHttpError(
+                    "WAHA gives a pairing code only while the session waits for a scan: connect (or reconnect) first.",
+                    http_status=422,
+                    body=exc.body,
+                    code="not_pairing",
+                ) from exc
+            raise
+        code = answer.get("code") if isinstance(answer, dict) else None
+        if not isinstance(code, str) or not code:
+            raise GatewayHttpError("WAHA answered the pairing-code request without a code.", http_status=502, body=answer)
+        return code
+
+    def verification_challenge(self, channel: ChannelRef, params: Mapping[str, str]) -> str | None:
+        return None  # WAHA makes no GET handshake
 
     async def logout(self, channel: ChannelRef) -> None:
         name = self._session(channel)
@@ -269,7 +396,7 @@ class WahaGateway:
         expected = hmac.new(channel.webhook_secret.encode(), body, hashlib.sha512).hexdigest()
         return hmac.compare_digest(given.strip().lower(), expected)
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[GatewayEvent]:
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes, channel: ChannelRef | None = None) -> list[GatewayEvent]:
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("event"), str):
             raise ValueError("a WAHA webhook is an object with an 'event'")
@@ -286,5 +413,10 @@ class WahaGateway:
         if event == "message.ack":
             if not isinstance(payload, dict):
                 raise ValueError("message.ack needs an object payload")
-            return [parse_ack(payload)]
+            ack = parse_ack(payload)
+            return [ack if ack is not None else UnknownEvent(name="message.ack:unknown_value", raw=data)]
+        if event == "message.reaction":
+            if not isinstance(payload, dict):
+                raise ValueError("message.reaction needs an object payload")
+            return [parse_reaction(payload)]
         return [UnknownEvent(name=event, raw=data)]

@@ -15,7 +15,6 @@ from backend.openapi import doc
 from backend.routes.deps import db_of, passwords_of
 from backend.security import PASSWORD_MIN_LENGTH
 from backend.services import operators as service
-from backend.store import operators as store
 from backend.store.operators import OperatorRow
 
 bp = Blueprint("operators", url_prefix="/api/operators")
@@ -60,7 +59,7 @@ class OperatorList(BaseModel):
 @bp.get("")
 @doc("List operator accounts", response=OperatorList, admin=True)
 async def list_operators(request: Request):
-    return ok({"items": [Operator.of(r) for r in await store.list_operators(db_of(request))]})
+    return ok({"items": [Operator.of(r) for r in await service.list_operators(db_of(request))]})
 
 
 @bp.post("")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
 from databases import Database
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.errors import NotFound
+from backend.errors import Invalid, NotFound
 from backend.http import Page
-from backend.services.policies import ReplyPolicy
+from backend.services.policies import ReplyPolicy, parse_policy
 from backend.store import assistants as store
+from backend.store.assistants import AssistantRow
 
 # PostgreSQL text-search configurations shipped with the server.
 LANGUAGES = (
@@ -81,36 +83,40 @@ class AssistantPage(BaseModel):
 
 def _check_language(language: str | None) -> None:
     if language is not None and language not in LANGUAGES:
-        from backend.errors import Invalid
-
         raise Invalid(
             f"Unknown language '{language}'.",
             details=[{"field": "language", "message": f"one of {', '.join(LANGUAGES)}"}],
         )
 
 
-def _to_model(record: dict) -> Assistant:
-    return Assistant(**{**record, "policies": ReplyPolicy(**(record.pop("settings") or {}))})
+def to_assistant(record: AssistantRow) -> Assistant:
+    """The API's view of a stored assistant; its stored settings read tolerantly (`parse_policy`)."""
+    values = asdict(record)
+    policies = parse_policy(values.pop("settings"))
+    return Assistant(**values, policies=policies)
+
+
+def _not_found(assistant_id: int) -> NotFound:
+    return NotFound(f"Assistant {assistant_id} does not exist.", code="assistant_not_found")
 
 
 async def create_assistant(db: Database, fields: AssistantFields, default_model: str) -> Assistant:
     _check_language(fields.language)
     values = fields.model_dump(exclude={"policies"})
     values["model"] = values["model"] or default_model
-    values["settings"] = fields.policies.model_dump()
-    return _to_model(await store.insert_assistant(db, values))
+    return to_assistant(await store.insert_assistant(db, **values, settings=fields.policies.model_dump()))
 
 
 async def get_assistant(db: Database, assistant_id: int) -> Assistant:
     record = await store.find_assistant(db, assistant_id)
     if record is None:
-        raise NotFound(f"Assistant {assistant_id} does not exist.", code="assistant_not_found")
-    return _to_model(record)
+        raise _not_found(assistant_id)
+    return to_assistant(record)
 
 
 async def list_assistants(db: Database, page: Page) -> tuple[list[Assistant], int]:
     records, total = await store.list_assistants(db, page.limit, page.offset)
-    return [_to_model(r) for r in records], total
+    return [to_assistant(r) for r in records], total
 
 
 async def update_assistant(db: Database, assistant_id: int, patch: AssistantPatch) -> Assistant:
@@ -121,10 +127,10 @@ async def update_assistant(db: Database, assistant_id: int, patch: AssistantPatc
         changes["settings"] = patch.policies.model_dump()
     record = await store.update_assistant(db, assistant_id, changes)
     if record is None:
-        raise NotFound(f"Assistant {assistant_id} does not exist.", code="assistant_not_found")
-    return _to_model(record)
+        raise _not_found(assistant_id)
+    return to_assistant(record)
 
 
 async def delete_assistant(db: Database, assistant_id: int) -> None:
     if not await store.delete_assistant(db, assistant_id):
-        raise NotFound(f"Assistant {assistant_id} does not exist.", code="assistant_not_found")
+        raise _not_found(assistant_id)

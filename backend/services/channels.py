@@ -10,14 +10,15 @@ from typing import Literal, get_args
 import asyncpg
 import structlog
 from databases import Database
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.database import transaction
-from backend.errors import Conflict, GatewayError, NotFound
+from backend.errors import Conflict, GatewayError, Invalid, NotFound
 from backend.gateways.base import (
     ChannelRef,
     SessionState,
 )
+from backend.gateways.ids import normalise_phone
 from backend.http import Page, page_of
 from backend.runtime import Runtime
 from backend.services.assistants import get_assistant
@@ -27,7 +28,7 @@ from backend.store.channels import ChannelRow
 
 log = structlog.get_logger(__name__)
 
-Provider = Literal["sandbox", "waha", "evolution"]
+Provider = Literal["sandbox", "waha", "evolution", "cloud"]
 # Every finer state a channel can be in: the API schema's enum (the console words each one).
 ChannelDetail = Literal[
     "starting", "scan_qr", "passkey", "working", "failed", "stopped", "logged_out", "qr_expired", "closed",
@@ -42,10 +43,42 @@ QR_EXPIRED = "Nobody scanned the QR code in time. Reconnect to show a new one."
 STALE_TOLERANCE = timedelta(seconds=1)
 
 
+class CloudConfig(BaseModel):
+    """What Meta's app settings give for one WhatsApp Business number."""
+
+    model_config = ConfigDict(extra="forbid")
+    phone_number_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[0-9]+$", description="The number's id in Meta's WhatsApp Manager"
+    )
+    access_token: str = Field(min_length=8, max_length=4096, description="A system user's permanent token")
+    app_secret: str = Field(min_length=8, max_length=256, description="The app's secret: webhooks are signed with it")
+    verify_token: str = Field(min_length=8, max_length=256, description="Any phrase; Meta repeats it to verify the callback URL")
+
+
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assistant_id: int = Field(ge=1)
     provider: Provider | None = Field(default=None, description="Default GATEWAY_PROVIDER")
+    config: CloudConfig | None = Field(default=None, description="Required for (and only for) the Cloud API")
+
+    @model_validator(mode="after")
+    def _config_only_for_cloud(self) -> ChannelCreate:
+        if self.config is not None and self.provider not in (None, "cloud"):
+            raise ValueError("config is only for the cloud provider")
+        return self
+
+
+class PairingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone_number: str = Field(
+        min_length=6, max_length=32, description="The number to link, with its country code, e.g. +4915123456789"
+    )
+
+
+class PairingCode(BaseModel):
+    channel_id: int
+    phone_number: str
+    code: str = Field(description="Type it on the phone: WhatsApp > Linked devices > Link with phone number")
 
 
 class ChannelQuery(Page):
@@ -60,6 +93,8 @@ class Channel(BaseModel):
     detail: ChannelDetail
     qr: str | None = Field(description="Raw QR string to render, only while pending_qr")
     phone_number: str | None
+    phone_number_id: str | None = Field(default=None, description="Cloud API: the number's id at Meta")
+    webhook_url: str | None = Field(default=None, description="Cloud API: the callback URL to paste into Meta's app settings")
     last_error: str | None
     last_event_at: datetime | None
     connected_at: datetime | None
@@ -92,6 +127,7 @@ def channel_ref(channel: ChannelRow) -> ChannelRef:
         provider=channel.provider,
         session_name=channel.session_name,
         webhook_secret=channel.webhook_secret,
+        config=channel.config,
     )
 
 
@@ -99,11 +135,13 @@ def webhook_url(settings: Settings, channel: ChannelRow) -> str:
     return f"{settings.public_base_url.rstrip('/')}/webhooks/{channel.provider}/{channel.id}"
 
 
-def public_channel(channel: ChannelRow) -> Channel:
-    """The channel as operators see it: never the webhook secret, the QR only while pending."""
-    values = {name: getattr(channel, name) for name in Channel.model_fields}
+def public_channel(channel: ChannelRow, settings: Settings) -> Channel:
+    """The channel as operators see it: never the webhook secret nor the provider's secrets, the QR only while pending."""
+    values = {name: getattr(channel, name) for name in Channel.model_fields if hasattr(channel, name)}
     if channel.status != "pending_qr":
         values["qr"] = None
+    if channel.provider == "cloud":
+        values.update(phone_number_id=channel.config.get("phone_number_id"), webhook_url=webhook_url(settings, channel))
     return Channel(**values)
 
 
@@ -211,9 +249,11 @@ async def refresh_channel(rt: Runtime, channel: ChannelRow) -> ChannelRow:
 # -- the connection API --
 
 
-def _session_name(settings: Settings, provider: str, assistant_id: int) -> str:
+def _session_name(settings: Settings, provider: str, assistant_id: int, config: CloudConfig | None) -> str:
     if provider == "waha" and settings.waha_session_name:
         return settings.waha_session_name
+    if config is not None:
+        return f"cloud-{config.phone_number_id}"  # one channel per Cloud API number
     return f"wa-{assistant_id}-{secrets.token_hex(4)}"
 
 
@@ -222,13 +262,19 @@ async def create_channel(rt: Runtime, body: ChannelCreate) -> Channel:
     disconnected with the gateway's error (reconnect later)."""
     await get_assistant(rt.db, body.assistant_id)
     provider = body.provider or rt.settings.gateway_provider
-    session_name = _session_name(rt.settings, provider, body.assistant_id)
+    if provider == "cloud" and body.config is None:
+        raise Invalid(
+            "The Cloud API needs the number's id, a token, the app secret and a verify token.",
+            details=[{"field": "config", "message": "required for the cloud provider"}],
+        )
+    session_name = _session_name(rt.settings, provider, body.assistant_id, body.config)
+    config = body.config.model_dump() if body.config is not None else None
     try:
-        channel = await store.insert_channel(rt.db, body.assistant_id, provider, session_name, secrets.token_urlsafe(32))
+        channel = await store.insert_channel(rt.db, body.assistant_id, provider, session_name, secrets.token_urlsafe(32), config)
     except asyncpg.UniqueViolationError as exc:
+        what = "This Cloud API number is" if provider == "cloud" else f"The {provider} session '{session_name}' is"
         raise Conflict(
-            f"The {provider} session '{session_name}' is already used by another channel "
-            "(WAHA_SESSION_NAME allows one channel). Delete that channel first.",
+            f"{what} already used by another channel (WAHA_SESSION_NAME allows one channel). Delete that channel first.",
             code="session_taken",
         ) from exc
     log.info("channel.created", channel=channel.id, provider=provider, assistant=body.assistant_id)
@@ -238,13 +284,13 @@ async def create_channel(rt: Runtime, body: ChannelCreate) -> Channel:
     except GatewayError as exc:
         log.warning("channel.start_failed", channel=channel.id, provider=provider, error=exc.message)
         failed = SessionState(status="disconnected", detail="gateway_error", error=exc.message)
-        return public_channel(await apply_state(rt.db, channel, failed, force=True, at=started))
-    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started))
+        return public_channel(await apply_state(rt.db, channel, failed, force=True, at=started), rt.settings)
+    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started), rt.settings)
 
 
-async def list_channels(db: Database, query: ChannelQuery) -> dict:
-    records, total = await store.list_channels(db, query.assistant_id, query.limit, query.offset)
-    return page_of([public_channel(r) for r in records], total, query)
+async def list_channels(rt: Runtime, query: ChannelQuery) -> dict:
+    records, total = await store.list_channels(rt.db, query.assistant_id, query.limit, query.offset)
+    return page_of([public_channel(r, rt.settings) for r in records], total, query)
 
 
 async def read_channel(rt: Runtime, channel_id: int) -> Channel:
@@ -257,7 +303,7 @@ async def read_channel(rt: Runtime, channel_id: int) -> Channel:
             channel = await asyncio.wait_for(refresh_channel(rt, channel), timeout=rt.settings.gateway_timeout_seconds)
         except TimeoutError:
             log.warning("channel.qr_refresh_timeout", channel=channel_id)
-    return public_channel(channel)
+    return public_channel(channel, rt.settings)
 
 
 async def reconnect_channel(rt: Runtime, channel_id: int) -> Channel:
@@ -274,7 +320,23 @@ async def reconnect_channel(rt: Runtime, channel_id: int) -> Channel:
         await store.update_channel(rt.db, channel_id, {"last_error": exc.message})
         raise
     log.info("channel.reconnect", channel=channel_id, status=state.status)
-    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started))
+    return public_channel(await apply_state(rt.db, channel, state, force=True, at=started), rt.settings)
+
+
+async def request_pairing_code(rt: Runtime, channel_id: int, body: PairingRequest) -> PairingCode:
+    """Link a phone by the code WhatsApp shows instead of scanning the QR (the channel must be waiting for a scan)."""
+    channel = await get_channel(rt.db, channel_id)
+    phone = normalise_phone(body.phone_number)
+    if phone is None:
+        raise Invalid(
+            "The phone number is not valid.",
+            details=[{"field": "phone_number", "message": "digits with the country code and an optional leading '+'"}],
+        )
+    if channel.status != "pending_qr":
+        raise Conflict("This connection is not waiting to be paired: reconnect it first.", code="not_pairing")
+    code = await rt.gateway(channel.provider).request_pairing_code(channel_ref(channel), phone)
+    log.info("channel.pairing_code", channel=channel_id)
+    return PairingCode(channel_id=channel_id, phone_number=phone, code=code)
 
 
 async def logout_channel(rt: Runtime, channel_id: int) -> Channel:
@@ -291,7 +353,7 @@ async def logout_channel(rt: Runtime, channel_id: int) -> Channel:
         await store.release_numbers(rt.db, channel_id)
         updated = await apply_state(rt.db, channel, logged_out, force=True, at=started)
     log.info("channel.logged_out", channel=channel_id)
-    return public_channel(updated)
+    return public_channel(updated, rt.settings)
 
 
 async def delete_channel(rt: Runtime, channel_id: int) -> None:

@@ -15,6 +15,7 @@ from databases import Database
 from backend import metrics
 from backend.database import transaction
 from backend.gateways.base import InboundMessage, MessageAck
+from backend.gateways.cloud import WINDOW_CLOSED
 from backend.runtime import Runtime
 from backend.services.decisions import USUAL, ContactState, aware, decide
 from backend.services.policies import ReplyPolicy, is_exact_command, parse_policy
@@ -229,6 +230,11 @@ async def _ingest_own_side(
     return "ignored:owner_reply"
 
 
+def failure_reason(error_code: str | None) -> str | None:
+    """Our reason for a provider's delivery failure code, where it means something to the operator."""
+    return "window_closed" if error_code == str(WINDOW_CLOSED) else None
+
+
 def _count(channel: ChannelRow, outcome: str) -> None:
     provider = channel.provider
     if outcome == "duplicate":
@@ -240,6 +246,10 @@ def _count(channel: ChannelRow, outcome: str) -> None:
 
 
 async def record_ack(rt: Runtime, channel: ChannelRow, ack: MessageAck) -> None:
-    """Delivery status of one of our outbound messages (sent → delivered → read; or failed)."""
-    if await store.apply_ack(rt.db, channel.id, ack.provider_message_id, ack.status):
+    """Delivery status of one of our outbound messages (sent → delivered → read; or failed, with the provider's reason)."""
+    error = reason = None
+    if ack.status == "failed" and (ack.error or ack.error_code):
+        error = f"{ack.error or 'delivery failed'} (error {ack.error_code})" if ack.error_code else ack.error
+        reason = failure_reason(ack.error_code)
+    if await store.apply_ack(rt.db, channel.id, ack.provider_message_id, ack.status, error, reason):
         log.debug("message.ack", channel=channel.id, provider_message_id=ack.provider_message_id, status=ack.status)

@@ -11,6 +11,7 @@ import hashlib
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
 from typing import Literal
 
@@ -18,12 +19,14 @@ import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from backend.database import transaction
 from backend.errors import Invalid, NotFound, TooLarge, Unavailable, Unprocessable, Unsupported
 from backend.http import Page
 from backend.runtime import Runtime
 from backend.services.assistants import Assistant, get_assistant
 from backend.settings import Settings
 from backend.store import documents as store
+from backend.store.documents import DocumentRow
 from backend.store.jobs import enqueue_job
 from rag import retrieval
 from rag import store as chunk_store
@@ -142,16 +145,18 @@ def _reindex_notice(count: int) -> str | None:
     )
 
 
-def to_document(record: dict, embedding_model: str) -> Document:
-    model = record["embedding_model"]
+def to_document(record: DocumentRow, embedding_model: str) -> Document:
+    """The API's view of a stored document; `embedding_model` is the one configured now."""
+    values = asdict(record)
+    progress = values.pop("progress")
     return Document(
-        **{k: v for k, v in record.items() if k not in ("progress",)},
-        percent=round((record["progress"] or 0) * 100),
-        reindex_needed=model is not None and model != embedding_model,
+        **values,
+        percent=round((progress or 0) * 100),
+        reindex_needed=record.embedding_model is not None and record.embedding_model != embedding_model,
     )
 
 
-def _uploaded(record: dict, model: str, *, duplicate: bool, message: str) -> UploadedDocument:
+def _uploaded(record: DocumentRow, model: str, *, duplicate: bool, message: str) -> UploadedDocument:
     return UploadedDocument(**to_document(record, model).model_dump(), duplicate=duplicate, message=message)
 
 
@@ -202,26 +207,14 @@ async def upload_documents(rt: Runtime, assistant_id: int, files: list[tuple[str
         checked.append((name, data, loaded))
     results: list[UploadedDocument] = []
     model = _model_name(rt)
-    async with rt.db.transaction():
+    async with transaction(rt.db):
         for name, data, loaded in checked:
-            sha = hashlib.sha256(data).hexdigest()
-            values = {
-                "assistant_id": assistant_id,
-                "filename": name,
-                "content_type": loaded.content_type,
-                "size_bytes": len(data),
-                "sha256": sha,
-                "content": data,
-            }
-            record = await store.insert_document(rt.db, values)
-            if record is None:
-                existing = await store.find_document_by_sha256(rt.db, assistant_id, sha)
-                message = (
-                    f"'{name}' was already uploaded as document {existing['id']} ('{existing['filename']}'); not indexed again."
-                )
-                results.append(UploadedDocument(**to_document(existing, model).model_dump(), duplicate=True, message=message))
+            record, duplicate = await _insert_document(rt, assistant_id, name, data, loaded.content_type)
+            if duplicate:
+                message = f"'{name}' was already uploaded as document {record.id} ('{record.filename}'); not indexed again."
+                results.append(_uploaded(record, model, duplicate=True, message=message))
                 continue
-            await _enqueue_index(rt, record["id"])
+            await _enqueue_index(rt, record.id)
             results.append(_uploaded(record, model, duplicate=False, message="Queued for indexing."))
     log.info("documents.uploaded", assistant=assistant_id, files=len(files), new=sum(not r.duplicate for r in results))
     return results
@@ -283,7 +276,7 @@ async def delete_document(rt: Runtime, assistant_id: int, document_id: int) -> N
 
 async def reindex_document(rt: Runtime, assistant_id: int, document_id: int) -> Document:
     await get_document(rt, assistant_id, document_id)
-    async with rt.db.transaction():
+    async with transaction(rt.db):
         await store.mark_pending(rt.db, document_id)
         await _enqueue_index(rt, document_id)
     return await get_document(rt, assistant_id, document_id)
@@ -293,7 +286,7 @@ async def reindex_assistant(rt: Runtime, assistant_id: int) -> list[int]:
     """Queue a re-index of every document (after a change of embedding model, say)."""
     await get_assistant(rt.db, assistant_id)
     ids = await store.list_document_ids(rt.db, assistant_id)
-    async with rt.db.transaction():
+    async with transaction(rt.db):
         for document_id in ids:
             await store.mark_pending(rt.db, document_id)
             await _enqueue_index(rt, document_id)
@@ -304,13 +297,13 @@ async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int
     """Load, chunk, embed and store one document; its chunks are swapped in one transaction.
     Returns the chunk count, or None when the document was deleted meanwhile.
     Raises `DocumentError` for a file that cannot be read, or costs more to read than the settings allow."""
-    record = await store.find_document_for_indexing(rt.db, document_id)
-    if record is None:
+    document = await store.find_document_to_index(rt.db, document_id)
+    if document is None:
         return None
     await store.mark_indexing(rt.db, document_id, 0.0)
-    content = bytes(record["content"])
-    loaded = await read_document(rt, record["filename"], content, max(rt.settings.max_upload_bytes, len(content)))
-    return await _store_blocks(rt, record["id"], record["assistant_id"], record["language"], loaded.blocks, on_progress)
+    content = document.content
+    loaded = await read_document(rt, document.filename, content, max(rt.settings.max_upload_bytes, len(content)))
+    return await _store_blocks(rt, document.id, document.assistant_id, document.language, loaded.blocks, on_progress)
 
 
 async def _store_blocks(
@@ -336,7 +329,7 @@ async def _store_blocks(
 
     vectors = await embed_chunks(chunks, embedder, on_progress=progress)
     try:
-        async with rt.db.transaction():
+        async with transaction(rt.db):
             await chunk_store.replace_chunks(
                 rt.db,
                 document_id=document_id,
@@ -383,18 +376,14 @@ async def search(rt: Runtime, assistant_id: int, request: SearchRequest) -> Sear
     )
 
 
-async def _insert_text_document(rt: Runtime, assistant_id: int, filename: str, text: str, content_type: str) -> tuple[dict, bool]:
-    data = text.encode("utf-8")
+async def _insert_document(
+    rt: Runtime, assistant_id: int, filename: str, data: bytes, content_type: str
+) -> tuple[DocumentRow, bool]:
+    """(the new row, False), or (the row this assistant already has with the same bytes, True)."""
     sha = hashlib.sha256(data).hexdigest()
-    values = {
-        "assistant_id": assistant_id,
-        "filename": filename,
-        "content_type": content_type,
-        "size_bytes": len(data),
-        "sha256": sha,
-        "content": data,
-    }
-    record = await store.insert_document(rt.db, values)
+    record = await store.insert_document(
+        rt.db, assistant_id=assistant_id, filename=filename, content_type=content_type, content=data, sha256=sha
+    )
     if record is None:
         return await store.find_document_by_sha256(rt.db, assistant_id, sha), True
     return record, False
@@ -431,18 +420,18 @@ async def add_faq(rt: Runtime, assistant_id: int, entry: FaqEntry) -> UploadedDo
     question = " ".join(entry.question.split())
     text = f"# {question}\n\n{entry.answer.strip()}\n"
     filename = await _faq_filename(rt, assistant.id, question)
-    record, duplicate = await _insert_text_document(rt, assistant.id, filename, text, "text/markdown")
+    record, duplicate = await _insert_document(rt, assistant.id, filename, text.encode("utf-8"), "text/markdown")
     if not duplicate:
         blocks = [Block(question, 1), *[Block(p.strip()) for p in entry.answer.split("\n\n") if p.strip()]]
         try:
             with _embedder_errors_as_unavailable():
-                await _store_blocks(rt, record["id"], assistant.id, assistant.language, blocks)
+                await _store_blocks(rt, record.id, assistant.id, assistant.language, blocks)
         except Unavailable:
-            await store.delete_document(rt.db, assistant.id, record["id"])  # nothing half-written
+            await store.delete_document(rt.db, assistant.id, record.id)  # nothing half-written
             raise
-        record = await store.find_document(rt.db, assistant.id, record["id"])
+        record = await store.find_document(rt.db, assistant.id, record.id)
     message = "This FAQ entry already exists." if duplicate else "Indexed."
-    return UploadedDocument(**to_document(record, _model_name(rt)).model_dump(), duplicate=duplicate, message=message)
+    return _uploaded(record, _model_name(rt), duplicate=duplicate, message=message)
 
 
 class IngestedIds(list[int]):
@@ -465,28 +454,28 @@ async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, st
     skipped: dict[int, str] = {}
     pending: list[tuple[int, list]] = []
     for filename, text in texts:
-        record, duplicate = await _insert_text_document(rt, assistant.id, filename, text, "text/plain")
-        ids.append(record["id"])
-        if duplicate:
-            if record["status"] == "failed":
-                skipped[record["id"]] = record["error"] or "failed"
-            continue
         data = text.encode("utf-8")
+        record, duplicate = await _insert_document(rt, assistant.id, filename, data, "text/plain")
+        ids.append(record.id)
+        if duplicate:
+            if record.status == "failed":
+                skipped[record.id] = record.error or "failed"
+            continue
         try:
             loaded = await asyncio.to_thread(load_document, filename, data, max_bytes=len(data) + 1)
         except DocumentError as exc:
-            log.warning("documents.ingest_skipped", assistant=assistant.id, document=record["id"], reason=exc.code)
-            await store.mark_failed(rt.db, record["id"], exc.message)
-            skipped[record["id"]] = exc.message
+            log.warning("documents.ingest_skipped", assistant=assistant.id, document=record.id, reason=exc.code)
+            await store.mark_failed(rt.db, record.id, exc.message)
+            skipped[record.id] = exc.message
             continue
         chunks = await chunk_document(
             loaded.blocks, embedder, max_tokens=rt.settings.rag_chunk_tokens, overlap=rt.settings.rag_chunk_overlap_tokens
         )
-        pending.append((record["id"], chunks))
+        pending.append((record.id, chunks))
     vectors = await embed_chunks([c for _, chunks in pending for c in chunks], embedder)
     offset = 0
     for document_id, chunks in pending:
-        async with rt.db.transaction():
+        async with transaction(rt.db):
             await chunk_store.replace_chunks(
                 rt.db,
                 document_id=document_id,

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from backend.errors import NotFound
 from backend.runtime import Runtime
 from backend.store import models as store
+from backend.store.assistants import assistant_models
 from backend.store.jobs import enqueue_job
+from backend.store.models import PULL_JOB, pull_dedup_key
 from rag.errors import LLMUnavailable
-from rag.llm.ollama import full_name
+from rag.llm.ollama import ollama_model_name
 
-PULL_JOB = "pull_model"
 # `name`, `name:tag`, `namespace/name:tag` on Ollama's own registry. A third part would be a
 # registry host (`10.0.0.5:8443/x/y`, `hf.co/u/m`), which makes Ollama fetch from any address
 # we can reach; a namespace holds neither '.' nor ':' (as in Ollama), so it cannot be a host either.
@@ -61,7 +62,7 @@ class PullStatus(BaseModel):
 async def list_models(rt: Runtime) -> ModelList:
     """Always 200: an unreachable Ollama is reported in the body (`reachable: false`), not as an error."""
     configured = rt.settings.ollama_model
-    wanted = sorted({configured, *await _assistant_models(rt)})
+    wanted = sorted({configured, *await assistant_models(rt.db)})
     try:
         models = await rt.ollama.list_models()
     except LLMUnavailable as exc:
@@ -76,7 +77,7 @@ async def list_models(rt: Runtime) -> ModelList:
             missing_models=wanted,
         )
     have = {m["name"] for m in models}
-    missing = [m for m in wanted if full_name(m) not in have]
+    missing = [m for m in wanted if ollama_model_name(m) not in have]
     message = None
     if missing:
         message = f"Not pulled in Ollama: {', '.join(missing)}. Pull with POST /api/models/pull."
@@ -87,35 +88,28 @@ async def list_models(rt: Runtime) -> ModelList:
         host=rt.settings.ollama_host,
         models=models,
         configured_model=configured,
-        configured_model_pulled=full_name(configured) in have,
+        configured_model_pulled=ollama_model_name(configured) in have,
         missing_models=missing,
     )
 
 
-async def _assistant_models(rt: Runtime) -> list[str]:
-    records = await rt.db.fetch_all("SELECT DISTINCT model FROM assistants")
-    return [r._mapping["model"] for r in records]
-
-
 async def start_pull(rt: Runtime, request: PullRequest) -> PullStatus:
-    job_id = await enqueue_job(rt.db, PULL_JOB, {"model": request.model}, dedup_key=f"{PULL_JOB}:{request.model}", max_attempts=3)
+    job_id = await enqueue_job(rt.db, PULL_JOB, {"model": request.model}, dedup_key=pull_dedup_key(request.model), max_attempts=3)
     if job_id is None:  # the same pull is already queued
-        job_id = await rt.db.fetch_val(
-            "SELECT id FROM jobs WHERE dedup_key = :key AND status = 'queued'", {"key": f"{PULL_JOB}:{request.model}"}
-        )
+        job_id = await store.queued_pull_job_id(rt.db, request.model)
     return await pull_status(rt, job_id)
 
 
 async def pull_status(rt: Runtime, job_id: int) -> PullStatus:
-    record = await store.find_pull_job(rt.db, job_id)
-    if record is None:
+    job = await store.find_pull_job(rt.db, job_id)
+    if job is None:
         raise NotFound(f"There is no model pull with id {job_id}.", code="pull_not_found")
     return PullStatus(
-        job_id=record["id"],
-        model=record["payload"]["model"],
-        status=record["status"],
-        percent=round((record["progress"] or 0) * 100),
-        error=record["last_error"] if record["status"] in ("failed", "queued") else None,
-        created_at=record["created_at"],
-        updated_at=record["updated_at"],
+        job_id=job.id,
+        model=job.model,
+        status=job.status,
+        percent=round((job.progress or 0) * 100),
+        error=job.last_error if job.status in ("failed", "queued") else None,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
     )

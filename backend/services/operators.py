@@ -37,6 +37,10 @@ async def bootstrap_admin(db: Database, passwords: Passwords, settings: Settings
         log.info("operators.admin_created", email=settings.admin_email)
 
 
+async def list_operators(db: Database) -> list[OperatorRow]:
+    return await store.list_operators(db)
+
+
 async def create_operator(db: Database, passwords: Passwords, email: str, password: str, role: str) -> OperatorRow:
     created = await store.insert_operator_if_absent(db, email, await passwords.hash(password), role)
     if created is None:

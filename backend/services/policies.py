@@ -64,7 +64,9 @@ def typing_seconds(policy: ReplyPolicy, text: str) -> float:
 def parse_policy(settings: Mapping | str | None) -> ReplyPolicy:
     """The policy of an assistant's stored settings (a dict, or jsonb text). Tolerant: keys written by an
     older or newer version are ignored, and a stored value that is no longer valid falls back to its default."""
-    values = json.loads(settings) if isinstance(settings, str) else dict(settings or {})
+    values = json.loads(settings) if isinstance(settings, str) else settings
+    if not isinstance(values, Mapping):  # NULL, or something other than an object
+        values = {}
     known = {key: value for key, value in values.items() if key in ReplyPolicy.model_fields}
     try:
         return ReplyPolicy(**known)

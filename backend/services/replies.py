@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -20,6 +20,7 @@ from databases import Database
 
 from backend import metrics
 from backend.gateways.base import ChannelRef
+from backend.gateways.errors import WindowClosed
 from backend.runtime import Runtime
 from backend.services.answers import answer_question
 from backend.services.assistants import Assistant
@@ -40,6 +41,7 @@ CANNED_REASONS = ("opt_out", "opt_in", "handoff_request")
 HEARTBEAT_AFTER_SECONDS = 5.0
 TYPING_AFTER_SECONDS = 0.5
 SEND_AFTER_FAILURE = "the gateway did not confirm the send"
+WINDOW_CLOSED_ERROR = "The customer last wrote more than 24 hours ago, so WhatsApp allows only a template message now."
 
 
 class ChannelBusy(Exception):
@@ -300,6 +302,9 @@ async def deliver_waiting(
     the gateway whether it has them, nor to mark them again)."""
     contact, gateway, ref = conversation.contact, conversation.gateway, conversation.ref
     db = rt.db
+    if window_closed(gateway.reply_window, contact.last_message_at):
+        await _fail_window_closed(db, contact.id, WINDOW_CLOSED_ERROR)
+        return
     waiting = await store.waiting_outbound(db, contact.id)
     typing = False
     try:
@@ -321,6 +326,9 @@ async def deliver_waiting(
                     await asyncio.sleep(pause)
             try:
                 sent = await gateway.send_text(ref, contact.chat_id, message.text)
+            except WindowClosed as exc:  # no retry can help: only a template may go out now
+                await _fail_window_closed(db, contact.id, exc.message)
+                return
             except Exception as exc:
                 await store.record_send_error(db, message.id, _describe(exc))
                 raise
@@ -350,6 +358,18 @@ async def _best_effort(call) -> None:  # noqa: ANN001 - a gateway coroutine
         await call
     except Exception as exc:  # noqa: BLE001
         log.debug("gateway.nicety_failed", error=_describe(exc))
+
+
+def window_closed(window: timedelta | None, last_customer_message_at: datetime | None) -> bool:
+    """Whether a free-form reply is past the provider's window after the customer's last message (the Cloud API's 24 hours).
+    A contact's `last_message_at` is the customer's: the Cloud API echoes none of our own messages."""
+    return window is not None and last_customer_message_at is not None and datetime.now(UTC) - last_customer_message_at > window
+
+
+async def _fail_window_closed(db: Database, contact_id: int, error: str) -> None:
+    count = await store.fail_waiting(db, contact_id, error, reason="window_closed")
+    metrics.REPLY_FAILURES.labels("window_closed").inc()
+    log.warning("reply.window_closed", contact=contact_id, messages=count)
 
 
 async def give_up(rt: Runtime, contact_id: int, error: str) -> None:

@@ -58,20 +58,27 @@ async def _sandbox_channel(db: Database, channel_id: int) -> ChannelRow:
     return channel
 
 
+def _phone(value: str, field: str, what: str) -> str:
+    phone = normalise_phone(value)
+    if phone is None:
+        raise Invalid(
+            f"{what} is not a valid phone number.",
+            details=[{"field": field, "message": "digits with an optional leading '+', e.g. +15550100000"}],
+        )
+    return phone
+
+
 async def sandbox_scan(rt: Runtime, channel_id: int, body: SandboxScan) -> Channel:
     """Pretend a phone scanned the QR: the channel becomes ready as that number."""
     channel = await _sandbox_channel(rt.db, channel_id)
-    phone = f"+1555{channel_id:07d}" if body.phone_number is None else normalise_phone(body.phone_number)
-    if phone is None:
-        raise Invalid(
-            "The phone number is not valid.",
-            details=[{"field": "phone_number", "message": "digits with an optional leading '+', e.g. +15550100000"}],
-        )
+    phone = (
+        f"+1555{channel_id:07d}" if body.phone_number is None else _phone(body.phone_number, "phone_number", "The phone number")
+    )
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
     webhook = await gateway.scan(ref, phone)
     await handle_webhook(rt, "sandbox", channel_id, gateway.webhook_headers(ref), webhook)
-    return public_channel(await get_channel(rt.db, channel_id))
+    return public_channel(await get_channel(rt.db, channel_id), rt.settings)
 
 
 async def sandbox_message(
@@ -79,12 +86,7 @@ async def sandbox_message(
 ) -> SandboxDelivery:
     """A customer writes to the sandbox number: delivered exactly like a gateway webhook."""
     channel = await _sandbox_channel(rt.db, channel_id)
-    sender = normalise_phone(body.sender)
-    if sender is None:
-        raise Invalid(
-            "The sender is not a valid phone number.",
-            details=[{"field": "from", "message": "digits with an optional leading '+', e.g. +15550100000"}],
-        )
+    sender = _phone(body.sender, "from", "The sender")
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
     webhook = await gateway.inbound(ref, sender, body.text, body.id, name=body.name)

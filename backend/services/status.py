@@ -20,7 +20,9 @@ from backend.database import current_revision, head_revision
 from backend.settings import Settings
 from backend.store import jobs as jobs_store
 from backend.store import status as status_store
+from backend.store.assistants import assistant_models
 from rag.errors import LLMUnavailable
+from rag.llm.ollama import ollama_model_name
 
 log = structlog.get_logger(__name__)
 
@@ -114,11 +116,6 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 1)
 
 
-def _model_key(name: str) -> str:
-    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2".
-    return name if ":" in name else f"{name}:latest"
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return f"no answer within {PROBE_TIMEOUT_SECONDS:g} s"
@@ -165,8 +162,8 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
         await client.close()
     metrics.LLM_CALLS.labels(engine="ollama", operation="list", outcome="ok").observe(time.perf_counter() - started)
     available = sorted(m.model for m in listing.models if m.model)
-    pulled = {_model_key(name) for name in available}
-    missing = [name for name in required if _model_key(name) not in pulled]
+    pulled = {ollama_model_name(name) for name in available}
+    missing = [name for name in required if ollama_model_name(name) not in pulled]
     return OllamaStatus(
         ok=not missing,
         reachable=True,
@@ -292,9 +289,9 @@ async def collect_status(
     queue = None
     if database.ok and db is not None:
         models, channels, depth = await asyncio.gather(
-            status_store.assistant_models(db), status_store.channel_counts(db), refresh_queue_gauges(db)
+            assistant_models(db), status_store.channel_counts(db), refresh_queue_gauges(db)
         )
-        required += [m for m in models if _model_key(m) not in {_model_key(r) for r in required}]
+        required += [m for m in models if ollama_model_name(m) not in {ollama_model_name(r) for r in required}]
         queue = QueueStatus(
             queued=depth["queued"],
             running=depth["running"],

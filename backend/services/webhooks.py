@@ -10,8 +10,16 @@ import asyncpg
 import structlog
 from pydantic import BaseModel
 
-from backend.errors import Invalid, NotFound, Unauthorized
-from backend.gateways.base import GatewayEvent, InboundMessage, MessageAck, QrUpdated, SessionState, SessionStatusEvent
+from backend.errors import Forbidden, Invalid, NotFound, Unauthorized
+from backend.gateways.base import (
+    GatewayEvent,
+    InboundMessage,
+    MessageAck,
+    QrUpdated,
+    ReactionEvent,
+    SessionState,
+    SessionStatusEvent,
+)
 from backend.runtime import Runtime
 from backend.services.channels import apply_state, channel_ref, is_stale
 from backend.services.inbound import ingest_inbound, record_ack
@@ -46,6 +54,20 @@ async def admit_webhook(rt: Runtime, provider: str, channel_id: int, headers: Ma
     return channel
 
 
+async def verify_subscription(rt: Runtime, provider: str, channel_id: int, params: Mapping[str, str]) -> str:
+    """A gateway's handshake when its callback URL is saved (Meta's `hub.challenge`): the challenge to
+    answer, or 403 (the same for an unknown channel)."""
+    channel = await store.find_channel(rt.db, channel_id)
+    challenge = None
+    if channel is not None and channel.provider == provider:
+        challenge = rt.gateway(provider).verification_challenge(channel_ref(channel), params)
+    if challenge is None:
+        log.warning("webhook.verification_refused", provider=provider, channel=channel_id, known=channel is not None)
+        raise Forbidden("The verify token does not match this channel's.", code="bad_verify_token")
+    log.info("webhook.verified", provider=provider, channel=channel_id)
+    return challenge
+
+
 async def handle_webhook(
     rt: Runtime,
     provider: str,
@@ -65,7 +87,7 @@ async def handle_webhook(
         log.warning("webhook.refused", provider=provider, channel=channel_id, known=True)
         raise Unauthorized(WEBHOOK_REFUSED, code="bad_signature")
     try:
-        events = rt.gateway(provider).parse_webhook(headers, body)
+        events = rt.gateway(provider).parse_webhook(headers, body, channel=channel_ref(channel))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise Invalid(f"Malformed {provider} webhook: {exc}", code="malformed_webhook") from exc
     last_event_at = channel.last_event_at
@@ -104,5 +126,9 @@ async def _apply_event(rt: Runtime, channel: ChannelRow, event: GatewayEvent, re
     if isinstance(event, MessageAck):
         await record_ack(rt, channel, event)
         return channel, "ack"
+    if isinstance(event, ReactionEvent):
+        # Never answered; kept as feedback on the reply by the feedback issue's work.
+        log.info("webhook.reaction", provider=channel.provider, channel=channel.id, removed=event.removed)
+        return channel, "ignored:reaction"
     log.info("webhook.unknown_event", provider=channel.provider, channel=channel.id, name=event.name)
     return channel, f"unknown:{event.name}"

@@ -2,47 +2,98 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from datetime import datetime
+
 from databases import Database
 
-from backend.database import row, rows
-
-COLUMNS = "id, name, instructions, engine, model, temperature, fallback_message, language, settings, created_at, updated_at"
-EDITABLE = {"name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "settings"}
+from backend.database import fetch, fetchrow, fetchval
 
 
-async def insert_assistant(db: Database, values: dict) -> dict:
-    return row(
-        await db.fetch_one(
+@dataclass(frozen=True)
+class AssistantRow:
+    id: int
+    name: str
+    instructions: str
+    engine: str
+    model: str
+    temperature: float
+    fallback_message: str
+    language: str
+    settings: dict  # the reply policy as stored (read it with `backend.services.policies.parse_policy`)
+    created_at: datetime
+    updated_at: datetime
+
+
+COLUMNS = ", ".join(field.name for field in fields(AssistantRow))
+EDITABLE = ("name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "settings")
+
+
+def _assistant(record) -> AssistantRow | None:  # noqa: ANN001 - asyncpg record
+    return AssistantRow(**record) if record is not None else None
+
+
+async def insert_assistant(
+    db: Database,
+    *,
+    name: str,
+    instructions: str,
+    engine: str,
+    model: str,
+    temperature: float,
+    fallback_message: str,
+    language: str,
+    settings: dict,
+) -> AssistantRow:
+    return _assistant(
+        await fetchrow(
+            db,
             f"""
             INSERT INTO assistants (name, instructions, engine, model, temperature, fallback_message, language, settings)
-            VALUES (:name, :instructions, :engine, :model, :temperature, :fallback_message, :language, :settings)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             RETURNING {COLUMNS}
             """,
-            values,
+            name,
+            instructions,
+            engine,
+            model,
+            temperature,
+            fallback_message,
+            language,
+            settings,
         )
     )
 
 
-async def find_assistant(db: Database, assistant_id: int) -> dict | None:
-    return row(await db.fetch_one(f"SELECT {COLUMNS} FROM assistants WHERE id = :id", {"id": assistant_id}))
+async def find_assistant(db: Database, assistant_id: int) -> AssistantRow | None:
+    return _assistant(await fetchrow(db, f"SELECT {COLUMNS} FROM assistants WHERE id = $1", assistant_id))
 
 
-async def list_assistants(db: Database, limit: int, offset: int) -> tuple[list[dict], int]:
-    records = await db.fetch_all(
-        f"SELECT {COLUMNS} FROM assistants ORDER BY id LIMIT :limit OFFSET :offset", {"limit": limit, "offset": offset}
-    )
-    total = await db.fetch_val("SELECT count(*) FROM assistants")
-    return rows(records), total
+async def list_assistants(db: Database, limit: int, offset: int) -> tuple[list[AssistantRow], int]:
+    records = await fetch(db, f"SELECT {COLUMNS} FROM assistants ORDER BY id LIMIT $1 OFFSET $2", limit, offset)
+    total = await fetchval(db, "SELECT count(*) FROM assistants")
+    return [_assistant(r) for r in records], total
 
 
-async def update_assistant(db: Database, assistant_id: int, changes: dict) -> dict | None:
-    assert set(changes) <= EDITABLE
-    sets = ", ".join(f"{column} = :{column}" for column in changes)
-    sets = f"{sets}, updated_at = now()" if sets else "updated_at = now()"
-    return row(
-        await db.fetch_one(f"UPDATE assistants SET {sets} WHERE id = :id RETURNING {COLUMNS}", {**changes, "id": assistant_id})
+async def update_assistant(db: Database, assistant_id: int, changes: dict[str, object]) -> AssistantRow | None:
+    """Set the given columns (of `EDITABLE`); None when the assistant does not exist."""
+    columns = [column for column in EDITABLE if column in changes]
+    assert len(columns) == len(changes), f"not editable: {set(changes) - set(EDITABLE)}"
+    sets = "".join(f"{column} = ${number}, " for number, column in enumerate(columns, start=2))
+    return _assistant(
+        await fetchrow(
+            db,
+            f"UPDATE assistants SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+            assistant_id,
+            *(changes[column] for column in columns),
+        )
     )
 
 
 async def delete_assistant(db: Database, assistant_id: int) -> bool:
-    return await db.fetch_val("DELETE FROM assistants WHERE id = :id RETURNING id", {"id": assistant_id}) is not None
+    return await fetchval(db, "DELETE FROM assistants WHERE id = $1 RETURNING id", assistant_id) is not None
+
+
+async def assistant_models(db: Database) -> list[str]:
+    """The distinct models the assistants are set to use."""
+    return [r["model"] for r in await fetch(db, "SELECT DISTINCT model FROM assistants ORDER BY model")]

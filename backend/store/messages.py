@@ -390,25 +390,28 @@ async def record_send_error(db: Database, message_id: int, error: str) -> None:
     await execute(db, "UPDATE messages SET error = $2, updated_at = now() WHERE id = $1", message_id, error[:2000])
 
 
-async def fail_waiting(db: Database, contact_id: int, error: str) -> int:
-    """After the last attempt: everything of this contact still waiting becomes failed, with the reason."""
+async def fail_waiting(db: Database, contact_id: int, error: str, reason: str | None = None) -> int:
+    """Everything of this contact still waiting becomes failed, with the error (and our reason code, when there is one)."""
     return len(
         await fetch(
             db,
             """
-            UPDATE messages SET status = 'failed', error = $1, updated_at = now()
+            UPDATE messages SET status = 'failed', error = $1, reason = coalesce($3, reason), updated_at = now()
             WHERE contact_id = $2 AND ((direction = 'in' AND status = 'pending')
                                         OR (direction = 'out' AND status IN ('pending', 'sending')))
             RETURNING id
             """,
             error[:2000],
             contact_id,
+            reason,
         )
     )
 
 
-async def apply_ack(db: Database, channel_id: int, provider_message_id: str, status: str, error: str | None = None) -> bool:
-    """Move an outbound message's delivery status forward (a failure always applies, once)."""
+async def apply_ack(
+    db: Database, channel_id: int, provider_message_id: str, status: str, error: str | None = None, reason: str | None = None
+) -> bool:
+    """Move an outbound message's delivery status forward (a failure always applies, once, with its error and reason)."""
     lower = [name for name, rank in ACK_RANK.items() if rank < ACK_RANK.get(status, 0)]
     if status != "failed" and not lower:
         return False
@@ -416,7 +419,8 @@ async def apply_ack(db: Database, channel_id: int, provider_message_id: str, sta
         db,
         """
         UPDATE messages SET status = $1, updated_at = now(),
-               error = CASE WHEN $1 = 'failed' THEN coalesce($5, 'the gateway reported a delivery failure') ELSE error END
+               error = CASE WHEN $1 = 'failed' THEN coalesce($5, 'the gateway reported a delivery failure') ELSE error END,
+               reason = CASE WHEN $1 = 'failed' THEN coalesce($6, reason) ELSE reason END
         WHERE channel_id = $2 AND provider_message_id = $3 AND direction = 'out'
           AND CASE WHEN $1 = 'failed' THEN status <> 'failed' ELSE status = ANY(CAST($4 AS text[])) END
         RETURNING id
@@ -426,6 +430,7 @@ async def apply_ack(db: Database, channel_id: int, provider_message_id: str, sta
         provider_message_id,
         lower,
         error,
+        reason,
     )
     return updated is not None
 

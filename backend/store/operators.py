@@ -7,6 +7,8 @@ from datetime import datetime
 
 from databases import Database
 
+from backend.database import fetch, fetchrow, fetchval, transaction
+
 _COLUMNS = "id, email, role, password_hash, token_version, created_at"
 
 
@@ -20,32 +22,35 @@ class OperatorRow:
     created_at: datetime
 
 
-def _operator(record) -> OperatorRow | None:  # noqa: ANN001 - databases record
-    return OperatorRow(**dict(record._mapping)) if record else None
+def _operator(record) -> OperatorRow | None:  # noqa: ANN001 - asyncpg record
+    return OperatorRow(**record) if record is not None else None
 
 
 async def find_operator_by_email(db: Database, email: str) -> OperatorRow | None:
-    return _operator(await db.fetch_one(f"SELECT {_COLUMNS} FROM operators WHERE lower(email) = lower(:email)", {"email": email}))
+    return _operator(await fetchrow(db, f"SELECT {_COLUMNS} FROM operators WHERE lower(email) = lower($1)", email))
 
 
 async def find_operator(db: Database, operator_id: int) -> OperatorRow | None:
-    return _operator(await db.fetch_one(f"SELECT {_COLUMNS} FROM operators WHERE id = :id", {"id": operator_id}))
+    return _operator(await fetchrow(db, f"SELECT {_COLUMNS} FROM operators WHERE id = $1", operator_id))
 
 
 async def insert_operator_if_absent(db: Database, email: str, password_hash: str, role: str) -> OperatorRow | None:
     return _operator(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             f"""
-            INSERT INTO operators (email, password_hash, role) VALUES (:email, :hash, :role)
+            INSERT INTO operators (email, password_hash, role) VALUES ($1, $2, $3)
             ON CONFLICT ((lower(email))) DO NOTHING RETURNING {_COLUMNS}
             """,
-            {"email": email, "hash": password_hash, "role": role},
+            email,
+            password_hash,
+            role,
         )
     )
 
 
 async def list_operators(db: Database) -> list[OperatorRow]:
-    return [_operator(r) for r in await db.fetch_all(f"SELECT {_COLUMNS} FROM operators ORDER BY id")]
+    return [_operator(r) for r in await fetch(db, f"SELECT {_COLUMNS} FROM operators ORDER BY id")]
 
 
 async def update_operator(
@@ -53,25 +58,29 @@ async def update_operator(
 ) -> OperatorRow | None:
     """Change the password and/or role; `revoke` (implied by a new password) ends every token issued so far."""
     return _operator(
-        await db.fetch_one(
+        await fetchrow(
+            db,
             f"""
             UPDATE operators SET
-                password_hash = coalesce(:hash, password_hash),
-                role = coalesce(:role, role),
-                token_version = token_version + CASE WHEN :revoke OR :hash IS NOT NULL THEN 1 ELSE 0 END
-            WHERE id = :id RETURNING {_COLUMNS}
+                password_hash = coalesce($2, password_hash),
+                role = coalesce($3, role),
+                token_version = token_version + CASE WHEN $4 OR $2 IS NOT NULL THEN 1 ELSE 0 END
+            WHERE id = $1 RETURNING {_COLUMNS}
             """,
-            {"id": operator_id, "hash": password_hash, "role": role, "revoke": revoke},
+            operator_id,
+            password_hash,
+            role,
+            revoke,
         )
     )
 
 
 async def delete_operator(db: Database, operator_id: int) -> bool:
-    return await db.fetch_val("DELETE FROM operators WHERE id = :id RETURNING id", {"id": operator_id}) is not None
+    return await fetchval(db, "DELETE FROM operators WHERE id = $1 RETURNING id", operator_id) is not None
 
 
 async def count_admins(db: Database) -> int:
-    return await db.fetch_val("SELECT count(*) FROM operators WHERE role = 'admin'")
+    return await fetchval(db, "SELECT count(*) FROM operators WHERE role = 'admin'")
 
 
 async def reserve_login_attempt(
@@ -83,30 +92,25 @@ async def reserve_login_attempt(
     recorded. A success (`login_succeeded`) turns it around and clears that account's failures.
     Attempts older than the window are deleted here: nothing else needs them.
     """
-    async with db.transaction():
-        await db.execute("SELECT pg_advisory_xact_lock(hashtextextended('login:' || :ip, 0))", {"ip": ip})
-        await db.execute(
-            "DELETE FROM login_attempts WHERE at < now() - make_interval(secs => :window)", {"window": window_seconds}
-        )
-        counts = await db.fetch_one(
+    async with transaction(db) as conn:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('login:' || $1, 0))", ip)
+        await conn.execute("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => $1)", float(window_seconds))
+        counts = await conn.fetchrow(
             """
-            SELECT count(*) FILTER (WHERE lower(email) = lower(:email)) AS account, count(*) AS client
-            FROM login_attempts WHERE ip = :ip AND NOT succeeded
+            SELECT count(*) FILTER (WHERE lower(email) = lower($1)) AS account, count(*) AS client
+            FROM login_attempts WHERE ip = $2 AND NOT succeeded
             """,
-            {"email": email, "ip": ip},
+            email,
+            ip,
         )
-        if counts._mapping["account"] >= max_per_account or counts._mapping["client"] >= max_per_client:
+        if counts["account"] >= max_per_account or counts["client"] >= max_per_client:
             return None
-        return await db.fetch_val(
-            "INSERT INTO login_attempts (email, ip, succeeded) VALUES (:email, :ip, false) RETURNING id",
-            {"email": email, "ip": ip},
+        return await conn.fetchval(
+            "INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, false) RETURNING id", email, ip
         )
 
 
 async def login_succeeded(db: Database, attempt_id: int, email: str, ip: str) -> None:
-    async with db.transaction():
-        await db.execute("UPDATE login_attempts SET succeeded = true WHERE id = :id", {"id": attempt_id})
-        await db.execute(
-            "DELETE FROM login_attempts WHERE lower(email) = lower(:email) AND ip = :ip AND NOT succeeded",
-            {"email": email, "ip": ip},
-        )
+    async with transaction(db) as conn:
+        await conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = $1", attempt_id)
+        await conn.execute("DELETE FROM login_attempts WHERE lower(email) = lower($1) AND ip = $2 AND NOT succeeded", email, ip)

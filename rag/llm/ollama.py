@@ -24,8 +24,9 @@ log = structlog.get_logger(__name__)
 UNREACHABLE_PAUSE_SECONDS = 15.0
 
 
-def full_name(model: str) -> str:
-    """Ollama names default to the `latest` tag."""
+def ollama_model_name(model: str) -> str:
+    """The name as Ollama lists it: "llama3.2" is pulled and listed as "llama3.2:latest" (the default tag).
+    The one home of this rule (the console, which cannot import `rag`, keeps a copy that names it)."""
     return model if ":" in model else f"{model}:latest"
 
 

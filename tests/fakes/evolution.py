@@ -12,6 +12,9 @@ Use it from any test module:
         fake_evolution.sent                                   # every POST /message/sendText body (+ "instance")
         fake_evolution.fail_status = 500 / .hang = True / .drop_webhooks = True
         await fake_evolution.replay(fake_evolution.deliveries[-1])  # a captured webhook sent again
+        await fake_evolution.deliver_media("+15550109999", b"OggS...", "audio/ogg; codecs=opus")  # base64 inline when the
+                                                              # webhook says base64:true, else getBase64FromMediaMessage
+        await fake_evolution.deliver_reaction("+15550109999", "BAE5...", "👍")
 
 Webhooks carry the headers set with POST /webhook/set; a `jwt_key` header is replaced, as Evolution
 does, by `Authorization: Bearer <HS256 JWT>` signed with it.
@@ -19,6 +22,7 @@ does, by `Authorization: Bearer <HS256 JWT>` signed with it.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import secrets
@@ -47,6 +51,8 @@ class FakeEvolution(FakeGatewayServer):
     def __init__(self, api_key: str = "") -> None:
         super().__init__(api_key)
         self.instances: dict[str, dict] = {}
+        self.media: dict[str, tuple[bytes, str, str]] = {}  # message id → (bytes, mimetype, Baileys type)
+        self.media_fail = 0  # this many getBase64FromMediaMessage calls answer 500 first
 
     def authorised(self, request: web.Request) -> bool:
         return not self.api_key or request.headers.get("apikey") == self.api_key
@@ -65,6 +71,7 @@ class FakeEvolution(FakeGatewayServer):
             web.post("/chat/markMessageAsRead/{name}", self.record("mark_read")),
             web.post("/chat/sendPresence/{name}", self.record("send_presence")),
             web.post("/chat/findMessages/{name}", self.find_messages),
+            web.post("/chat/getBase64FromMediaMessage/{name}", self.get_base64),
         ]
 
     def instance(self, name: str | None = None) -> dict:
@@ -113,6 +120,12 @@ class FakeEvolution(FakeGatewayServer):
         if instance["state"] == "open":
             return web.json_response({"instance": {"instanceName": instance["name"], "state": "open"}})
         self._new_qr(instance)
+        number = request.query.get("number")
+        if number:  # a pairing code for that number, with the QR beside it (v2 answers a list)
+            self.calls.append(("pairing_code", {"number": number}))
+            answer = load_fixture("evolution", "api.instance.connect.response.pairing.json")
+            answer[0].update(code=instance["code"])
+            return web.json_response(answer)
         answer = load_fixture("evolution", "api.instance.connect.response.json")
         answer.update(code=instance["code"], base64="data:image/png;base64,iVBOR")
         return web.json_response(answer)
@@ -209,6 +222,27 @@ class FakeEvolution(FakeGatewayServer):
         found = [m for m in reversed(instance["messages"] if instance else []) if m["key"]["remoteJid"] == jid]
         return web.json_response({"messages": {"total": len(found), "pages": 1, "currentPage": 1, "records": found}})
 
+    async def get_base64(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        message_id = ((body.get("message") or {}).get("key") or {}).get("id")
+        found = self.media.get(message_id) if self._find(request) else None
+        if found is None:
+            return _error(400, "Message not found")
+        if self.media_fail > 0:
+            self.media_fail -= 1
+            return _error(500, "Error downloading media")
+        data, mimetype, kind = found
+        return web.json_response(
+            {
+                "mediaType": kind.removesuffix("Message"),
+                "fileName": f"{message_id}.bin",
+                "size": {"fileLength": str(len(data))},
+                "mimetype": mimetype,
+                "base64": base64.b64encode(data).decode(),
+            },
+            status=201,
+        )
+
     # -- webhooks --
 
     async def send_event(self, instance: dict, event: str, data: Any, *, secret: str | None = None, times: int = 1) -> list[int]:
@@ -289,6 +323,41 @@ class FakeEvolution(FakeGatewayServer):
         return await self.send_event(
             found, "messages.upsert", self.message_data(sender, text, message_id), secret=secret, times=times
         )
+
+    async def deliver_media(
+        self,
+        sender: str,
+        data: bytes,
+        mimetype: str,
+        caption: str = "",
+        *,
+        kind: str = "audioMessage",
+        message_id: str | None = None,
+        times: int = 1,
+    ) -> tuple[dict, list[int]]:
+        """A customer sends a file: kept for getBase64FromMediaMessage, and inline as `message.base64`
+        when the webhook was set with base64 true (as Evolution does)."""
+        found = self.instance()
+        item = self.message_data(sender, caption, message_id)
+        part: dict[str, Any] = {"mimetype": mimetype, "fileLength": str(len(data)), "mediaKey": "bWVkaWEta2V5"}
+        if kind == "audioMessage":
+            part.update(ptt=True, seconds=3)
+        if caption:
+            part["caption"] = caption
+        item.update(message={kind: part}, messageType=kind)
+        if found["webhook"].get("base64"):
+            item["message"]["base64"] = base64.b64encode(data).decode()
+        self.media[item["key"]["id"]] = (data, mimetype, kind)
+        return item, await self.send_event(found, "messages.upsert", item, times=times)
+
+    async def deliver_reaction(self, sender: str, message_id: str, emoji: str) -> list[int]:
+        """A customer reacts to `message_id` ("" takes the reaction back): a Baileys reactionMessage."""
+        found = self.instance()
+        item = self.message_data(sender, "")
+        target = {"remoteJid": item["key"]["remoteJid"], "fromMe": True, "id": message_id}
+        reaction = {"key": target, "text": emoji, "senderTimestampMs": str(int(time.time() * 1000))}
+        item.update(message={"reactionMessage": reaction}, messageType="reactionMessage")
+        return await self.send_event(found, "messages.upsert", item)
 
 
 @asynccontextmanager

@@ -15,6 +15,9 @@ Use it from any test module:
         fake_waha.hang = True                               # every API call hangs (the client times out)
         fake_waha.drop_webhooks = True                      # state changes without telling the backend
         await fake_waha.replay(fake_waha.deliveries[-1])    # a captured webhook sent again, byte for byte
+        await fake_waha.deliver_media("+15550109999", b"OggS...", "audio/ogg; codecs=opus")  # GET media.url with the key
+        await fake_waha.deliver_reaction("+15550109999", "true_...", "👍")
+        fake_waha.files_fail = 1                            # the next file downloads answer 500
 
 Sessions remember their `config.webhooks` (url, events, hmac key) as set by the backend; webhooks go
 only to subscribed events, signed like WAHA Plus (X-Webhook-Hmac = hex HMAC-SHA512 of the raw body).
@@ -138,6 +141,8 @@ class FakeWaha(FakeGatewayServer):
         super().__init__(api_key)
         self.sessions: dict[str, dict] = {}
         self.messages: dict[tuple[str, str], list[dict]] = {}  # (session, chat) → newest last
+        self.files: dict[str, tuple[bytes, str]] = {}  # file name under /api/files/ → (bytes, mimetype)
+        self.files_fail = 0  # this many file downloads answer 500 first
 
     def authorised(self, request: web.Request) -> bool:
         return not self.api_key or request.headers.get("X-Api-Key") == self.api_key
@@ -156,6 +161,8 @@ class FakeWaha(FakeGatewayServer):
             web.post("/api/startTyping", self.record("start_typing")),
             web.post("/api/stopTyping", self.record("stop_typing")),
             web.get("/api/{name}/chats/{chat}/messages", self.chat_messages),
+            web.post("/api/{name}/auth/request-code", self.request_code),
+            web.get("/api/files/{file:.+}", self.get_file),
         ]
 
     # -- state --
@@ -269,6 +276,62 @@ class FakeWaha(FakeGatewayServer):
             return web.json_response({}, status=201)
 
         return handler
+
+    async def request_code(self, request: web.Request) -> web.Response:
+        session = self._find(request)
+        body = await request.json()
+        if session is None or session["status"] != "SCAN_QR_CODE":
+            status = session["status"] if session else "missing"
+            return web.json_response({"statusCode": 422, "message": f"Session status is not as expected: {status}"}, status=422)
+        if not str(body.get("phoneNumber") or "").isdigit():
+            return web.json_response({"statusCode": 400, "message": ["phoneNumber must be digits"]}, status=400)
+        self.calls.append(("request_code", body))
+        return web.json_response(load_fixture("waha", "api.auth.request-code.response.json"))
+
+    async def get_file(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file"])
+        if found is None:
+            return web.json_response({"statusCode": 404, "message": "File not found"}, status=404)
+        if self.files_fail > 0:
+            self.files_fail -= 1
+            return web.json_response({"statusCode": 500, "message": "file not ready"}, status=500)
+        data, mimetype = found
+        return web.Response(body=data, content_type=mimetype.split(";")[0])
+
+    def add_file(self, data: bytes, mimetype: str, message_id: str) -> str:
+        """Keep a media file as WAHA does; its URL as WAHA writes it (with WAHA's own idea of its
+        address, not the one the backend uses)."""
+        extension = {"audio": "oga", "image": "jpeg", "video": "mp4"}.get(mimetype.split("/")[0], "bin")
+        name = f"{self.session()['name']}/{message_id}.{extension}"
+        self.files[name] = (data, mimetype)
+        return f"http://localhost:3000/api/files/{name}"
+
+    async def deliver_media(
+        self, sender: str, data: bytes, mimetype: str, caption: str = "", *, filename: str | None = None, times: int = 1
+    ) -> tuple[dict, list[int]]:
+        """A customer sends a file (with `caption` as its text): the payload sent, and the answers."""
+        payload = self.message_payload(sender, caption)
+        payload.update(
+            hasMedia=True,
+            media={
+                "url": self.add_file(data, mimetype, payload["id"]),
+                "mimetype": mimetype,
+                "filename": filename,
+                "error": None,
+            },
+        )
+        payload["_data"]["type"] = "ptt" if mimetype.startswith("audio/ogg") else mimetype.split("/")[0]
+        return payload, await self.send_webhook(self.session(), "message", payload, times=times)
+
+    async def deliver_reaction(self, sender: str, message_id: str, emoji: str) -> list[int]:
+        """A customer reacts to one of our messages ("" takes the reaction back)."""
+        payload = copy.deepcopy(load_fixture("waha", "message.reaction.json")["payload"])
+        chat = sender if "@" in sender else f"{digits(sender)}@c.us"
+        me = (self.session()["me"] or {}).get("id", "0@c.us")
+        payload.update(id=f"false_{chat}_{uuid.uuid4().hex.upper()[:20]}", to=me, participant=chat, timestamp=time.time())
+        payload["from"] = chat
+        payload["reaction"] = {"text": emoji, "messageId": message_id}
+        return await self.send_webhook(self.session(), "message.reaction", payload)
 
     async def chat_messages(self, request: web.Request) -> web.Response:
         found = self.messages.get((request.match_info["name"], request.match_info["chat"]), [])
