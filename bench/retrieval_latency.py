@@ -83,7 +83,7 @@ async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:  #
     )
     if reused:
         synthetic = {"a": assistant.id, "s": SYNTHETIC + "%"}
-        await execute(rt.db, "DROP INDEX IF EXISTS chunks_embedding")  # cheaper to rebuild than to vacuum
+        await rt.db.execute("DROP INDEX IF EXISTS chunks_embedding")  # cheaper to rebuild than to vacuum
         await rt.db.execute("DELETE FROM documents WHERE assistant_id = :a AND filename LIKE :s", synthetic)
         await rt.db.execute("VACUUM ANALYZE chunks")
     else:

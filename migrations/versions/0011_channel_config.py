@@ -16,7 +16,10 @@ def upgrade() -> None:
     # Never returned by the API: the routes show only what is not secret (see services.channels.public_channel).
     op.execute("ALTER TABLE channels ADD COLUMN config jsonb NOT NULL DEFAULT '{}'::jsonb")
     op.execute("ALTER TABLE channels DROP CONSTRAINT channels_provider_check")
-    op.execute("ALTER TABLE channels ADD CONSTRAINT channels_provider_check CHECK (provider IN ('sandbox', 'waha', 'evolution', 'cloud'))")
+    op.execute(
+        "ALTER TABLE channels ADD CONSTRAINT channels_provider_check "
+        "CHECK (provider IN ('sandbox', 'waha', 'evolution', 'cloud'))"
+    )
 
 
 def downgrade() -> None:
