@@ -22,6 +22,12 @@ ANSWERS = Counter("wa_answers_total", "Answers built, by the engine that answere
 UNGROUNDED_ANSWERS = Counter(
     "wa_ungrounded_answers_total", "Generated replies not sent: they stated a fact the sources lack", ["engine"]
 )
+TRANSCRIPTION_SECONDS = Histogram(
+    "wa_transcription_seconds", "Time to transcribe a voice note", buckets=(0.25, 0.5, 1, 2, 5, 10, 30, 60)
+)
+VOICE_NOTE_SECONDS = Histogram(
+    "wa_voice_note_seconds", "Length of the voice notes heard", buckets=(2, 5, 10, 20, 30, 60, 120, 300)
+)
 JOB_QUEUE_DEPTH = Gauge("wa_job_queue_depth", "Jobs by status", ["status"])
 JOB_QUEUE_OLDEST_AGE = Gauge("wa_job_queue_oldest_age_seconds", "Age of the oldest due queued job")
 

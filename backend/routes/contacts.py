@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
+from sanic.response import raw
 
 from backend.http import Page, ok, parse_body, parse_query
 from backend.openapi import doc
@@ -31,6 +32,14 @@ async def get_contact(request: Request, contact_id: int):
 async def get_thread(request: Request, contact_id: int):
     page = parse_query(request, Page)
     return ok(await service.get_thread(db_of(request), contact_id, page))
+
+
+@bp.get("/<contact_id:int>/messages/<message_id:int>/media")
+@doc("A message's file (a voice note, an image...), to play or view")
+async def get_message_file(request: Request, contact_id: int, message_id: int):
+    data, mimetype = await service.message_file(db_of(request), contact_id, message_id)
+    # Never rendered as a page of ours: a customer's file is data, whatever it claims to be.
+    return raw(data, content_type=mimetype, headers={"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
 
 
 @bp.post("/<contact_id:int>/pause")

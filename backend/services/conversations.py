@@ -22,6 +22,7 @@ from backend.services.decisions import ContactState
 from backend.services.inbound import queue_reply_job
 from backend.services.policies import parse_policy
 from backend.store import contacts as contacts_store
+from backend.store import media as media_store
 from backend.store import messages as store
 from backend.store.contacts import ContactRow
 from backend.store.messages import MessageRow
@@ -70,6 +71,15 @@ class ContactPage(BaseModel):
     offset: int
 
 
+class MessageMedia(BaseModel):
+    kind: str = Field(description="voice, audio, image, video, document, sticker, location or contacts")
+    mimetype: str | None
+    transcript_model: str | None = Field(description="A voice note heard: the model that wrote its text")
+    audio_seconds: float | None
+    error: str | None = Field(description="Why it could not be fetched or heard")
+    url: str = Field(description="The file (GET, the operator's token): play or view it")
+
+
 class Message(BaseModel):
     id: int
     contact_id: int
@@ -87,6 +97,7 @@ class Message(BaseModel):
     provider_message_id: str | None
     created_at: datetime
     sent_at: datetime | None
+    media: MessageMedia | None = None
 
 
 class Thread(BaseModel):
@@ -141,7 +152,29 @@ class Stats(BaseModel):
 
 
 def message_of(message: MessageRow) -> Message:
-    return Message(**{name: getattr(message, name) for name in Message.model_fields})
+    media = None
+    if message.media_kind is not None:
+        media = MessageMedia(
+            kind=message.media_kind,
+            mimetype=message.media_mimetype,
+            transcript_model=message.transcript_model,
+            audio_seconds=message.audio_seconds,
+            error=message.media_error,
+            url=f"/api/contacts/{message.contact_id}/messages/{message.id}/media",
+        )
+    return Message(**{name: getattr(message, name) for name in Message.model_fields if name != "media"}, media=media)
+
+
+async def message_file(db: Database, contact_id: int, message_id: int) -> tuple[bytes, str]:
+    """A message's attachment as stored (bytes, mimetype); NotFound when it has none or it was not fetched."""
+    media = await media_store.find_media(db, message_id)
+    message = await store.find_message(db, message_id)
+    if media is None or media.data is None or message is None or message.contact_id != contact_id:
+        raise NotFound("This message has no stored file.", code="media_not_found")
+    mimetype = (media.mimetype or "").split(";")[0].strip().lower()
+    # Only types a browser plays or shows as such; anything else (HTML, scripts, ...) is an opaque download.
+    safe = mimetype.startswith(("audio/", "image/", "video/")) and "svg" not in mimetype
+    return media.data, media.mimetype if safe else "application/octet-stream"
 
 
 def contact_of(contact: ContactRow, last: contacts_store.LastMessage | None = None) -> Contact:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from backend.gateways.base import InboundMessage
 from backend.services.policies import ReplyPolicy, is_exact_command, mentions_any
 
+VOICE_KINDS = frozenset({"audio", "voice"})
 # Outcomes that change the contact (opt-out, opt-in, pause): applied on the locked contact row.
 CHANGES_CONTACT = frozenset({"opt_out", "opt_in", "handoff_request"})
 
@@ -81,5 +82,7 @@ def decide(policy: ReplyPolicy, connected_at: datetime | None, contact: ContactS
     if mentions_any(text, policy.handoff_words):
         return Decision("pending", "handoff_request")
     if not text.strip():
+        if message.media is not None and message.media.kind in VOICE_KINDS:
+            return Decision("pending", "voice_note")  # answered once heard (backend.services.voice)
         return Decision("pending", "media_without_text") if message.has_media else Decision("ignored", "empty")
     return Decision("pending")

@@ -6,6 +6,8 @@ by a `reply` job (see `backend.services.replies`). The decision is `backend.serv
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,13 +16,14 @@ from databases import Database
 
 from backend import metrics
 from backend.database import transaction
-from backend.gateways.base import InboundMessage, MessageAck
+from backend.gateways.base import InboundMessage, MediaRef, MessageAck
 from backend.gateways.cloud import WINDOW_CLOSED
 from backend.runtime import Runtime
 from backend.services.decisions import USUAL, ContactState, aware, decide
 from backend.services.policies import ReplyPolicy, is_exact_command, parse_policy
 from backend.store import contacts as contacts_store
 from backend.store import jobs as jobs_store
+from backend.store import media as media_store
 from backend.store import messages as store
 from backend.store.channels import ChannelRow
 from backend.store.contacts import ContactRow
@@ -46,12 +49,12 @@ async def ingest_inbound(rt: Runtime, channel: ChannelRow, message: InboundMessa
     """Store one inbound message and queue its reply. Returns "stored", "duplicate" or "ignored:<reason>".
     `channel`: the webhook's channel row, with its assistant's stored settings (`assistant_settings`).
 
-    A customer's message is first decided as if the contact were usual (neither opted out nor paused)
+    A customer's text message is first decided as if the contact were usual (neither opted out nor paused)
     and, unless that decision changes the contact, stored with its reply job in ONE statement, which
-    writes the message only if the contact really is usual. Everything else — own-side messages,
+    writes the message only if the contact really is usual. Everything else — own-side messages, media,
     commands, and contacts who are opted out or paused — is decided step by step on the locked contact."""
     policy = rt.policy_of(channel.assistant_settings)
-    if not message.from_me:
+    if not message.from_me and message.media is None:
         decision = decide(policy, channel.connected_at, USUAL, message)
         if not decision.changes_contact:
             outcome = await _ingest_usual(rt, channel, message, policy, decision, request_id)
@@ -156,6 +159,8 @@ async def _ingest_customer(
     )
     if message_id is None:
         return "duplicate"
+    if message.media is not None:
+        await _keep_media(rt, conn, message_id, message.media)
     if decision.reason == "opt_out":
         await contacts_store.set_opted_out(db, contact.id, True)
     elif decision.reason == "opt_in":
@@ -170,6 +175,22 @@ async def _ingest_customer(
     if not job_queued:
         await _enqueue_reply(rt, contact.id, channel.id, policy.burst_window_seconds, request_id)
     return "stored"
+
+
+async def _keep_media(rt: Runtime, conn: asyncpg.Connection, message_id: int, media: MediaRef) -> None:
+    """What the reply job needs to fetch the file, or the file itself when the webhook carried it (bounded)."""
+    data = error = None
+    if media.inline_base64:
+        if len(media.inline_base64) * 3 // 4 > rt.settings.media_max_bytes:
+            error = "too_large"
+        else:
+            try:
+                data = base64.b64decode(media.inline_base64, validate=True)
+            except binascii.Error:
+                error = "unreadable"
+    await media_store.insert_media(
+        conn, message_id, media.kind, media.mimetype, media.filename, media.size, media.handle, data, error
+    )
 
 
 async def queue_reply_job(

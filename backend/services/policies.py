@@ -24,7 +24,8 @@ class ReplyPolicy(BaseModel):
     opt_in_words: list[str] = Field(default_factory=lambda: ["start"])
     max_replies_per_contact_per_minute: int = Field(default=6, ge=1)
     max_replies_per_channel_per_minute: int = Field(default=60, ge=1)
-    media_reply: str = "Thanks! I can only read text messages for now — could you write your question?"
+    media_reply: str = "Thanks! I can't look at pictures or files yet — could you write your question?"
+    voice_unclear_reply: str = "Sorry, I couldn't hear that voice note — could you type your question?"
     handoff_reply: str = "Thanks — a person from our team will reply here shortly."
     opt_out_reply: str = "You won't get more messages from us. Write START to opt back in."
     min_retrieval_score: float = Field(default=0.0, ge=0, description="Below this the fallback message is used")

@@ -28,6 +28,7 @@ from backend.services.channels import channel_ref
 from backend.services.decisions import ContactState
 from backend.services.inbound import queue_reply_job
 from backend.services.policies import ReplyPolicy, parse_policy, typing_seconds
+from backend.services.voice import UNCLEAR, hear_voice_notes
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
 from backend.store.channels import ChannelRow
@@ -37,6 +38,7 @@ from backend.store.messages import MessageRow
 log = structlog.get_logger(__name__)
 
 CANNED_REASONS = ("opt_out", "opt_in", "handoff_request")
+WORDLESS = ("media_without_text", UNCLEAR)
 # A quick reply needs no lease extension (one round trip saved); a slow model's does.
 HEARTBEAT_AFTER_SECONDS = 5.0
 TYPING_AFTER_SECONDS = 0.5
@@ -100,6 +102,7 @@ async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None
     batch = await store.pending_inbound(rt.db, contact_id, conversation.channel.id, _rate_caps(policy), policy.history_turns * 2)
     if not batch:
         return
+    batch = await hear_voice_notes(rt, conversation.gateway, conversation.ref, batch)
     draft = await _draft_reply(rt, conversation, batch)
     if heartbeat is not None and time.monotonic() - started > HEARTBEAT_AFTER_SECONDS:
         await heartbeat()
@@ -127,18 +130,21 @@ class Draft:
 
 
 def _canned(policy: ReplyPolicy, batch: list[MessageRow]) -> tuple[str, str] | None:
-    """A fixed reply (reason, text) when the latest message asks for one, or nothing but media came."""
+    """A fixed reply (reason, text) when the latest message asks for one, or no message of the burst has words
+    (media without a caption, a voice note nobody could hear)."""
     texts = {
         "opt_out": policy.opt_out_reply,
         "opt_in": policy.opt_in_reply,
         "handoff_request": policy.handoff_reply,
         "media_without_text": policy.media_reply,
+        UNCLEAR: policy.voice_unclear_reply,
     }
     last = batch[-1].reason
     if last in CANNED_REASONS:
         return last, texts[last]
-    if all(message.reason == "media_without_text" for message in batch):
-        return "media_without_text", texts["media_without_text"]
+    if all(message.reason in WORDLESS for message in batch):
+        reason = UNCLEAR if any(message.reason == UNCLEAR for message in batch) else "media_without_text"
+        return reason, texts[reason]
     return None
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 
 from databases import Database
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.errors import Conflict, Invalid
 from backend.gateways.ids import normalise_phone
@@ -25,9 +27,20 @@ class SandboxScan(BaseModel):
 class SandboxMessage(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     sender: str = Field(alias="from", min_length=1, max_length=32, description="The customer's phone number")
-    text: str = Field(min_length=1, max_length=16000)
+    text: str = Field(default="", max_length=16000, description="The message, or a file's caption")
     id: str | None = Field(default=None, min_length=1, max_length=200, description="Provider id; a repeat is a duplicate")
     name: str | None = Field(default=None, max_length=200)
+    media_base64: str | None = Field(default=None, description="A file sent with it (a voice note, an image...), base64")
+    mimetype: str | None = Field(default=None, max_length=100, pattern=r"^[\w.+-]+/[\w.+-]+(;.*)?$")
+    filename: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _words_or_a_file(self) -> SandboxMessage:
+        if not self.text.strip() and not self.media_base64:
+            raise ValueError("a message needs a text or a file")
+        if self.media_base64 and not self.mimetype:
+            raise ValueError("a file needs its mimetype")
+        return self
 
 
 class SandboxDelivery(BaseModel):
@@ -89,7 +102,15 @@ async def sandbox_message(
     sender = _phone(body.sender, "from", "The sender")
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
-    webhook = await gateway.inbound(ref, sender, body.text, body.id, name=body.name)
+    media = None
+    if body.media_base64:
+        try:
+            media = base64.b64decode(body.media_base64, validate=True)
+        except binascii.Error:
+            raise Invalid("The file is not valid base64.", details=[{"field": "media_base64", "message": "not base64"}]) from None
+    webhook = await gateway.inbound(
+        ref, sender, body.text, body.id, name=body.name, media=media, mimetype=body.mimetype, filename=body.filename
+    )
     result = await handle_webhook(rt, "sandbox", channel_id, gateway.webhook_headers(ref), webhook, request_id=request_id)
     provider_id = gateway.parse_webhook({}, webhook)[0].provider_message_id
     return SandboxDelivery(channel_id=channel_id, provider_message_id=provider_id, outcome=result.outcomes[0])

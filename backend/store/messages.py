@@ -42,6 +42,12 @@ class MessageRow:
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None
+    # Only on a thread's rows (`thread`): the attachment, if any (see backend.store.media).
+    media_kind: str | None = None
+    media_mimetype: str | None = None
+    transcript_model: str | None = None
+    audio_seconds: float | None = None
+    media_error: str | None = None
     # Only on the rows of a burst (`pending_inbound`):
     recent_contact: int | None = None
     recent_channel: int | None = None
@@ -440,9 +446,11 @@ async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tupl
     records = await fetch(
         db,
         f"""
-        SELECT * FROM (
-            SELECT {COLUMNS} FROM messages WHERE contact_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3
-        ) latest ORDER BY id
+        SELECT latest.*, mm.kind AS media_kind, mm.mimetype AS media_mimetype, mm.transcript_model, mm.audio_seconds,
+               mm.error AS media_error
+        FROM (SELECT {COLUMNS} FROM messages WHERE contact_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3) latest
+        LEFT JOIN message_media mm ON mm.message_id = latest.id
+        ORDER BY latest.id
         """,
         contact_id,
         limit,

@@ -1,0 +1,103 @@
+"""Voice notes and other media through the sandbox, the real way: speech made with espeak-ng, sent as an
+ogg/opus voice note, transcribed by the bundled Whisper model, answered as the customer's words."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+
+import pytest
+
+from tests.conftest import make_settings
+from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
+from tests.sandbox_chat import make_sandbox, outbox
+from tests.speech_support import speak, to_ogg_opus
+
+SENDER = "+15550003"
+
+
+@pytest.fixture
+def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
+    return make_settings(database_url, tmp_path / "data", **fake_ollama.backend_settings())
+
+
+async def send(api, channel_id: int, *, text: str = "", media: bytes | None = None, mimetype: str | None = None) -> str:
+    body: dict = {"from": SENDER, "text": text}
+    if media is not None:
+        body |= {"media_base64": base64.b64encode(media).decode(), "mimetype": mimetype}
+    response = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["outcome"]
+
+
+async def replies(api, channel_id: int, count: int, timeout: float = 60.0) -> list[dict]:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while len(items := await outbox(api, channel_id)) < count:
+        assert time.monotonic() < deadline, f"{len(items)} of {count} replies"
+        await asyncio.sleep(0.1)
+    return items
+
+
+async def thread(api) -> list[dict]:
+    [contact] = (await api.get("/api/contacts")).json()["items"]
+    return (await api.get(f"/api/contacts/{contact['id']}/messages")).json()["items"]
+
+
+async def test_a_voice_note_is_heard_answered_and_shown_with_its_transcript_and_file(api):
+    _, channel_id = await make_sandbox(api)
+    note = to_ogg_opus(speak("What time do you open on Saturday?"))
+    assert await send(api, channel_id, media=note, mimetype="audio/ogg; codecs=opus") == "stored"
+    [reply] = await replies(api, channel_id, 1)
+    question, answer = await thread(api)
+    words = question["text"].lower()
+    assert "open" in words and "saturday" in words
+    assert question["media"]["kind"] == "voice" and question["media"]["transcript_model"] == "tiny.en"
+    assert question["media"]["audio_seconds"] > 1 and question["media"]["error"] is None
+    assert answer["text"] == reply["text"] and "saturday" in answer["trace"]["question"].lower()
+    played = await api.get(question["media"]["url"])
+    assert played.status_code == 200 and played.content == note and played.headers["content-type"].startswith("audio/ogg")
+
+
+async def test_a_voice_note_nobody_can_hear_gets_the_polite_reply(api):
+    _, channel_id = await make_sandbox(api, voice_unclear_reply="Sorry, could you type that?")
+    assert await send(api, channel_id, media=b"OggS" + b"\x00" * 300, mimetype="audio/ogg") == "stored"
+    [reply] = await replies(api, channel_id, 1)
+    assert reply["text"] == "Sorry, could you type that?"
+    [question, _] = await thread(api)
+    assert question["reason"] == "voice_unclear" and question["media"]["error"]
+
+
+async def test_an_image_without_caption_gets_the_media_reply_and_with_one_is_answered(api):
+    _, channel_id = await make_sandbox(api, media_reply="I can't see pictures yet.")
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+    assert await send(api, channel_id, media=png, mimetype="image/png") == "stored"
+    [first] = await replies(api, channel_id, 1)
+    assert first["text"] == "I can't see pictures yet."
+    assert await send(api, channel_id, text="Is this bike in stock?", media=png, mimetype="image/png") == "stored"
+    second = (await replies(api, channel_id, 2))[-1]
+    assert second["text"] != "I can't see pictures yet."
+    items = await thread(api)
+    assert [m["media"]["kind"] for m in items if m["direction"] == "in"] == ["image", "image"]
+
+
+async def test_a_burst_of_text_and_a_voice_note_is_answered_together_in_order(api):
+    _, channel_id = await make_sandbox(api, burst_window_seconds=3)
+    assert await send(api, channel_id, text="Hello there.") == "stored"
+    note = to_ogg_opus(speak("Do you repair electric bikes?"))
+    assert await send(api, channel_id, media=note, mimetype="audio/ogg") == "stored"
+    [reply] = await replies(api, channel_id, 1)
+    *_, answer = await thread(api)
+    question = answer["trace"]["question"].lower()
+    assert question.index("hello") < question.index("bikes") and len(answer["trace"]["answered_message_ids"]) == 2
+    assert reply["text"] == answer["text"]
+
+
+async def test_a_file_that_is_not_base64_or_has_no_type_is_refused(api):
+    _, channel_id = await make_sandbox(api)
+    bad = await api.post(
+        f"/api/channels/{channel_id}/sandbox/messages", json={"from": SENDER, "media_base64": "%%%", "mimetype": "audio/ogg"}
+    )
+    untyped = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json={"from": SENDER, "media_base64": "AAAA"})
+    empty = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json={"from": SENDER, "text": " "})
+    assert bad.status_code == untyped.status_code == empty.status_code == 400
