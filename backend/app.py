@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 
 import asyncpg
 import structlog
@@ -17,7 +15,7 @@ from sanic.response import json as json_response
 from backend import lifecycle
 from backend.database import is_connection_error
 from backend.errors import AppError, Forbidden, NotFound, Unauthorized
-from backend.http import MAX_ID
+from backend.http import MAX_ID, request_id
 from backend.logging import configure_logging
 from backend.openapi import needs_admin
 from backend.routes import blueprints
@@ -45,6 +43,8 @@ def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sa
     app.config.FORWARDED_SECRET = settings.forwarded_secret.get_secret_value() or None
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 30
+    # `request.id`: the caller's X-Request-ID, or a new one; logs, jobs and the response carry it.
+    app.config.REQUEST_ID_HEADER = "X-Request-ID"
     app.ctx.settings = settings
     app.ctx.db = None
     app.ctx.not_ready_reason = "starting"
@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sa
     app.register_middleware(_authenticate, "request")
     app.register_middleware(_check_path_ids, "request")
     app.register_middleware(_add_request_id_header, "response")
-    app.error_handler.add(Exception, _error_response)
+    for exception, respond in ERROR_RESPONSES:
+        app.error_handler.add(exception, respond)
 
     app.register_listener(lifecycle.before_start, "before_server_start")
     app.register_listener(lifecycle.after_stop, "after_server_stop")
@@ -66,10 +67,8 @@ def create_app(settings: Settings | None = None, *, name: str = "backend") -> Sa
 
 
 async def _bind_request_id(request: Request) -> None:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-    request.ctx.request_id = request_id[:64]
     structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request.ctx.request_id)
+    structlog.contextvars.bind_contextvars(request_id=request_id(request))
 
 
 async def _authenticate(request: Request) -> None:
@@ -98,55 +97,65 @@ async def _check_path_ids(request: Request) -> None:
 
 
 async def _add_request_id_header(request: Request, response: HTTPResponse) -> None:
-    request_id = getattr(request.ctx, "request_id", None)
-    if request_id:
-        response.headers["x-request-id"] = request_id
+    response.headers["x-request-id"] = request_id(request)
 
 
-def _error_response(request: Request, exc: Exception) -> HTTPResponse:
-    if isinstance(exc, AppError):
-        if exc.status >= 500:
-            log.warning("request.failed", path=request.path, code=exc.code, error=exc.message)
-        return json_response(exc.body(), status=exc.status)
-    if isinstance(exc, ValidationError):
-        return json_response(
-            {
-                "error": {
-                    "code": "invalid",
-                    "message": "Invalid input.",
-                    "details": exc.errors(include_url=False, include_input=False),
-                }
-            },
-            status=400,
-            default=str,
-        )
-    if isinstance(exc, SanicException) and exc.status_code < 500:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "bad_request")
-        message = {
-            404: f"No route for {request.method} {request.path}.",
-            413: "The request body is too large.",
-        }.get(exc.status_code, str(exc) or "Bad request.")
-        return json_response({"error": {"code": code, "message": message, "details": None}}, status=exc.status_code)
-    if isinstance(exc, (asyncpg.DataError, OverflowError)):
-        # Values the database cannot hold (out-of-range numbers, bad characters) that slipped past validation.
-        log.warning("request.bad_value", path=request.path, error=type(exc).__name__)
-        return json_response(
-            {"error": {"code": "invalid", "message": "A value in the request cannot be stored.", "details": None}},
-            status=400,
-        )
-    if isinstance(exc, asyncio.TimeoutError) or is_connection_error(exc):
-        log.warning("request.unavailable", path=request.path, error=type(exc).__name__)
-        return json_response(
-            {
-                "error": {
-                    "code": "unavailable",
-                    "message": "A dependency is unavailable; try again shortly.",
-                    "details": None,
-                }
-            },
-            status=503,
-        )
-    log.exception("request.crashed", path=request.path)
-    return json_response(
-        {"error": {"code": "internal", "message": "Something went wrong on our side.", "details": None}}, status=500
+# -- Errors: one JSON shape, `{"error": {"code", "message", "details"}}`, registered per exception type
+# (Sanic picks the handler of the nearest class in the exception's MRO).
+
+
+def _error(code: str, message: str, status: int, details: object = None) -> HTTPResponse:
+    return json_response({"error": {"code": code, "message": message, "details": details}}, status=status, default=str)
+
+
+def _app_error(request: Request, exc: AppError) -> HTTPResponse:
+    if exc.status >= 500:
+        log.warning("request.failed", path=request.path, code=exc.code, error=exc.message)
+    return json_response(exc.body(), status=exc.status)
+
+
+def _invalid(request: Request, exc: ValidationError) -> HTTPResponse:
+    return _error("invalid", "Invalid input.", 400, exc.errors(include_url=False, include_input=False))
+
+
+SANIC_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+
+
+def _sanic_error(request: Request, exc: SanicException) -> HTTPResponse:
+    if exc.status_code >= 500:
+        return _unexpected(request, exc)
+    message = {404: f"No route for {request.method} {request.path}.", 413: "The request body is too large."}
+    return _error(
+        SANIC_CODES.get(exc.status_code, "bad_request"),
+        message.get(exc.status_code, str(exc) or "Bad request."),
+        exc.status_code,
     )
+
+
+def _unstorable(request: Request, exc: Exception) -> HTTPResponse:
+    # Values the database cannot hold (out-of-range numbers, bad characters) that slipped past validation.
+    log.warning("request.bad_value", path=request.path, error=type(exc).__name__)
+    return _error("invalid", "A value in the request cannot be stored.", 400)
+
+
+def _unavailable(request: Request, exc: Exception) -> HTTPResponse:
+    log.warning("request.unavailable", path=request.path, error=type(exc).__name__)
+    return _error("unavailable", "A dependency is unavailable; try again shortly.", 503)
+
+
+def _unexpected(request: Request, exc: Exception) -> HTTPResponse:
+    if is_connection_error(exc):  # many classes (see backend.database), one meaning
+        return _unavailable(request, exc)
+    log.exception("request.crashed", path=request.path)
+    return _error("internal", "Something went wrong on our side.", 500)
+
+
+ERROR_RESPONSES = (
+    (AppError, _app_error),
+    (ValidationError, _invalid),
+    (SanicException, _sanic_error),
+    (asyncpg.DataError, _unstorable),
+    (OverflowError, _unstorable),
+    (TimeoutError, _unavailable),
+    (Exception, _unexpected),
+)

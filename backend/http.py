@@ -60,6 +60,12 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def request_id(request: Request) -> str:
+    """This request's id as text, for logs, jobs and the response (Sanic's `request.id`, from the
+    REQUEST_ID_HEADER or made up; a caller's is cut to 64 characters)."""
+    return str(request.id)[:64]
+
+
 def parse_body(request: Request, model: type[M]) -> M:
     """Validate a JSON body; malformed JSON and wrong fields are 400 with field details."""
     raw = request.body or b""

@@ -87,10 +87,12 @@ async def before_start(app: Sanic) -> None:
     settings: Settings = app.ctx.settings
     ensure_secret_key(settings)
     app.ctx.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.gateway_timeout_seconds))
-    app.ctx.background = set()
     app.ctx.ready_event = asyncio.Event()
-    task = asyncio.get_running_loop().create_task(_bring_up(app))
-    app.ctx.background.add(task)
+    # In the background, so the server answers (503 "not ready") while the database comes up. Not
+    # `app.add_task`: Sanic names and tracks a task only in a server `app.run` started; under
+    # `create_server` (the tests, an embedding host) it refuses a name and defers an unnamed task
+    # out of reach of shut-down. So this one task is held here and stopped in `after_stop`.
+    app.ctx.bring_up = asyncio.get_running_loop().create_task(_bring_up(app), name="backend.bring_up")
 
 
 async def _bring_up(app: Sanic) -> None:
@@ -115,11 +117,12 @@ async def _bring_up(app: Sanic) -> None:
 
 
 async def after_stop(app: Sanic) -> None:
+    app.ctx.bring_up.cancel()  # a no-op once it is done; otherwise the database never came up
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.ctx.bring_up
     workers = getattr(app.ctx, "workers", None)
     if workers is not None:
         await workers.stop()
-    for task in list(getattr(app.ctx, "background", ())):
-        task.cancel()
     runtime = getattr(app.ctx, "runtime", None)
     if runtime is not None:
         await runtime.close()

@@ -1,4 +1,4 @@
-"""`python -m backend.worker`: the reply and indexing workers without HTTP, for scaling out."""
+"""`python -m backend.worker`: the job workers and channel reconciliation without HTTP, for scaling out."""
 
 from __future__ import annotations
 

@@ -34,6 +34,7 @@ ADMIN_ROUTES = {
     ("POST", "/api/channels"),
     ("POST", "/api/channels/<channel_id:int>/reconnect"),
     ("POST", "/api/channels/<channel_id:int>/logout"),
+    ("POST", "/api/channels/<channel_id:int>/pairing-code"),
     ("DELETE", "/api/channels/<channel_id:int>"),
     ("POST", "/api/channels/<channel_id:int>/sandbox/scan"),
     ("POST", "/api/models/pull"),

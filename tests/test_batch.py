@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from backend.database import make_database
 from backend.store.batch import StatementBatcher
 
 INSERT = "INSERT INTO items (owner, value) VALUES ($1, $2) RETURNING id, owner, value, xmin::text AS tx"
@@ -23,8 +24,16 @@ async def pool(database_url):
     await pool.close()
 
 
-async def test_each_caller_gets_its_own_row_and_concurrent_callers_share_commits(pool):
-    batcher = StatementBatcher(lambda: pool, INSERT, order_key=lambda args: args[0])
+@pytest.fixture
+async def db(database_url, pool):
+    database = make_database(database_url, max_size=2)
+    await database.connect()
+    yield database
+    await database.disconnect()
+
+
+async def test_each_caller_gets_its_own_row_and_concurrent_callers_share_commits(pool, db):
+    batcher = StatementBatcher(db, INSERT, order_key=lambda args: args[0])
     calls = [(owner, n) for n in range(20) for owner in ("b", "a")]
     records = await asyncio.gather(*(batcher.fetchrow(*call) for call in calls))
     assert [(r["owner"], r["value"]) for r in records] == calls
@@ -34,16 +43,16 @@ async def test_each_caller_gets_its_own_row_and_concurrent_callers_share_commits
         assert [r["value"] for r in stored if r["owner"] == owner] == list(range(20))
 
 
-async def test_a_failing_execution_fails_alone_and_the_others_are_stored(pool):
-    batcher = StatementBatcher(lambda: pool, INSERT)
+async def test_a_failing_execution_fails_alone_and_the_others_are_stored(pool, db):
+    batcher = StatementBatcher(db, INSERT)
     results = await asyncio.gather(*(batcher.fetchrow("x", n) for n in (1, 2, -3, 4, 5)), return_exceptions=True)
     assert isinstance(results[2], asyncpg.CheckViolationError)
     assert [r["value"] for i, r in enumerate(results) if i != 2] == [1, 2, 4, 5]
     assert [r["value"] for r in await pool.fetch("SELECT value FROM items ORDER BY id")] == [1, 2, 4, 5]
 
 
-async def test_a_batch_whose_connection_dies_fails_its_callers_and_the_next_batch_is_stored(pool):
-    batcher = StatementBatcher(lambda: pool, INSERT)
+async def test_a_batch_whose_connection_dies_fails_its_callers_and_the_next_batch_is_stored(pool, db):
+    batcher = StatementBatcher(db, INSERT)
     blocked = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
     async with asyncio.timeout(30), pool.acquire() as holder:
         async with holder.transaction():

@@ -17,10 +17,12 @@ from contextlib import asynccontextmanager
 import asyncpg
 import pytest
 
+from backend.database import fetchval
 from tests.conftest import login
 from tests.e2e_support import eventually
 from tests.fakes.ollama import FakeOllama, fake_ollama  # noqa: F401 - fixture
 from tests.fakes.waha import FakeWaha, backend_with_gateway, fake_waha  # noqa: F401 - fixture
+from tests.job_support import jobs_settled
 from tests.pg_control import OwnPostgres
 
 FAST_POLICY = {
@@ -150,7 +152,7 @@ async def test_database_restart_during_traffic_loses_no_acknowledged_message(own
             return len(sends_per_chat(fake_waha)) == len(messages)
 
         await eventually(all_answered, within=60, what="a reply to every acknowledged message")
-        await asyncio.sleep(1.0)  # a duplicate send would show up by now
+        await jobs_settled(backend.app.ctx.db, within=60)  # no reply job left that could send a duplicate
         assert await stored_inbound(backend, acked_ids) == collections.Counter(acked_ids)
         per_chat = sends_per_chat(fake_waha)
         assert set(per_chat) == {chat_of(phone) for phone, _ in messages}
@@ -204,11 +206,13 @@ async def test_a_hanging_gateway_delays_the_reply_which_is_then_sent_once(databa
         fake_waha.hang = True
         assert await fake_waha.deliver_message(phone, "Are you open on Sunday?", message_id="wamid.HANG1") == [200]
         await eventually(lambda: _send_attempts(fake_waha), within=20, what="the backend to try sending")
-        await asyncio.sleep(1.5)  # at least one timed-out attempt and a retry scheduled
+        retry = await eventually(lambda: _retry_scheduled(backend), within=20, what="a timed-out attempt, retried later")
+        # The reason a person reads: a code and a sentence, not an exception's class.
+        assert retry.startswith("gateway_unreachable: ") and retry.endswith("; retrying.") and "Error" not in retry, retry
         fake_waha.hang = False
 
         await eventually(lambda: _sent_to(fake_waha, phone), within=30, what="the reply after the gateway recovered")
-        await asyncio.sleep(1.0)
+        await jobs_settled(backend.app.ctx.db)
         assert sends_per_chat(fake_waha)[chat_of(phone)] == 1
         thread = await _thread(api, phone)
         assert [m["direction"] for m in thread] == ["in", "out"]
@@ -233,6 +237,8 @@ async def test_a_gateway_that_never_answers_marks_the_reply_failed_where_operato
         thread = await _thread(api, phone)
         assert thread[0]["text"] == "Is anyone there?"  # the customer's message is kept
         assert any(m["status"] == "failed" and m["error"] for m in thread), thread
+        [error] = {m["error"] for m in thread if m["status"] == "failed"}
+        assert error.startswith("gateway_unreachable: ") and "retrying" not in error and "Error" not in error, error
         assert not fake_waha.sent
 
 
@@ -259,7 +265,7 @@ async def test_a_hanging_ollama_still_answers_once_marked_degraded(database_url,
         assert await fake_waha.deliver_message(phone, "When are you open?", message_id="wamid.SLOW1") == [200]
 
         sent = await eventually(lambda: _sent_to(fake_waha, phone), within=30, what="a degraded reply")
-        await asyncio.sleep(1.0)
+        await jobs_settled(backend.app.ctx.db)
         assert sends_per_chat(fake_waha)[chat_of(phone)] == 1
         reply = (await _thread(api, phone))[-1]
         assert "nine to five" in sent[0]["text"], str(reply)  # the best passage, since the model did not answer
@@ -278,10 +284,17 @@ async def test_a_flood_of_duplicate_webhooks_is_stored_once_and_answered_once(da
         assert statuses == {200: 100}, statuses
 
         await eventually(lambda: _all_sent(fake_waha, len(customers)), within=30, what="one reply per customer")
-        await asyncio.sleep(1.5)  # duplicates would arrive by now
+        await jobs_settled(backend.app.ctx.db)  # no reply job left that could send a duplicate
         ids = [message_id for _, message_id in customers]
         assert await stored_inbound(backend, ids) == collections.Counter(ids)
         assert sends_per_chat(fake_waha) == {chat_of(phone): 1 for phone, _ in customers}
+
+
+async def _retry_scheduled(backend) -> str | None:  # noqa: ANN001
+    """The stored reason of a reply job waiting for another attempt, once there is one."""
+    return await fetchval(
+        backend.app.ctx.db, "SELECT last_error FROM jobs WHERE kind = 'reply' AND status = 'queued' AND attempts >= 1"
+    )
 
 
 async def _send_attempts(waha: FakeWaha) -> bool:

@@ -8,8 +8,9 @@ import asyncpg
 import jwt
 import pytest
 
-from backend.database import head_revision, run_migrations
+from backend.database import execute, fetchval, head_revision, run_migrations
 from tests.conftest import create_database, drop_database, login
+from tests.sandbox_chat import make_sandbox
 
 
 async def test_health_and_readiness(backend):
@@ -67,6 +68,25 @@ async def test_pagination(api):
     assert bad.status_code == 400 and bad.json()["error"]["details"][0]["field"] == "limit"
 
 
+async def test_an_assistant_whose_stored_settings_an_older_or_newer_version_wrote_is_still_listed(api, backend):
+    created = (await api.post("/api/assistants", json={"name": "Shop"})).json()
+    await execute(
+        backend.app.ctx.db,
+        "UPDATE assistants SET settings = settings || $2 WHERE id = $1",
+        created["id"],
+        {"written_by_another_version": True, "pause_minutes": 0, "history_turns": 3},
+    )
+    listing = await api.get("/api/assistants")
+    one = await api.get(f"/api/assistants/{created['id']}")
+    assert listing.status_code == 200 and one.status_code == 200, (listing.text, one.text)
+    [listed] = listing.json()["items"]
+    assert listed == one.json()
+    # The unknown key is left out, the invalid value read as its default, the valid one kept.
+    assert "written_by_another_version" not in listed["policies"]
+    assert listed["policies"]["pause_minutes"] == created["policies"]["pause_minutes"]
+    assert listed["policies"]["history_turns"] == 3
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
@@ -93,6 +113,26 @@ async def test_unknown_ids_and_routes_are_404_json(api):
     assert (await api.delete("/api/assistants/424242")).status_code == 404
     response = await api.get("/api/no-such-thing")
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_request_id_is_echoed_or_made_up_and_reaches_the_reply_job(api, backend):
+    given = await api.get("/api/assistants", headers={"X-Request-ID": "trace-42"})
+    assert given.status_code == 200 and given.headers["x-request-id"] == "trace-42"
+    longer = await api.get("/api/assistants", headers={"X-Request-ID": "x" * 100})
+    assert longer.headers["x-request-id"] == "x" * 64
+    async with backend.client() as anonymous:  # refused before any route ran: still traceable
+        refused = await anonymous.get("/api/assistants")
+    assert refused.status_code == 401 and len(refused.headers["x-request-id"]) >= 32
+
+    _, channel_id = await make_sandbox(api)
+    sent = await api.post(
+        f"/api/channels/{channel_id}/sandbox/messages",
+        json={"from": "+15550001", "text": "Hello"},
+        headers={"X-Request-ID": "trace-43"},
+    )
+    assert sent.status_code == 200 and sent.headers["x-request-id"] == "trace-43"
+    payload = await fetchval(backend.app.ctx.db, "SELECT payload FROM jobs WHERE kind = 'reply'")
+    assert payload["request_id"] == "trace-43"  # the job's log lines carry it too
 
 
 async def test_body_over_the_limit_is_413_json(tmp_path, database_url):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.conftest import make_settings
 from tests.e2e_support import eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
+from tests.job_support import jobs_settled
 from tests.sandbox_chat import make_sandbox, outbox, write
 
 
@@ -31,12 +30,12 @@ async def thread_of(api, contact_id: int) -> list[dict]:
     return (await api.get(f"/api/contacts/{contact_id}/messages", params={"limit": 500})).json()["items"]
 
 
-async def test_duplicate_webhook_three_times_is_answered_once(api):
+async def test_duplicate_webhook_three_times_is_answered_once(api, backend):
     _, channel_id = await make_sandbox(api)
     outcomes = [await write(api, channel_id, "What are your opening hours?", message_id="wamid-1") for _ in range(3)]
     assert outcomes == ["stored", "duplicate", "duplicate"]
     sent = await eventually(lambda: outbox(api, channel_id))
-    await asyncio.sleep(0.5)  # a second reply would show up by now
+    await jobs_settled(backend.app.ctx.db)  # no reply job left that could send a second one
     assert len(await outbox(api, channel_id)) == 1
     contact = await contact_of(api, channel_id)
     thread = await thread_of(api, contact["id"])
@@ -50,12 +49,12 @@ async def test_duplicate_webhook_three_times_is_answered_once(api):
 
 
 @pytest.mark.parametrize("words", [["human"]])
-async def test_customer_asking_for_a_person_gets_the_handoff_reply_and_the_bot_stays_quiet(api, words):
+async def test_customer_asking_for_a_person_gets_the_handoff_reply_and_the_bot_stays_quiet(api, backend, words):
     _, channel_id = await make_sandbox(api, handoff_words=words, handoff_reply="A colleague will answer soon.")
     await write(api, channel_id, "I want a human")
     await eventually(lambda: outbox(api, channel_id))
     assert await write(api, channel_id, "hello?") == "ignored:paused"
-    await asyncio.sleep(0.3)
+    await jobs_settled(backend.app.ctx.db)
     assert [m["text"] for m in await outbox(api, channel_id)] == ["A colleague will answer soon."]
     contact = await contact_of(api, channel_id)
     assert contact["owner"] == "human" and contact["paused_by"] == "customer"
@@ -108,12 +107,12 @@ async def test_opt_out_is_confirmed_then_nothing_is_sent_not_even_by_an_operator
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "opted_out"
 
 
-async def test_a_burst_is_answered_together_with_one_reply(api):
+async def test_a_burst_is_answered_together_with_one_reply(api, backend):
     _, channel_id = await make_sandbox(api, burst_window_seconds=1.0)
     for text in ("hi", "I ordered a lamp", "where is it?"):
         assert await write(api, channel_id, text) == "stored"
     await eventually(lambda: outbox(api, channel_id))
-    await asyncio.sleep(0.5)
+    await jobs_settled(backend.app.ctx.db)
     assert len(await outbox(api, channel_id)) == 1
     contact = await contact_of(api, channel_id)
     thread = await thread_of(api, contact["id"])
@@ -222,6 +221,7 @@ async def _with_document(api, assistant_id: int) -> None:
 
 async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_state_is_answered(
     api,
+    backend,
     fake_ollama,  # noqa: F811
 ):
     assistant_id, channel_id = await make_sandbox(api)
@@ -231,7 +231,7 @@ async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_
     await eventually(lambda: _asked(fake_ollama, 1))  # the model is writing the first draft
     await write(api, channel_id, "To Norway, I mean")
     await eventually(lambda: outbox(api, channel_id))
-    await asyncio.sleep(0.5)
+    await jobs_settled(backend.app.ctx.db)
     assert len(await outbox(api, channel_id)) == 1
     assert len(fake_ollama.requests_to("/api/chat")) == 2  # the first draft was made, then dropped
     contact = await contact_of(api, channel_id)

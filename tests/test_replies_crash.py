@@ -19,6 +19,7 @@ from tests.conftest import login
 from tests.e2e_support import eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
 from tests.fakes.waha import FakeWaha, backend_with_gateway
+from tests.job_support import jobs_settled
 from tests.sandbox_chat import POLICY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,7 +309,7 @@ async def test_real_waha_payloads_groups_broadcasts_echoes_and_the_owners_phone(
             assert await waha.deliver_message("+15550100005", "great, thanks Ana") == [200]
 
             await eventually(lambda: _count_sent(waha, 1))
-            await asyncio.sleep(0.5)
+            await jobs_settled(backend.app.ctx.db)
             stored = await db_rows(url, "SELECT author, direction, status, reason FROM messages ORDER BY id")
             contacts = (await api.get("/api/contacts", params={"status": "paused"})).json()["items"]
     assert [m["text"] for m in waha.sent] == ["Please write your question in words."]

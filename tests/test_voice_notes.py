@@ -9,8 +9,10 @@ import time
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import login, make_settings
+from tests.fakes.evolution import running_fake_evolution
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
+from tests.fakes.waha import backend_with_gateway, running_fake_waha
 from tests.sandbox_chat import make_sandbox, outbox
 from tests.speech_support import speak, to_ogg_opus
 
@@ -101,3 +103,57 @@ async def test_a_file_that_is_not_base64_or_has_no_type_is_refused(api):
     untyped = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json={"from": SENDER, "media_base64": "AAAA"})
     empty = await api.post(f"/api/channels/{channel_id}/sandbox/messages", json={"from": SENDER, "text": " "})
     assert bad.status_code == untyped.status_code == empty.status_code == 400
+
+
+@pytest.fixture
+async def waha_stack(database_url, tmp_path, fake_ollama):  # noqa: F811
+    async with running_fake_waha("test-waha-key") as fake, backend_with_gateway(
+        database_url, tmp_path, gateway_provider="waha", waha_url=fake.url, waha_api_key="test-waha-key",
+        **fake_ollama.backend_settings(),
+    ) as backend, backend.client(await login(backend)) as api:  # fmt: skip
+        yield api, backend, fake
+
+
+@pytest.fixture
+async def evolution_stack(database_url, tmp_path, fake_ollama):  # noqa: F811
+    async with running_fake_evolution("test-evolution-key") as fake, backend_with_gateway(
+        database_url, tmp_path, gateway_provider="evolution", evolution_url=fake.url, evolution_api_key="test-evolution-key",
+        **fake_ollama.backend_settings(),
+    ) as backend, backend.client(await login(backend)) as api:  # fmt: skip
+        yield api, backend, fake
+
+
+async def wait_for_sent(fake, count: int, timeout: float = 60.0) -> list[dict]:  # noqa: ANN001, ASYNC109
+    deadline = time.monotonic() + timeout
+    while len(fake.sent) < count:
+        assert time.monotonic() < deadline, f"{len(fake.sent)} of {count} sends"
+        await asyncio.sleep(0.1)
+    return fake.sent
+
+
+async def test_a_waha_voice_note_is_fetched_with_the_api_key_after_a_failed_try_and_answered(waha_stack):
+    api, _, fake = waha_stack
+    await api.post(
+        "/api/channels", json={"assistant_id": (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]}
+    )
+    assert await fake.scan("+15550100001") == [200]
+    fake.files_fail = 1  # the first download fails: the reply job retries with back-off
+    _, statuses = await fake.deliver_media("+15550109999", to_ogg_opus(speak("Do you open on Sunday?")), "audio/ogg; codecs=opus")
+    assert statuses == [200]
+    [sent] = await wait_for_sent(fake, 1)
+    question = (await thread(api))[0]
+    assert question["media"]["error"] is None, question
+    assert "sunday" in question["text"].lower() and question["media"]["kind"] == "voice" and sent["text"]
+
+
+async def test_an_evolution_voice_note_comes_inline_and_is_answered(evolution_stack):
+    api, _, fake = evolution_stack
+    await api.post(
+        "/api/channels", json={"assistant_id": (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]}
+    )
+    assert await fake.scan("+15550100001") == [200]
+    _, statuses = await fake.deliver_media("+15550109999", to_ogg_opus(speak("Can I pay by card?")), "audio/ogg; codecs=opus")
+    assert statuses == [200]
+    await wait_for_sent(fake, 1)
+    question = (await thread(api))[0]
+    assert "card" in question["text"].lower() and question["media"]["transcript_model"] == "tiny.en"

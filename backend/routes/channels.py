@@ -1,4 +1,4 @@
-"""Routes: WhatsApp connections (create, read, reconnect, log out, delete)."""
+"""Routes: WhatsApp connections (create, read, pair by code, reconnect, log out, delete)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from sanic.response import empty
 
 from backend.http import ok, parse_body, parse_query
 from backend.openapi import doc
-from backend.routes.deps import db_of, runtime_of
+from backend.routes.deps import runtime_of
 from backend.services import channels as service
-from backend.services.channels import Channel, ChannelCreate, ChannelPage, ChannelQuery
-from backend.workers.reconcile import start_reconciliation
+from backend.services.channels import Channel, ChannelCreate, ChannelPage, ChannelQuery, PairingCode, PairingRequest
 
 bp = Blueprint("channels", url_prefix="/api/channels")
-bp.after_server_start(start_reconciliation)
 
 
 @bp.post("")
@@ -28,7 +26,7 @@ async def create_channel(request: Request):
 @doc("List channels (optionally of one assistant)", query=ChannelQuery, response=ChannelPage)
 async def list_channels(request: Request):
     query = parse_query(request, ChannelQuery)
-    return ok(await service.list_channels(db_of(request), query))
+    return ok(await service.list_channels(runtime_of(request), query))
 
 
 @bp.get("/<channel_id:int>")
@@ -41,6 +39,14 @@ async def get_channel(request: Request, channel_id: int):
 @doc("Start pairing again (new QR) or resume the session", response=Channel, admin=True)
 async def reconnect_channel(request: Request, channel_id: int):
     return ok(await service.reconnect_channel(runtime_of(request), channel_id))
+
+
+@bp.post("/<channel_id:int>/pairing-code")
+@doc("Link by phone number instead of the QR: the 8-character code to type on that phone (WAHA, Evolution)",
+     body=PairingRequest, response=PairingCode, admin=True)  # fmt: skip
+async def request_pairing_code(request: Request, channel_id: int):
+    body = parse_body(request, PairingRequest)
+    return ok(await service.request_pairing_code(runtime_of(request), channel_id, body))
 
 
 @bp.post("/<channel_id:int>/logout")

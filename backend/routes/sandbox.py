@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 
-from backend.http import Page, ok, parse_body, parse_query
+from backend.http import Page, ok, parse_body, parse_query, request_id
 from backend.openapi import doc
 from backend.routes.deps import db_of, runtime_of
 from backend.services import sandbox as service
@@ -25,7 +25,7 @@ async def sandbox_scan(request: Request, channel_id: int):
 @doc("Write to the sandbox number as a customer (delivered like a webhook)", body=SandboxMessage, response=SandboxDelivery)
 async def sandbox_message(request: Request, channel_id: int):
     body = parse_body(request, SandboxMessage)
-    delivery = await service.sandbox_message(runtime_of(request), channel_id, body, request_id=request.ctx.request_id)
+    delivery = await service.sandbox_message(runtime_of(request), channel_id, body, request_id=request_id(request))
     return ok(delivery)
 
 

@@ -7,10 +7,11 @@ from its headers is refused before we hold any of it, and the body is read up to
 from __future__ import annotations
 
 from sanic import Blueprint, Request
+from sanic.response import text
 
 from backend.errors import NotFound
 from backend.gateways import PROVIDERS
-from backend.http import ok, read_body
+from backend.http import ok, read_body, request_id
 from backend.openapi import doc
 from backend.routes.deps import runtime_of
 from backend.services import webhooks as service
@@ -28,6 +29,18 @@ async def receive_webhook(request: Request, provider: str, channel_id: int):
     channel = await service.admit_webhook(rt, provider, channel_id, request.headers)
     body = await read_body(request, rt.settings.webhook_max_bytes, "WEBHOOK_MAX_MB")
     result = await service.handle_webhook(
-        rt, provider, channel_id, request.headers, body, request_id=request.ctx.request_id, channel=channel
+        rt, provider, channel_id, request.headers, body, request_id=request_id(request), channel=channel
     )
     return ok(result)
+
+
+@bp.get("/<provider:str>/<channel_id:int>")
+@doc(
+    "A gateway's check of its callback URL (the Cloud API's `hub.challenge`, answered as text when `hub.verify_token` matches)",
+    public=True,
+)
+async def verify_webhook(request: Request, provider: str, channel_id: int):
+    if provider not in PROVIDERS:
+        raise NotFound(f"Unknown gateway provider '{provider}'.", code="unknown_provider")
+    params = {key: request.args.get(key) for key in request.args}
+    return text(await service.verify_subscription(runtime_of(request), provider, channel_id, params))

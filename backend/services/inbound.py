@@ -182,7 +182,7 @@ async def _keep_media(rt: Runtime, conn: asyncpg.Connection, message_id: int, me
     data = error = None
     if media.inline_base64:
         if len(media.inline_base64) * 3 // 4 > rt.settings.media_max_bytes:
-            error = "too_large"
+            error = "too_large"  # see media_store.REFUSED_ON_ARRIVAL
         else:
             try:
                 data = base64.b64decode(media.inline_base64, validate=True)

@@ -44,8 +44,8 @@ async def hear_voice_notes(rt: Runtime, gateway, ref, batch: list[MessageRow]) -
 
 async def _hear(rt: Runtime, gateway, ref, message: MessageRow, row: media_store.MediaRow) -> tuple[str, str | None]:  # noqa: ANN001
     """(transcript, why not) of one voice note."""
-    if row.error and row.data is None:
-        return "", row.error  # refused when it arrived (too large, unreadable)
+    if row.data is None and row.error in media_store.REFUSED_ON_ARRIVAL:
+        return "", row.error
     data = row.data
     if data is None:
         ref_media = MediaRef(kind=row.kind, handle=row.handle, mimetype=row.mimetype, filename=row.filename, size=row.size_bytes)  # type: ignore[arg-type]

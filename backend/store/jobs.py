@@ -1,19 +1,62 @@
-"""SQL for the job queue: enqueue, claim (SKIP LOCKED), finish, retry, reclaim."""
+"""SQL for the job queue: enqueue, claim (SKIP LOCKED), finish, retry, reclaim, prune, count."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 from databases import Database
 
-from backend.database import execute, fetchrow, row, rows
+from backend.database import execute, fetch, fetchrow, fetchval, row
 
-CHANNEL = "jobs"
-COLUMNS = (
-    "id, kind, payload, status, dedup_key, serial_key, attempts, max_attempts, run_at, locked_by, "
-    "locked_until, last_error, progress, created_at, updated_at"
+CHANNEL = "jobs"  # LISTEN/NOTIFY channel: a queued job wakes an idle worker
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as stored: what to do (`kind`, `payload`) and how its attempts went."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    status: str  # queued, running, done, failed or cancelled
+    attempts: int  # attempts started, this one included while running
+    max_attempts: int
+    last_error: str | None  # `reason_code: sentence` (see backend.workers.jobs)
+    progress: float | None  # 0..1, as a long job reports it
+    created_at: datetime
+    updated_at: datetime
+
+
+JOB_COLUMNS = "id, kind, payload, status, attempts, max_attempts, last_error, progress, created_at, updated_at"
+
+
+def _job(record: asyncpg.Record) -> Job:
+    return Job(
+        id=record["id"],
+        kind=record["kind"],
+        payload=record["payload"],
+        status=record["status"],
+        attempts=record["attempts"],
+        max_attempts=record["max_attempts"],
+        last_error=record["last_error"],
+        progress=record["progress"],
+        created_at=record["created_at"],
+        updated_at=record["updated_at"],
+    )
+
+
+ENQUEUE = """
+WITH queued AS (
+    INSERT INTO jobs (kind, payload, dedup_key, serial_key, run_at, max_attempts)
+    VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5), $6)
+    ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
+    RETURNING id
 )
+SELECT (SELECT id FROM queued) AS id, pg_notify($7, $1)
+"""
 
 
 async def enqueue_job(
@@ -28,24 +71,7 @@ async def enqueue_job(
 ) -> int | None:
     """Queue a job and wake the workers. With a dedup key already queued, nothing is added
     and None is returned. Inside a transaction the wake-up is sent on commit."""
-    job_id = await db.fetch_val(
-        """
-        INSERT INTO jobs (kind, payload, dedup_key, serial_key, run_at, max_attempts)
-        VALUES (:kind, :payload, :dedup_key, :serial_key, now() + make_interval(secs => :delay), :max_attempts)
-        ON CONFLICT (dedup_key) WHERE status = 'queued' DO NOTHING
-        RETURNING id
-        """,
-        {
-            "kind": kind,
-            "payload": payload,
-            "dedup_key": dedup_key,
-            "serial_key": serial_key,
-            "delay": float(delay_seconds),
-            "max_attempts": max_attempts,
-        },
-    )
-    await db.execute(f"SELECT pg_notify('{CHANNEL}', :kind)", {"kind": kind})
-    return job_id
+    return await fetchval(db, ENQUEUE, kind, payload, dedup_key, serial_key, float(delay_seconds), max_attempts, CHANNEL)
 
 
 CLAIM = f"""
@@ -61,7 +87,7 @@ WITH claimed AS (
         FOR UPDATE SKIP LOCKED
         LIMIT 1
     )
-    RETURNING {COLUMNS}
+    RETURNING {JOB_COLUMNS}
 )
 SELECT claimed.*,
        CASE WHEN claimed.id IS NULL THEN (
@@ -76,8 +102,9 @@ FROM (SELECT) one LEFT JOIN claimed ON TRUE
 """
 
 
-class Claim(NamedTuple):
-    job: dict | None
+@dataclass(frozen=True)
+class Claim:
+    job: Job | None
     more_due: bool = False  # other jobs are due besides this one
     next_due_in: float | None = None  # without a job: seconds until a queued one falls due, if any
 
@@ -89,11 +116,10 @@ async def claim_next_job(db: Database, worker_id: str, kinds: list[str], lease_s
     except asyncpg.UniqueViolationError:
         # Another worker started a job with the same serial key at the same moment: look again soon.
         return Claim(None, next_due_in=0.05)
-    values = dict(record)
-    after = values.pop("after")
-    if values["id"] is None:
+    after = record["after"]
+    if record["id"] is None:
         return Claim(None, next_due_in=None if after is None else float(after))
-    return Claim(values, more_due=after > 1)
+    return Claim(_job(record), more_due=after > 1)
 
 
 async def finish_job(db: Database, job_id: int, worker_id: str) -> None:
@@ -116,54 +142,79 @@ _REQUEUE_STATUS = """
 
 
 async def retry_job(db: Database, job_id: int, worker_id: str, error: str, delay_seconds: float) -> None:
-    await db.execute(
+    await execute(
+        db,
         f"""
-        UPDATE jobs SET status = {_REQUEUE_STATUS}, locked_by = NULL, locked_until = NULL, last_error = :error,
-               run_at = now() + make_interval(secs => :delay), updated_at = now()
-        WHERE id = :id AND locked_by = :worker
+        UPDATE jobs SET status = {_REQUEUE_STATUS}, locked_by = NULL, locked_until = NULL, last_error = $3,
+               run_at = now() + make_interval(secs => $4), updated_at = now()
+        WHERE id = $1 AND locked_by = $2
         """,
-        {"id": job_id, "worker": worker_id, "error": error[:2000], "delay": float(delay_seconds)},
+        job_id,
+        worker_id,
+        error[:2000],
+        float(delay_seconds),
     )
 
 
-async def fail_job(db: Database, job_id: int, worker_id: str | None, error: str) -> None:
-    await db.execute(
-        """
-        UPDATE jobs SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error = :error, updated_at = now()
-        WHERE id = :id AND (locked_by = :worker OR :worker IS NULL)
-        """,
-        {"id": job_id, "worker": worker_id, "error": error[:2000]},
+async def fail_job(db: Database, job_id: int, worker_id: str, error: str) -> None:
+    await execute(
+        db,
+        "UPDATE jobs SET status = 'failed', locked_by = NULL, locked_until = NULL, last_error = $3, updated_at = now() "
+        "WHERE id = $1 AND locked_by = $2",
+        job_id,
+        worker_id,
+        error[:2000],
     )
 
 
 async def extend_lease(db: Database, job_id: int, worker_id: str, lease_seconds: int, progress: float | None = None) -> bool:
     """Keep a long job ours (and record its progress); False if we lost it."""
-    return (
-        await db.fetch_val(
-            """
-            UPDATE jobs SET locked_until = now() + make_interval(secs => :lease),
-                   progress = coalesce(:progress, progress), updated_at = now()
-            WHERE id = :id AND locked_by = :worker AND status = 'running' RETURNING id
-            """,
-            {"id": job_id, "worker": worker_id, "lease": lease_seconds, "progress": progress},
-        )
-        is not None
+    extended = await fetchval(
+        db,
+        """
+        UPDATE jobs SET locked_until = now() + make_interval(secs => $3),
+               progress = coalesce($4, progress), updated_at = now()
+        WHERE id = $1 AND locked_by = $2 AND status = 'running' RETURNING id
+        """,
+        job_id,
+        worker_id,
+        float(lease_seconds),
+        progress,
     )
+    return extended is not None
 
 
-async def reclaim_expired_jobs(db: Database) -> list[dict]:
-    """Jobs whose worker died (lease over): back to the queue, or failed when out of attempts."""
-    return rows(
-        await db.fetch_all(
-            f"""
-            UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE {_REQUEUE_STATUS} END,
-                   last_error = coalesce(last_error, 'worker lost (lease expired)'),
-                   locked_by = NULL, locked_until = NULL, updated_at = now()
-            WHERE status = 'running' AND locked_until < now()
-            RETURNING {COLUMNS}
-            """
-        )
+async def reclaim_expired_jobs(db: Database, lost_error: str) -> list[Job]:
+    """Jobs whose worker died (lease over): back to the queue, or failed when out of attempts.
+    `lost_error` becomes their `last_error` unless an attempt recorded one."""
+    records = await fetch(
+        db,
+        f"""
+        UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE {_REQUEUE_STATUS} END,
+               last_error = coalesce(last_error, $1),
+               locked_by = NULL, locked_until = NULL, updated_at = now()
+        WHERE status = 'running' AND locked_until < now()
+        RETURNING {JOB_COLUMNS}
+        """,
+        lost_error[:2000],
     )
+    return [_job(record) for record in records]
+
+
+async def read_job(db: Database, job_id: int, kind: str) -> Job | None:
+    """One job of this kind, in any status."""
+    record = await fetchrow(db, f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND kind = $2", job_id, kind)
+    return _job(record) if record is not None else None
+
+
+async def queued_job_id(db: Database, dedup_key: str) -> int | None:
+    """The job waiting in the queue under this dedup key, if any."""
+    return await fetchval(db, "SELECT id FROM jobs WHERE dedup_key = $1 AND status = 'queued'", dedup_key)
+
+
+async def serial_key_queued(db: Database, serial_key: str) -> bool:
+    """Whether a job with this serial key waits in the queue."""
+    return bool(await fetchval(db, "SELECT EXISTS (SELECT 1 FROM jobs WHERE serial_key = $1 AND status = 'queued')", serial_key))
 
 
 # Each count reads its own partial index (jobs_ready, jobs_leases, jobs_failed), never the
@@ -178,7 +229,8 @@ SELECT (SELECT count(*) FROM jobs WHERE status = 'queued') AS queued,
 
 
 async def queue_depth(db: Database) -> dict:
-    return row(await db.fetch_one(QUEUE_DEPTH))
+    """`queued`, `running`, `failed` counts and `oldest_queued_age_seconds`."""
+    return row(await fetchrow(db, QUEUE_DEPTH))
 
 
 PRUNE_BATCH = 5000
@@ -186,8 +238,8 @@ PRUNE_BATCH = 5000
 _PRUNE = """
 WITH gone AS (
     DELETE FROM jobs WHERE id IN (
-        SELECT id FROM jobs WHERE status IN ({statuses}) AND updated_at < now() - make_interval(secs => :seconds)
-        LIMIT :batch)
+        SELECT id FROM jobs WHERE status IN ({statuses}) AND updated_at < now() - make_interval(secs => $1)
+        LIMIT $2)
     RETURNING 1)
 SELECT count(*) FROM gone
 """
@@ -201,7 +253,7 @@ async def prune_finished_jobs(db: Database, done_days: float, failed_days: float
     deleted = 0
     for sql, days in ((PRUNE_FINISHED, done_days), (PRUNE_FAILED, failed_days)):
         for _ in range(max_batches):
-            count = await db.fetch_val(sql, {"seconds": float(days) * 86400, "batch": PRUNE_BATCH})
+            count = await fetchval(db, sql, float(days) * 86400, PRUNE_BATCH)
             deleted += count
             if count < PRUNE_BATCH:
                 break

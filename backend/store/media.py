@@ -9,6 +9,8 @@ from databases import Database
 
 from backend.database import execute, fetch, fetchrow
 
+# Errors a file gets when it arrives (its bytes in the webhook): nothing to fetch again.
+REFUSED_ON_ARRIVAL = frozenset({"too_large", "unreadable"})
 COLUMNS = (
     "message_id, kind, mimetype, filename, size_bytes, handle, data, transcript_model, audio_seconds, transcribe_seconds, error"
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from sanic import Sanic
 
 from backend.runtime import Runtime
 from backend.services.channels import refresh_channel
@@ -32,6 +31,7 @@ async def reconcile_once(rt: Runtime) -> int:
 
 
 async def reconcile_forever(rt: Runtime, interval: float) -> None:
+    """A worker task (see runner.Workers): reconcile every `interval` seconds until cancelled."""
     while True:
         await asyncio.sleep(interval)
         try:
@@ -40,17 +40,3 @@ async def reconcile_forever(rt: Runtime, interval: float) -> None:
             raise
         except Exception:
             log.exception("reconcile.failed")
-
-
-async def start_reconciliation(app: Sanic) -> None:
-    """Server listener: once the backend is ready, reconcile every CHANNEL_RECONCILE_SECONDS
-    (the task sits in app.ctx.background, which shut-down cancels)."""
-    interval = app.ctx.settings.channel_reconcile_seconds
-    if interval <= 0:
-        return
-
-    async def run() -> None:
-        await app.ctx.ready_event.wait()
-        await reconcile_forever(app.ctx.runtime, interval)
-
-    app.ctx.background.add(asyncio.get_running_loop().create_task(run()))

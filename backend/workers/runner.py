@@ -10,59 +10,43 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping
+from types import MappingProxyType
+from typing import Any
 
 import asyncpg
 import structlog
 
 from backend.database import is_connection_error
+from backend.errors import AppError, GatewayError
 from backend.runtime import Runtime
 from backend.store import jobs as store
+from backend.workers import indexing, replies
+from backend.workers.jobs import REASONS, Job, JobFailure, JobHandler, Lease, PermanentFailure, RetryLater, describe
+from backend.workers.reconcile import reconcile_forever
 
 log = structlog.get_logger(__name__)
 
+# Every kind of job these workers take, and its handler.
+HANDLERS: Mapping[str, JobHandler] = MappingProxyType({**indexing.HANDLERS, **replies.HANDLERS})
 
-class RetryLater(Exception):
-    """A handler's way to ask for another attempt after `delay` seconds."""
-
-    def __init__(self, message: str, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.delay = delay
+LOST = describe("worker_lost")
 
 
-class PermanentFailure(Exception):
-    """A handler's way to say "retrying cannot help"."""
-
-
-class JobHandler(Protocol):
-    async def run(self, rt: Runtime, job: Job) -> None: ...
-
-    async def failed(self, rt: Runtime, job: Job, error: str) -> None: ...
-
-
-@dataclass
-class Job:
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    worker_id: str
-    lease_seconds: int
-    _rt: Runtime | None = field(default=None, repr=False)
-
-    async def heartbeat(self, progress: float | None = None) -> None:
-        """Extend the lease of a long job and record progress (0..1)."""
-        assert self._rt is not None
-        await store.extend_lease(self._rt.db, self.id, self.worker_id, self.lease_seconds, progress)
-
-
-def handlers() -> dict[str, JobHandler]:
-    from backend.workers import indexing, replies
-
-    return {**indexing.HANDLERS, **replies.HANDLERS}
+def reason_of(exc: BaseException) -> tuple[str, str | None]:
+    """The reason code (and a sentence for a person, if the handler wrote one) for a failure."""
+    if isinstance(exc, JobFailure):
+        return exc.reason, exc.message
+    # Our own errors' messages are written for the people who read the API's answers.
+    if isinstance(exc, AppError) and exc.code in REASONS:
+        return exc.code, exc.message
+    if isinstance(exc, GatewayError):
+        return "gateway_error", exc.message
+    if isinstance(exc, TimeoutError):
+        return "timed_out", None
+    if is_connection_error(exc):
+        return "database_unreachable", None
+    return "internal_error", None
 
 
 def backoff_seconds(attempt: int) -> float:
@@ -70,12 +54,13 @@ def backoff_seconds(attempt: int) -> float:
 
 
 class Workers:
-    """N claim loops in this process plus one listener connection and a reaper."""
+    """N claim loops in this process plus one listener connection, a reaper and channel
+    reconciliation (so it runs wherever workers run, and only there)."""
 
-    def __init__(self, rt: Runtime, concurrency: int) -> None:
+    def __init__(self, rt: Runtime, concurrency: int, handlers: Mapping[str, JobHandler] = HANDLERS) -> None:
         self.rt = rt
         self.concurrency = concurrency
-        self.handlers = handlers()
+        self.handlers = handlers
         # Idle claim loops, each waiting on its own future: a NOTIFY wakes ONE of them (a herd of
         # claim queries per job would cost more than the job); `nudges` counts every wake-up, so
         # a loop whose claim came back empty while one happened looks again instead of sleeping.
@@ -91,6 +76,8 @@ class Workers:
         self.tasks = [loop.create_task(self._loop(f"{self.id_prefix}:{i}")) for i in range(self.concurrency)]
         self.tasks.append(loop.create_task(self._listen()))
         self.tasks.append(loop.create_task(self._reap()))
+        if self.rt.settings.channel_reconcile_seconds > 0:
+            self.tasks.append(loop.create_task(reconcile_forever(self.rt, self.rt.settings.channel_reconcile_seconds)))
         log.info("workers.started", concurrency=self.concurrency, kinds=sorted(self.handlers))
 
     async def stop(self) -> None:
@@ -121,10 +108,10 @@ class Workers:
         settings = self.rt.settings
         while not self.stopping:
             try:
-                for record in await store.reclaim_expired_jobs(self.rt.db):
-                    log.warning("job.reclaimed", job=record["id"], kind=record["kind"], status=record["status"])
-                    if record["status"] == "failed":
-                        await self._call_failed(record, record["last_error"] or "worker lost")
+                for job in await store.reclaim_expired_jobs(self.rt.db, LOST):
+                    log.warning("job.reclaimed", job=job.id, kind=job.kind, status=job.status)
+                    if job.status == "failed":
+                        await self._call_failed(job, job.last_error or LOST)
                     else:
                         self.wake_one()
                 pruned = await store.prune_finished_jobs(
@@ -189,17 +176,7 @@ class Workers:
                 self.wake_one()  # let one sibling take the next
             await self._run(claim.job, worker_id)
 
-    async def _run(self, record: dict, worker_id: str) -> None:
-        job = Job(
-            id=record["id"],
-            kind=record["kind"],
-            payload=record["payload"],
-            attempts=record["attempts"],
-            max_attempts=record["max_attempts"],
-            worker_id=worker_id,
-            lease_seconds=self.rt.settings.job_lease_seconds,
-            _rt=self.rt,
-        )
+    async def _run(self, job: Job, worker_id: str) -> None:
         handler = self.handlers[job.kind]
         started = time.perf_counter()
         bound = log.bind(
@@ -208,44 +185,38 @@ class Workers:
             attempt=job.attempts,
             **({"request_id": job.payload["request_id"]} if "request_id" in job.payload else {}),
         )
+        lease = Lease(db=self.rt.db, job_id=job.id, worker_id=worker_id, seconds=self.rt.settings.job_lease_seconds)
         try:
-            await handler.run(self.rt, job)
+            await handler.run(self.rt, job, lease)
         except asyncio.CancelledError:
             raise  # shutting down: the lease expires and another worker takes it
-        except PermanentFailure as exc:
-            await self._give_up(job, handler, str(exc), bound)
         except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded
-            error = f"{type(exc).__name__}: {exc}"
-            if job.attempts >= job.max_attempts:
-                await self._give_up(job, handler, error, bound)
-            else:
-                delay = exc.delay if isinstance(exc, RetryLater) and exc.delay is not None else backoff_seconds(job.attempts)
-                bound.warning("job.retry", error=error, retry_in_s=delay)
-                if not isinstance(exc, (RetryLater,)) and not is_connection_error(exc):
-                    bound.debug("job.traceback", traceback=traceback.format_exc())
-                await self._safely(store.retry_job(self.rt.db, job.id, worker_id, error, delay))
+            reason, message = reason_of(exc)
+            # The person reads the reason; the log keeps what happened.
+            detail = {"reason": reason, "error": f"{type(exc).__name__}: {exc}"}
+            if exc.__cause__ is not None:
+                detail["cause"] = f"{type(exc.__cause__).__name__}: {exc.__cause__}"
+            if isinstance(exc, PermanentFailure) or job.attempts >= job.max_attempts:
+                await self._give_up(job, worker_id, handler, describe(reason, message), bound, detail)
+                return
+            delay = exc.delay if isinstance(exc, RetryLater) and exc.delay is not None else backoff_seconds(job.attempts)
+            bound.warning("job.retry", retry_in_s=delay, **detail)
+            if not isinstance(exc, JobFailure) and not is_connection_error(exc):
+                bound.debug("job.traceback", traceback=traceback.format_exc())
+            error = describe(reason, message, retrying=True)
+            await self._safely(store.retry_job(self.rt.db, job.id, worker_id, error, delay))
         else:
             await self._safely(store.finish_job(self.rt.db, job.id, worker_id))
             bound.info("job.done", ms=round((time.perf_counter() - started) * 1000, 1))
 
-    async def _give_up(self, job: Job, handler: JobHandler, error: str, bound) -> None:  # noqa: ANN001
-        bound.error("job.failed", error=error)
-        await self._safely(store.fail_job(self.rt.db, job.id, job.worker_id, error))
+    async def _give_up(self, job: Job, worker_id: str, handler: JobHandler, error: str, bound, detail: dict) -> None:  # noqa: ANN001
+        bound.error("job.failed", **detail)
+        await self._safely(store.fail_job(self.rt.db, job.id, worker_id, error))
         await self._safely(handler.failed(self.rt, job, error))
 
-    async def _call_failed(self, record: dict, error: str) -> None:
-        handler = self.handlers.get(record["kind"])
+    async def _call_failed(self, job: Job, error: str) -> None:
+        handler = self.handlers.get(job.kind)
         if handler is not None:
-            job = Job(
-                record["id"],
-                record["kind"],
-                record["payload"],
-                record["attempts"],
-                record["max_attempts"],
-                "",
-                0,
-                self.rt,
-            )
             await self._safely(handler.failed(self.rt, job, error))
 
     async def _safely(self, coro: Awaitable[Any]) -> None:
