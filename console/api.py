@@ -55,6 +55,11 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+class SignIn(_Model):
+    token: str
+    expires_in: int | None = None  # seconds; an older backend does not say
+
+
 class Operator(_Model):
     id: int
     email: str
@@ -361,10 +366,11 @@ class Api:
 
     # -- auth and health ----------------------------------------------------------------------
 
-    def login(self, email: str, password: str, client_address: str | None = None, forwarded_secret: str | None = None) -> str:
+    def login(self, email: str, password: str, client_address: str | None = None, forwarded_secret: str | None = None) -> SignIn:
         """A token; with an address and the shared secret, the backend throttles this operator's browser, not the console."""
         body = {"email": email, "password": password}
-        return self.request("POST", "/api/auth/login", json=body, headers=forwarded(client_address, forwarded_secret))["token"]
+        headers = forwarded(client_address, forwarded_secret)
+        return self._parse(SignIn, self.request("POST", "/api/auth/login", json=body, headers=headers))
 
     def me(self) -> dict[str, Any]:
         return self.request("GET", "/api/auth/me")
@@ -375,11 +381,11 @@ class Api:
 
     def change_password(
         self, current: str, new: str, client_address: str | None = None, forwarded_secret: str | None = None
-    ) -> str:
+    ) -> SignIn:
         """The new password's token (the operator's other sessions end)."""
         body = {"current_password": current, "new_password": new}
         headers = forwarded(client_address, forwarded_secret)  # a wrong current password counts like a failed login
-        return self.request("POST", "/api/auth/password", json=body, headers=headers)["token"]
+        return self._parse(SignIn, self.request("POST", "/api/auth/password", json=body, headers=headers))
 
     # -- operators (admins only) ----------------------------------------------------------------
 

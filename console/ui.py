@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,9 +12,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
+from console import browser_session
 from console.addresses import browser_address
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, SessionExpired, Thread
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, SessionExpired, SignIn, Thread
 from console.config import console_settings
+from console.failure_words import DEGRADED_REASONS, degraded_words, person_error  # noqa: F401 - the pages use ui.*
+from console.markdown_text import plain, tidy  # noqa: F401 - the pages use ui.*
 
 TOKEN = "token"
 OPERATOR = "operator_email"
@@ -38,61 +40,19 @@ DOCUMENT_BADGES = {
 }
 
 
-# Every ASCII punctuation character, each of which CommonMark lets a backslash make literal.
-_MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
-
-
-def plain(text: str | None) -> str:
-    """Untrusted text (what a customer wrote or is called, a document's name) for places that
-    render Markdown (labels, headings, messages): shown as written, never as an image the browser
-    fetches, a link, HTML or a Streamlit directive. Where nothing of ours surrounds it, use st.text."""
-    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join((text or "").splitlines()))
-
-
-# A stop after a sentence that already ended ("hours?." "Shop.."), not an ellipsis ("...").
-_DOUBLED_STOP = re.compile(r"(?<!\.)([.!?…])\.(?!\.)")
-
-
-def tidy(text: str) -> str:
-    """A message put together from pieces (ours and the backend's), with one stop per sentence end."""
-    return _DOUBLED_STOP.sub(r"\1", text)
-
-
-# A stored error often starts with the exception's class ("RetryLater: ..."): words for a developer, not a person.
-_EXCEPTION_PREFIX = re.compile(r"^(?:[A-Z][A-Za-z]*(?:Error|Exception|Later|Failure|Unavailable|Busy)|[A-Z][a-z]+[A-Z]\w*): ")
-_PROBLEMS = (
-    (re.compile(r"unreachable|connecterror|connection (?:refused|reset)|could not connect|not reachable", re.I),
-     "could not be reached"),
-    (re.compile(r"timed? ?out|timeout|took too long", re.I), "took too long to answer"),
-    (re.compile(r"not found|no such model|model_not_found|does not exist|manifest", re.I), "does not have the model"),
-    (re.compile(r"refused the api key|unauthori[sz]ed|401|403", re.I), "refused the credentials"),
-)  # fmt: skip
-
-
-_SYSTEMS = (
-    (re.compile(r"ollama", re.I), "Ollama"),
-    (re.compile(r"openai", re.I), "the OpenAI-compatible server"),
-    (re.compile(r"waha", re.I), "WAHA (the WhatsApp gateway)"),
-    (re.compile(r"evolution", re.I), "Evolution API (the WhatsApp gateway)"),
-    (re.compile(r"gateway|whatsapp", re.I), "the WhatsApp gateway"),
-    (re.compile(r"embedding", re.I), "the search model"),
-)
-
-
-def person_error(error: str | None, what: str, system: str = "the model engine") -> str:
-    """A stored technical error in a person's words: "`what` Ollama could not be reached." (the detail goes in an expander)."""
-    detail = _EXCEPTION_PREFIX.sub("", (error or "").strip())
-    system = next((name for pattern, name in _SYSTEMS if pattern.search(detail)), system)
-    for pattern, why in _PROBLEMS:
-        if pattern.search(detail):
-            return f"{what} {system} {why}."
-    return f"{what} something went wrong; the technical detail is below."
+def problem_caption(error: str, what: str, system: str) -> None:
+    """A small status problem (the overview's health): the person's words as a caption, the text folded away."""
+    words = person_error(error, what, system).strip()
+    st.caption(tidy(words[:1].upper() + words[1:]))
+    if error.strip() not in words and plain(error.strip()) not in words:
+        with st.expander("Technical detail"):
+            st.code(error.strip(), language=None, wrap_lines=True)
 
 
 def show_problem(message: str, detail: str | None = None, *, icon: str = ":material/error:") -> None:
     """A problem in a person's words, with the technical detail (if it says more) folded away."""
     st.error(tidy(message), icon=icon)
-    if detail and detail.strip() and detail.strip() not in message:
+    if detail and detail.strip() and detail.strip() not in message and plain(detail.strip()) not in message:
         with st.expander("Technical detail"):
             st.code(detail.strip(), language=None, wrap_lines=True)
 
@@ -135,12 +95,33 @@ def client() -> Api:
     return api
 
 
-def log_in(token_value: str) -> None:
-    """Keep the token, and who it belongs to as the backend says (email and role)."""
+def log_in(signed_in: SignIn) -> None:
+    """Keep the token, and who it belongs to as the backend says (email and role); this browser keeps it too."""
+    _adopt(signed_in.token)
+    browser_session.remember(signed_in.token, signed_in.expires_in)
+
+
+def _adopt(token_value: str) -> None:
     st.session_state[TOKEN] = token_value
     for key in (OPERATOR, ROLE):
         st.session_state.pop(key, None)
     role()
+
+
+# A kept token the backend refuses: the operator logged out (here or elsewhere), changed the password, or it expired.
+SESSION_ENDED = "You were signed out: your session ended (a logout in this or another browser, or it expired). Log in again."
+
+
+def resume_browser_session() -> None:
+    """A new session of a browser that was signed in (a reload, a new tab): signed in again with the token it keeps."""
+    if token() or not (kept := browser_session.kept_token()):
+        return
+    try:
+        _adopt(kept)
+    except SessionExpired:
+        log_out(SESSION_ENDED)  # and the cookie goes
+    except ApiError:
+        pass  # the backend cannot say now: keep the token, and each page explains what is unreachable
 
 
 def role() -> str:
@@ -170,8 +151,12 @@ def forwarding() -> dict[str, str | None]:
 
 
 def log_out(message: str | None = None) -> None:
+    """Forget the operator here, and in this browser's cookie if it still holds this token."""
+    ended = token()
     for key in (TOKEN, OPERATOR, ROLE, CURRENT_ASSISTANT, ASSISTANT_PICKER):
         st.session_state.pop(key, None)
+    if ended:
+        browser_session.forget(ended)
     if message:
         flash(message, "warning")
 
@@ -209,18 +194,28 @@ REFUSALS = {
     "corrupt_document": "{file} could not be read: it may be damaged, or not the kind of file its name says.",
     "empty_document": "{file} has no text the assistant could learn from.",
     "document_too_large": "{file} is too large to upload here.",
+    "too_large": "{file} is larger than this server accepts (MAX_UPLOAD_MB).",
     "document_too_complex": "{file} is too complex to read within this server's limits. Try a simpler export of it.",
     "embeddings_unavailable": "The search model is not available right now, so this could not be done. Try again in a moment.",
 }
+
+
+def refusal_words(error: ApiError, filename: str | None = None) -> str:
+    """Why the backend refused a file, in a person's words (its own message when it has no words of ours)."""
+    if isinstance(error.details, dict) and error.details.get("filename"):
+        filename = str(error.details["filename"])
+    file = f"**{plain(filename)}**" if filename else "This file"
+    if words := REFUSALS.get(error.code):
+        return words.format(file=file)
+    return f"{file}: {error.message}" if filename else error.message
 
 
 def show_error(error: ApiError) -> None:
     if isinstance(error, BackendUnreachable):
         st.error(tidy(f"**The backend is not reachable.** {error.message}"), icon=":material/cloud_off:")
         return
-    if words := REFUSALS.get(error.code):
-        filename = error.details.get("filename") if isinstance(error.details, dict) else None
-        show_problem(words.format(file=f"**{plain(filename)}**" if filename else "This file"), error.message)
+    if error.code in REFUSALS:
+        show_problem(refusal_words(error), error.message)
         return
     problems = error.field_problems()
     text = error.message + ("\n\n" + "\n".join(f"- {p}" for p in problems) if problems else "")
@@ -374,19 +369,6 @@ def number_of(value: Any) -> float | None:
         return None
 
 
-DEGRADED_REASONS = {
-    "ollama_unreachable": "Ollama could not be reached",
-    "openai_unreachable": "the OpenAI-compatible server could not be reached",
-    "openai_auth": "the OpenAI-compatible server refused the API key",
-    "openai_error": "the OpenAI-compatible server answered with an error",
-    "embedded_unavailable": "the embedded model could not be loaded",
-    "prompt_too_long": "the question and sources did not fit the model's window",
-    "model_not_found": "the model is not available on its engine",
-    "timeout": "the model took too long to answer",
-    "empty_answer": "the model gave an empty answer",
-    "no_engine": "no model engine is configured for this assistant",
-    "embeddings_unavailable": "the embedding model was unavailable, so only exact words were searched",
-}
 ENGINE_NAMES = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "embedded model"}
 DEMO_MODEL_NOTE = "a small demo model: weak answers; connect Ollama or an OpenAI-compatible server for customers"
 
@@ -439,7 +421,7 @@ def reply_notes(degraded: bool, reason: str | None, used_fallback: bool, trace: 
     trace = trace or {}
     notes = []
     if degraded:
-        why = DEGRADED_REASONS.get(reason or "", reason or "the model was unavailable")
+        why = degraded_words(reason)
         notes.append(("Degraded answer", f"{why}, so the best passage from the documents was sent instead.", "⚠️"))
     if trace.get("ungrounded"):
         # The model wrote these: a backtick inside would end the code span and let Markdown through.

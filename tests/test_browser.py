@@ -1,4 +1,5 @@
-"""The live console in a real headless Chromium: log in, pair WhatsApp in the sandbox, see QR and status.
+"""The live console in a real headless Chromium: log in, pair WhatsApp in the sandbox, see QR and status;
+stay signed in across reloads and tabs; see who waits for a person.
 
 Debian's chromium (`/usr/bin/chromium`, installed by the test script) driven by Playwright for
 Python; a plain `chromium --screenshot` would not wait for Streamlit's JavaScript to render.
@@ -14,10 +15,10 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
 from tests.conftest import ADMIN, create_database, drop_database
-from tests.fakes.console_stack import Process, admin_token, fake_ollama_in_thread, start_backend, start_console
+from tests.fakes.console_stack import Process, admin_token, fake_ollama_in_thread, start_backend, start_console, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -49,8 +50,9 @@ def live(pg_url: str, template_url: str, tmp_path: Path) -> Iterator[tuple[Proce
             asyncio.run(drop_database(pg_url, url))
 
 
-def keep_offline(page: Page) -> list[str]:
-    """Refuse, and list, every request the page makes beyond loopback: a self-hosted console calls no one."""
+def keep_offline(page: Page | BrowserContext) -> list[str]:
+    """Refuse, and list, every request the page (or every tab of a context) makes beyond loopback: a self-hosted
+    console calls no one."""
     outside: list[str] = []
 
     def guard(route: Route) -> None:
@@ -63,6 +65,16 @@ def keep_offline(page: Page) -> list[str]:
 
     page.route("**/*", guard)
     return outside
+
+
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def log_in(page: Page, console_url: str) -> None:
@@ -114,3 +126,86 @@ def test_operator_pairs_whatsapp_in_a_real_browser_and_sees_the_qr_and_status(li
             browser.close()
 
     assert (ARTIFACTS / "console-whatsapp.png").stat().st_size > 10_000
+
+
+SESSION_COOKIE = "wa_console_session"
+
+
+def session_cookie(context: BrowserContext) -> dict | None:
+    return next((c for c in context.cookies() if c["name"] == SESSION_COOKIE), None)
+
+
+def nav(page: Page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=30_000)
+
+
+def test_a_reload_or_a_new_tab_stays_signed_in_on_its_page_until_logout_ends_it_everywhere(live, browser: Browser):
+    _, console = live
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    outside = keep_offline(context)
+    page = context.new_page()
+    log_in(page, console.url)
+    cookie = wait_for(lambda: session_cookie(context), timeout=30, what="the session cookie")
+    # Kept where page scripts cannot read it, sent to this site only.
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
+    assert SESSION_COOKIE not in page.evaluate("document.cookie")
+    assert cookie["expires"] > 0, "the cookie should expire with the token, not outlive it"
+
+    nav(page, "Conversations")
+    assert page.url.rstrip("/").endswith("/conversations")
+    page.reload()
+    expect(page.get_by_role("heading", name="Conversations")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("textbox", name="Password")).to_have_count(0)
+    assert page.url.rstrip("/").endswith("/conversations")
+
+    other_tab = context.new_page()
+    other_tab.goto(f"{console.url}/inbox")
+    expect(other_tab.get_by_role("heading", name="Needs a person")).to_be_visible(timeout=30_000)
+    expect(other_tab.get_by_text(f"Signed in as {ADMIN['email']}")).to_be_visible()
+
+    # Another browser that kept the same cookie, to see what a revoked one looks like there.
+    elsewhere = browser.new_context()
+    outside += keep_offline(elsewhere)
+    elsewhere.add_cookies([cookie])
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("textbox", name="Password")).to_be_visible(timeout=30_000)
+    wait_for(lambda: session_cookie(context) is None, timeout=30, what="the cookie to go on logout")
+    page.reload()
+    expect(page.get_by_role("textbox", name="Password")).to_be_visible(timeout=30_000)
+    other_tab.reload()
+    expect(other_tab.get_by_role("textbox", name="Password")).to_be_visible(timeout=30_000)
+
+    revoked = elsewhere.new_page()
+    revoked.goto(f"{console.url}/conversations")
+    expect(revoked.get_by_text("You were signed out: your session ended")).to_be_visible(timeout=30_000)
+    expect(revoked.get_by_role("textbox", name="Password")).to_be_visible()
+    assert not revoked.get_by_text("Traceback").count()
+    wait_for(lambda: session_cookie(elsewhere) is None, timeout=30, what="the revoked cookie to be dropped")
+    assert not outside, f"the console reached beyond this machine: {outside}"
+
+
+def test_the_needs_a_person_count_appears_after_a_customer_asks_for_one_in_the_sandbox(live, browser: Browser):
+    backend, console = live
+    with httpx.Client(base_url=backend.url, headers={"Authorization": f"Bearer {admin_token(backend.url)}"}) as api:
+        assistant = api.post("/api/assistants", json={"name": "Corner Bakery", "model": "llama3.2"}).json()
+        channel = api.post("/api/channels", json={"assistant_id": assistant["id"], "provider": "sandbox"}).json()
+        assert api.post(f"/api/channels/{channel['id']}/sandbox/scan", json={"phone_number": "+15550001234"}).is_success
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    outside = keep_offline(page)
+    log_in(page, console.url)
+    menu = page.get_by_test_id("stSidebarNav")
+    expect(menu.get_by_text("Needs a person", exact=True)).to_be_visible()
+    nav(page, "WhatsApp")
+    page.get_by_role("textbox", name="Message").fill("I want a real person")
+    page.get_by_role("button", name="Send as customer").click()
+    expect(page.get_by_text("a person from our team will reply here shortly")).to_be_visible(timeout=30_000)
+    expect(menu.get_by_text("Needs a person (1)", exact=True)).to_be_visible(timeout=30_000)
+
+    menu.get_by_text("Needs a person (1)", exact=True).click()
+    expect(page.get_by_text("Asked to talk to a person").first).to_be_visible(timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    assert not page.get_by_text("Traceback").count()
+    assert not outside, f"the console reached beyond this machine: {outside}"

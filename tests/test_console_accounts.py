@@ -21,7 +21,7 @@ from tests.fakes.console_stack import Process, admin_token, backend_on_new_datab
 from tests.test_console_pages import new_assistant, ready_channel, select_assistant
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "console" / "app.py")
+APP = str(ROOT / "console" / "main.py")
 FORWARDED_SECRET = "console-accounts-forwarded-secret"
 PASSWORD = "operator-password-1"
 LOGIN_PAGE = ["WhatsApp assistants"]

@@ -25,7 +25,7 @@ from tests.conftest import ADMIN
 from tests.fakes.console_stack import SECRET_KEY, Process, admin_token, backend_on_new_database, fake_ollama_in_thread, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "console" / "app.py")
+APP = str(ROOT / "console" / "main.py")
 
 
 @pytest.fixture(scope="module")
@@ -302,6 +302,28 @@ def test_uploaded_documents_are_indexed_and_shown_ready_then_searchable(console,
     assert not at.exception
     found = [m.value for m in at.markdown if m.value.startswith("**#1")]
     assert found and "delivery.txt" in rendered(found[0])[0] and "match" in found[0]
+
+
+def test_a_refused_file_in_a_batch_is_listed_with_why_and_the_good_ones_are_kept(console, api):
+    assistant = new_assistant(api, "Sorter")
+    at = select_assistant(console("knowledge"), assistant)
+    at.file_uploader[0].set_value(
+        [
+            ("hours.md", b"# Hours\n\nWe open at 9 am on weekdays.", "text/markdown"),
+            ("prices.pdf", b"MZ\x90\x00\x03 this is a Windows program, not a PDF" + bytes(200), "application/pdf"),
+        ]
+    )
+    at.run()
+    next(b for b in at.button if b.label == "Upload 2 documents").click().run()
+    assert not at.exception
+    assert {rendered(s.value)[0] for s in at.success} == {"hours.md: uploaded, indexing now."}
+    refused = [rendered(e.value)[0] for e in at.error]
+    assert len(refused) == 1 and refused[0].startswith("Not uploaded: prices.pdf "), refused
+    assert "application/" not in refused[0] and "Error" not in refused[0]
+    listed = api.get(f"/api/assistants/{assistant['id']}/documents").json()
+    assert [d["filename"] for d in listed["items"]] == ["hours.md"]
+    # The backend's own words are one click away.
+    assert any(e.label == "Technical detail" for e in at.expander)
 
 
 def test_a_document_is_deleted_only_after_confirmation(console, api):

@@ -177,6 +177,33 @@ def test_refusals_and_failures_read_as_a_persons_words_with_the_detail_folded_aw
     assert "RetryLater" in at.code[0].value  # the detail, folded away
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown_as"),
+    [
+        # What the workers store: a reason code, then a sentence; the code is worded here.
+        ("engine_unreachable: The answer engine could not be reached; retrying.",
+         "Not sent: the model engine could not be reached; another attempt follows."),
+        ("channel_busy: The channel reached its replies-per-minute limit.",
+         "Not sent: the number reached its replies-per-minute limit."),
+        ("worker_lost: The worker doing this stopped before it finished.",
+         "Not sent: the worker doing this stopped before it finished."),
+        # A code this console does not know yet: the backend's sentence, written for a person.
+        ("quota_reached: The monthly message quota is used up.", "Not sent: The monthly message quota is used up."),
+        # What a gateway or an older worker stored: an exception's words.
+        ("GatewayUnreachable: WAHA did not answer at http://127.0.0.1:3000 (ConnectError)",
+         "Not sent: WAHA (the WhatsApp gateway) could not be reached."),
+        ("KeyError: 'provider_message_id'", "Not sent: something went wrong; the technical detail is below."),
+    ],
+)  # fmt: skip
+def test_every_stored_failure_reads_as_a_sentence_with_the_stored_text_folded_away(stored, shown_as):
+    at = AppTest.from_function(show_bubble_page, args=(stored,))
+    at.run()
+    assert not at.exception
+    [error] = at.error
+    assert rendered(error.value)[0] == shown_as
+    assert at.expander[0].label == "Technical detail" and at.code[0].value == stored
+
+
 def test_flashed_messages_end_each_sentence_once(console, api):
     assistant = new_assistant(api, "Bakery Inc.")
     at = select_assistant(console("assistants"), assistant)

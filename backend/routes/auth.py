@@ -30,6 +30,12 @@ class PasswordChange(BaseModel):
 class TokenOut(BaseModel):
     token: str
     token_type: str = "bearer"
+    # How long the token lasts, so the console's cookie that keeps it expires with it.
+    expires_in: int = Field(description="Seconds until the token expires")
+
+
+def _issued(request: Request, token: str) -> TokenOut:
+    return TokenOut(token=token, expires_in=settings_of(request).token_ttl_minutes * 60)
 
 
 @bp.post("/login")
@@ -44,7 +50,7 @@ async def login(request: Request):
         password=body.password,
         ip=client_address(request),
     )
-    return ok(TokenOut(token=token))
+    return ok(_issued(request, token))
 
 
 @bp.get("/me")
@@ -73,4 +79,4 @@ async def change_password(request: Request):
         new=body.new_password,
         ip=client_address(request),
     )
-    return ok(TokenOut(token=token))
+    return ok(_issued(request, token))

@@ -15,7 +15,8 @@ STEPS = {"total": "Total", "retrieval": "Retrieval", "generation": "Generation"}
 
 
 def same_model(a: str, b: str) -> bool:
-    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2".
+    # Ollama lists "llama3.2:latest" for a model pulled as "llama3.2". The rule's home is
+    # `rag.llm.ollama.ollama_model_name`; the console does not import `rag`, hence this copy.
     return (a if ":" in a else f"{a}:latest") == (b if ":" in b else f"{b}:latest")
 
 

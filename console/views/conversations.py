@@ -30,7 +30,7 @@ def contact_list(contacts: list[Contact]) -> None:
     for contact in contacts:
         last = contact.last_message
         preview = (last.text[:60] + ("…" if len(last.text) > 60 else "")) if last else "no messages"
-        marker = " · 🧑 person" if contact.owner == "human" else ""
+        marker = " · :material/support_agent: person" if contact.owner == "human" else ""
         label = f"**{ui.plain(contact.label)}**{marker}  \n{ui.plain(preview)}  \n{ui.ago(contact.last_message_at)}"
         chosen = st.session_state.get(OPEN_CONTACT) == contact.id
         if st.button(label, key=f"contact-{contact.id}", width="stretch", type="primary" if chosen else "secondary"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console import ui
-from console.api import Api, ApiError, Assistant, Document
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Document, SessionExpired
 from console.config import INDEXING_POLL_SECONDS
 
 st.title("Knowledge")
@@ -38,14 +38,30 @@ def upload_section(assistant: Assistant) -> None:
     )
     if files and st.button(f"Upload {len(files)} document{'s' if len(files) > 1 else ''}", type="primary"):
         with st.spinner("Uploading…"), ui.friendly():
-            results = api.upload_documents(assistant.id, [(f.name, f.getvalue(), f.type or "") for f in files])
-            for doc in results:
-                if doc.duplicate:
-                    ui.flash(f"{ui.plain(doc.filename)}: already uploaded, nothing new to index.", "warning")
-                else:
-                    ui.flash(f"{ui.plain(doc.filename)}: uploaded, indexing now.")
+            # One request a file: the backend refuses a whole batch for one bad file; here the good ones are kept.
+            for file in files:
+                upload_one(assistant, file.name, file.getvalue(), file.type or "")
             st.session_state[UPLOADER_ROUND] = round_ + 1
             st.rerun()
+
+
+def upload_one(assistant: Assistant, name: str, content: bytes, content_type: str) -> None:
+    """Upload one file and say what became of it; a refusal is named with its reason, never dropped."""
+    try:
+        results = api.upload_documents(assistant.id, [(name, content, content_type)])
+    except SessionExpired:
+        raise
+    except BackendUnreachable as error:
+        ui.flash(f"{ui.plain(name)}: not uploaded, the backend is not reachable.", "error", error.message)
+        return
+    except ApiError as error:
+        ui.flash(f"Not uploaded: {ui.refusal_words(error, name)}", "error", error.message)
+        return
+    for doc in results:
+        if doc.duplicate:
+            ui.flash(f"{ui.plain(doc.filename)}: already uploaded, nothing new to index.", "warning")
+        else:
+            ui.flash(f"{ui.plain(doc.filename)}: uploaded, indexing now.")
 
 
 def document_row(assistant: Assistant, doc: Document) -> None:

@@ -20,12 +20,12 @@ if submitted:
         st.warning("Enter your email and password.")
     else:
         try:
-            token = ui.client().login(email.strip(), password, **ui.forwarding())
+            signed_in = ui.client().login(email.strip(), password, **ui.forwarding())
         except ApiError as error:
             if error.code == "bad_credentials":
                 st.error("Wrong email or password.", icon=":material/lock:")
             else:
                 ui.show_error(error)
         else:
-            ui.log_in(token)
+            ui.log_in(signed_in)
             st.rerun()

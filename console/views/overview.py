@@ -22,7 +22,7 @@ def show_health(status: dict[str, Any]) -> None:
         st.markdown("**Database**")
         ui.badge("up" if database.get("ok") else "down", {"up": ("green", "Up"), "down": ("red", "Down")})
         if database.get("error"):
-            st.caption(database["error"])
+            ui.problem_caption(database["error"], "", "the database")
     with cols[1]:
         st.markdown("**Answers**")
         show_engines(status.get("engines") or {}, ollama)
@@ -31,8 +31,9 @@ def show_health(status: dict[str, Any]) -> None:
         for gateway in status.get("gateways") or []:
             if isinstance(gateway, dict) and gateway.get("configured"):
                 color = "green" if gateway.get("ok") else "red"
-                problem = f" {gateway['error']}" if gateway.get("error") else ""
-                st.markdown(f":{color}-badge[{gateway.get('provider', '?')}]{problem}")
+                st.markdown(f":{color}-badge[{ui.plain(gateway.get('provider') or '?')}]")
+                if gateway.get("error"):
+                    ui.problem_caption(gateway["error"], "", "the WhatsApp gateway")
 
 
 def show_engines(engines: dict[str, Any], ollama: dict[str, Any]) -> None:
@@ -75,7 +76,8 @@ def show_numbers(stats: Stats) -> None:
     elif stats.failed:
         st.page_link("views/conversations.py", label="See the conversations that need you", icon=":material/priority_high:")
     if stats.degraded:
-        st.caption(f"{stats.degraded} replies were sent without a model (no engine answered): check them in Conversations.")
+        replies = "1 reply was" if stats.degraded == 1 else f"{stats.degraded} replies were"
+        st.caption(f"{replies} sent without a model (no engine answered): check them in Conversations.")
     if not stats.per_day or not (stats.inbound + stats.outbound):
         st.caption("No messages yet. Connect WhatsApp and write to the number (or use the sandbox chat) to see traffic here.")
         return
@@ -109,7 +111,7 @@ with ui.friendly():
             mine = [c for c in channels if c.assistant_id == assistant.id]
             with st.container(border=True):
                 left, right = st.columns([2, 3])
-                left.markdown(f"**{assistant.name}**  \n`{assistant.model}`")
+                left.markdown(f"**{ui.plain(assistant.name)}**  \n`{assistant.model}`")
                 badges = " ".join(ui.channel_badge_markdown(c.status, c.phone_number) for c in mine)
                 right.markdown(badges or ":gray-badge[No WhatsApp number]")
                 links = right.columns(3)

@@ -44,7 +44,7 @@ def show_status(channel: Channel) -> None:
     elif channel.status == "disconnected" and detail:
         st.caption(detail)
     if channel.last_error:
-        st.error(f"Last problem: {ui.plain(channel.last_error)}", icon=":material/error:")
+        ui.show_problem(ui.person_error(channel.last_error, "Last problem:", "the WhatsApp gateway"), channel.last_error)
 
 
 def show_qr(channel: Channel) -> None:
@@ -172,6 +172,7 @@ def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
             ui.thread_bubbles(thread.items)
             if waiting and thread.items and thread.items[-1].direction == "out":
                 st.session_state.get(SENT_AT, {}).pop(channel.id, None)
+                st.rerun()  # the whole page: the navigation's "Needs a person" count may have changed
 
     chat()
 

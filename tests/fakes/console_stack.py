@@ -24,12 +24,17 @@ SECRET_KEY = "console-tests-secret-key-long-enough-for-hs256"
 
 
 def start_backend(
-    database_url: str, workdir: Path, *, ollama_host: str = "http://127.0.0.1:9", extra_env: dict[str, str] | None = None
+    database_url: str | None,
+    workdir: Path,
+    *,
+    ollama_host: str = "http://127.0.0.1:9",
+    extra_env: dict[str, str] | None = None,
 ) -> Process:
-    """`python -m backend` on a free port with the sandbox gateway, ready (migrated, admin created), with `extra_env` on top."""
+    """`python -m backend` on a free port with the sandbox gateway, ready (migrated, admin created), with `extra_env` on top.
+    No `database_url`: the backend's own embedded PostgreSQL under `workdir`."""
     port = free_port()
     env = {
-        "DATABASE_URL": database_url,
+        **({"DATABASE_URL": database_url} if database_url else {}),
         "DATA_DIR": str(workdir / "data"),
         "HOST": "127.0.0.1",
         "PORT": str(port),
