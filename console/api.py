@@ -166,6 +166,8 @@ class Channel(_Model):
     detail: str | None = None
     qr: str | None = None
     phone_number: str | None = None
+    phone_number_id: str | None = None
+    webhook_url: str | None = None
     last_error: str | None = None
     connected_at: datetime | None = None
     updated_at: datetime | None = None
@@ -202,6 +204,15 @@ class Contact(_Model):
         return f"{self.name} ({self.number})" if self.name else self.number
 
 
+class MessageMedia(_Model):
+    kind: str
+    mimetype: str | None = None
+    transcript_model: str | None = None
+    audio_seconds: float | None = None
+    error: str | None = None
+    url: str = ""
+
+
 class Message(_Model):
     id: int
     direction: str = "in"
@@ -216,6 +227,7 @@ class Message(_Model):
     latency_ms: int | None = None
     created_at: datetime | None = None
     sent_at: datetime | None = None
+    media: MessageMedia | None = None
 
 
 class Thread(_Model):
@@ -496,11 +508,28 @@ class Api:
     def channel(self, channel_id: int) -> Channel:
         return self._parse(Channel, self.request("GET", f"/api/channels/{channel_id}"))
 
-    def connect(self, assistant_id: int, provider: str | None = None) -> Channel:
+    def connect(self, assistant_id: int, provider: str | None = None, config: dict[str, str] | None = None) -> Channel:
         body: dict[str, Any] = {"assistant_id": assistant_id}
         if provider:
             body["provider"] = provider
+        if config:
+            body["config"] = config
         return self._parse(Channel, self.request("POST", "/api/channels", json=body))
+
+    def pairing_code(self, channel_id: int, phone_number: str) -> str:
+        answer = self.request("POST", f"/api/channels/{channel_id}/pairing-code", json={"phone_number": phone_number})
+        return str((answer or {}).get("code") or "")
+
+    def file(self, path: str) -> bytes:
+        """A stored file (a message's voice note or image), as bytes."""
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            raise BackendUnreachable(f"The backend at {self.base_url} is not reachable.", code="backend_down") from exc
+        if not response.is_success:
+            code, message, _ = _error_of(response)
+            raise ApiError(message, status=response.status_code, code=code)
+        return response.content
 
     def reconnect(self, channel_id: int) -> Channel:
         return self._parse(Channel, self.request("POST", f"/api/channels/{channel_id}/reconnect", json={}))

@@ -14,7 +14,7 @@ import streamlit as st
 
 from console import browser_session
 from console.addresses import browser_address
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, SessionExpired, SignIn, Thread
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, MessageMedia, SessionExpired, SignIn, Thread
 from console.config import console_settings
 from console.failure_words import DEGRADED_REASONS, degraded_words, person_error  # noqa: F401 - the pages use ui.*
 from console.markdown_text import plain, tidy  # noqa: F401 - the pages use ui.*
@@ -566,14 +566,56 @@ def delivery(message: Message, answered_by_person: bool = False) -> str:
     return DELIVERY.get(message.status or "", message.status or "")
 
 
+MEDIA_KINDS = {
+    "voice": ("Voice note", ":material/mic:"),
+    "audio": ("Audio", ":material/audio_file:"),
+    "image": ("Image", ":material/image:"),
+    "video": ("Video", ":material/movie:"),
+    "document": ("Document", ":material/description:"),
+    "sticker": ("Sticker", ":material/mood:"),
+    "location": ("Location", ":material/location_on:"),
+    "contacts": ("Contact card", ":material/contact_page:"),
+}
+
+
+def show_media(media: MessageMedia) -> None:
+    """A message's file: played or shown when it was fetched, with how a voice note was heard."""
+    label, icon = MEDIA_KINDS.get(media.kind, (media.kind.title(), ":material/attach_file:"))
+    st.badge(label, icon=icon, color="gray")
+    facts = []
+    if media.audio_seconds:
+        facts.append(f"{media.audio_seconds:.0f} s")
+    if media.transcript_model:
+        facts.append(f"transcribed by {media.transcript_model}; the text below is what it heard")
+    if facts:
+        st.caption(" · ".join(facts))
+    if media.error:
+        st.caption(f"The file could not be fetched or heard ({media.error.replace('_', ' ')}).")
+        return
+    playable = media.kind in ("voice", "audio", "image", "sticker", "video")
+    if playable and media.url:
+        try:
+            data = client().file(media.url)
+        except ApiError:
+            return  # not fetched (yet): the caption says what it is
+        if media.kind in ("voice", "audio"):
+            st.audio(data, format=(media.mimetype or "audio/ogg").split(";")[0])
+        elif media.kind == "video":
+            st.video(data)
+        else:
+            st.image(data, width=240)
+
+
 def chat_bubble(message: Message, *, details: bool = False, answered_by_person: bool = False) -> None:
     """One message of a thread, as a chat bubble with who wrote it, when, its delivery status, and why a
     reply is not the model's own answer. `answered_by_person`: a person wrote to the customer after it."""
     role, avatar, who = AUTHORS.get(message.author, ("assistant", None, message.author))
     trace = message.trace or {}
     with st.chat_message(role, avatar=avatar):
+        if message.media is not None:
+            show_media(message.media)
         # Customers' words and the model's are text: Markdown would let `![](http://…)` load in the operator's browser.
-        st.text(message.text or "(no text)")
+        st.text(message.text or ("" if message.media is not None else "(no text)"))
         facts = [who, clock(message.created_at), delivery(message, answered_by_person)]
         if message.latency_ms is not None and message.direction == "out":
             facts.append(f"replied in {ms(message.latency_ms)}")

@@ -6,6 +6,7 @@ database); the console script runs in this process and reaches it over HTTP, as 
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import time
@@ -607,3 +608,45 @@ def test_the_client_turns_backend_errors_into_plain_messages(stack, api):
         stranger.assistants()
     with Api("http://127.0.0.1:9") as nowhere, pytest.raises(BackendUnreachable, match="not reachable"):
         nowhere.login("a@example.com", "x")
+
+
+def test_a_cloud_number_is_connected_with_a_form_that_shows_the_webhook_url_and_never_the_secrets(console, api):
+    assistant = new_assistant(api, "Official")
+    at = select_assistant(console("whatsapp"), assistant)
+    at.selectbox[-1].select("cloud").run()
+    form = next(f for f in at.form if f.key == "cloud-connect")
+    values = ["106540352242922", "EAAG-secret-token-1", "app-secret-value-1", "verify-phrase-1"]
+    for field, value in zip(form.text_input, values, strict=True):
+        field.set_value(value)
+    form.button[0].click()
+    at.run()
+    assert not at.exception
+    [channel] = api.get("/api/channels", params={"assistant_id": assistant["id"]}).json()["items"]
+    assert channel["provider"] == "cloud" and channel["webhook_url"].endswith(f"/webhooks/cloud/{channel['id']}")
+    page = texts(at) + "\n".join(c.value for c in at.code)
+    assert channel["webhook_url"] in page and "106540352242922" in page
+    assert not any(secret in page for secret in values[1:])
+    assert channel["status"] == "disconnected" and channel["last_error"]  # nothing answers at CLOUD_API_URL here
+
+
+def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api):
+    from tests.speech_support import speak, to_ogg_opus
+
+    assistant = new_assistant(api, "Listener", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550004444")
+    note = base64.b64encode(to_ogg_opus(speak("Do you sell gift cards?"))).decode()
+    sent = api.post(
+        f"/api/channels/{channel['id']}/sandbox/messages",
+        json={"from": "+15557770044", "media_base64": note, "mimetype": "audio/ogg"},
+    )
+    assert sent.status_code == 200, sent.text
+    at = console("conversations")
+    at.run()
+    rerun_until(at, lambda page: any("15557770044" in b.label for b in page.button), what="the contact")
+    next(b for b in at.button if "15557770044" in b.label).click().run()
+    rerun_until(at, lambda page: "gift" in texts(page).lower(), what="the transcript")
+    question = at.chat_message[0]
+    assert any("Voice note" in m.value for m in question.markdown)
+    assert "transcribed by tiny.en" in " ".join(c.value for c in question.caption)
+    assert [e.type for e in question.get("audio")] == ["audio"], "an audio player for the note"
+    assert "gift" in question.text[0].value.lower()

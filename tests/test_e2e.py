@@ -75,7 +75,7 @@ async def call(function, *args, **kwargs):  # noqa: ANN001, ANN201
 
 async def test_operator_connects_whatsapp_and_a_customer_gets_one_sourced_answer(backend_process):
     process, waha, ollama = backend_process
-    token = await call(Api(process.url).login, ADMIN["email"], ADMIN["password"])
+    token = (await call(Api(process.url).login, ADMIN["email"], ADMIN["password"])).token
     console = Api(process.url, token)
     try:
         # An assistant with its knowledge.

@@ -198,7 +198,7 @@ async def queue_reply_job(
 ) -> None:
     """Queue a reply job for the contact unless one is already queued (it will take the whole burst).
     Call with the contact row locked, so this check and the job's reads of the burst cannot interleave."""
-    if await store.queued_job_exists(rt.db, reply_serial_key(contact_id)):
+    if await jobs_store.serial_key_queued(rt.db, reply_serial_key(contact_id)):
         return
     await _enqueue_reply(rt, contact_id, channel_id, delay_seconds, request_id)
 

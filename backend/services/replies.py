@@ -354,8 +354,10 @@ def _count_sent(conversation: Conversation, message: dict) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """A send error as `code: sentence` (the reason codes of backend.workers.jobs), never a class name."""
+    code = getattr(exc, "code", None) or "gateway_error"
+    message = getattr(exc, "message", None) or "The gateway did not take the message."
+    return f"{code}: {message}"
 
 
 async def _best_effort(call) -> None:  # noqa: ANN001 - a gateway coroutine

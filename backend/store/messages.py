@@ -114,6 +114,8 @@ async def insert_message_checking_queue(conn: asyncpg.Connection, values: dict, 
     return record["id"], record["queued"]
 
 
+# The webhook hot path in one statement, jobs included (their rules, dedup and serial keys, are those of
+# backend.store.jobs): one round trip where three owners' statements would take three.
 INGEST_CUSTOMER = f"""
 WITH c AS (
     {UPSERT_CONTACT}
@@ -203,10 +205,6 @@ async def is_own_outbound(db: Database, channel_id: int, contact_id: int, provid
             text,
         )
     )
-
-
-async def queued_job_exists(db: Database, serial_key: str) -> bool:
-    return bool(await fetchval(db, "SELECT EXISTS (SELECT 1 FROM jobs WHERE serial_key = $1 AND status = 'queued')", serial_key))
 
 
 BURST = f"""

@@ -23,6 +23,13 @@ PROVIDERS = {
     "sandbox": "Sandbox (no phone)",
     "waha": "WAHA",
     "evolution": "Evolution API",
+    "cloud": "WhatsApp Cloud API (Meta)",
+}
+CLOUD_FIELDS = {  # what Meta's app settings give, and how the form asks for it
+    "phone_number_id": ("Phone number id", "WhatsApp → API setup in Meta's developer console", False),
+    "access_token": ("Access token", "A system user's permanent token with whatsapp_business_messaging", True),
+    "app_secret": ("App secret", "App settings → Basic: Meta signs every webhook with it", True),
+    "verify_token": ("Verify token", "Any phrase of 8 characters or more; you paste it next to the webhook URL", True),
 }
 
 
@@ -81,6 +88,51 @@ def pairing(channel: Channel) -> None:
                 st.rerun()  # the whole page, so the buttons match the new state and polling stops
 
     live()
+
+
+def cloud_form(assistant: Assistant, locked: str | None) -> None:
+    """The Cloud API needs no QR: the four values of Meta's app settings."""
+    with st.form("cloud-connect"):
+        values = {
+            name: st.text_input(label, help=help_text, type="password" if secret else "default", disabled=bool(locked))
+            for name, (label, help_text, secret) in CLOUD_FIELDS.items()
+        }
+        if st.form_submit_button("Connect WhatsApp", type="primary", icon=":material/add_link:", disabled=bool(locked)):
+            missing = [CLOUD_FIELDS[name][0] for name, value in values.items() if not value.strip()]
+            if missing:
+                st.error(f"Fill in: {', '.join(missing)}.")
+                return
+            with ui.friendly():
+                api.connect(assistant.id, "cloud", {name: value.strip() for name, value in values.items()})
+                st.rerun()
+
+
+def cloud_webhook(channel: Channel) -> None:
+    """Where Meta must send this number's messages: pasted once into the app's webhook settings."""
+    if not channel.webhook_url:
+        return
+    st.markdown("**Webhook for Meta** — in your app: WhatsApp → Configuration → Webhook → Edit. Paste this callback URL "
+                "and your verify token, then subscribe to **messages**.")  # fmt: skip
+    st.code(channel.webhook_url, language=None)
+    if channel.phone_number_id:
+        st.caption(f"Phone number id {channel.phone_number_id}")
+
+
+def pairing_by_code(channel: Channel) -> None:
+    """Linking without a camera: WhatsApp shows an 8-character code to type on the phone instead."""
+    codes = st.session_state.setdefault("pairing_codes", {})
+    locked = ui.admin_only("link WhatsApp numbers")
+    with st.expander("Link with a phone number instead", icon=":material/dialpad:"):
+        number = st.text_input(
+            "The phone's number, with its country code", key=f"pair-number-{channel.id}", placeholder="+4915123456789"
+        )
+        if st.button("Get a code", key=f"pair-{channel.id}", disabled=bool(locked) or not number.strip(), help=locked):
+            with ui.friendly():
+                codes[channel.id] = api.pairing_code(channel.id, number.strip())
+        if code := codes.get(channel.id):
+            st.markdown("On the phone: WhatsApp → **Linked devices** → **Link a device** → **Link with phone number instead**, "
+                        "then type:")  # fmt: skip
+            st.code(code, language=None)
 
 
 def actions(channel: Channel) -> None:
@@ -188,7 +240,9 @@ if assistant:
         )
         locked = ui.admin_only("connect WhatsApp numbers")
         provider = st.selectbox("Gateway", list(PROVIDERS), format_func=PROVIDERS.get, disabled=bool(locked))
-        if st.button("Connect WhatsApp", type="primary", icon=":material/add_link:", disabled=bool(locked), help=locked):
+        if provider == "cloud":
+            cloud_form(assistant, locked)
+        elif st.button("Connect WhatsApp", type="primary", icon=":material/add_link:", disabled=bool(locked), help=locked):
             with ui.friendly():
                 created = api.connect(assistant.id, provider or None)
                 start_watch(created.id)
@@ -200,7 +254,13 @@ if assistant:
             st.caption(f"Connection #{channel.id} · {PROVIDERS.get(channel.provider, channel.provider)}")
             if channel.status == "pending_qr" and channel.id not in st.session_state.get(WATCH, {}):
                 start_watch(channel.id)  # opened the page on a pending pairing: watch it for a while
-            pairing(channel)
+            if channel.provider == "cloud":
+                show_status(channel)
+                cloud_webhook(channel)
+            else:
+                pairing(channel)
+            if channel.provider in ("waha", "evolution") and channel.status == "pending_qr":
+                pairing_by_code(channel)
             if channel.provider == "sandbox" and channel.status == "pending_qr":
                 sandbox_scan(channel)
             actions(channel)

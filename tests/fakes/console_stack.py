@@ -43,6 +43,7 @@ def start_backend(
         "ADMIN_EMAIL": ADMIN["email"],
         "ADMIN_PASSWORD": ADMIN["password"],
         "GATEWAY_PROVIDER": "sandbox",
+        "CLOUD_API_URL": "http://127.0.0.1:9",  # nothing listens: a Cloud channel fails to connect, on loopback
         "OLLAMA_HOST": ollama_host,
         "LLM_PROVIDER": "ollama",
         "OLLAMA_TIMEOUT_SECONDS": "10",
