@@ -227,7 +227,9 @@ class Message(_Model):
     latency_ms: int | None = None
     created_at: datetime | None = None
     sent_at: datetime | None = None
+    provider_message_id: str | None = None
     media: MessageMedia | None = None
+    reactions: list[dict[str, Any]] = Field(default_factory=list)  # [{emoji, sentiment}]
 
 
 class Thread(_Model):
@@ -546,6 +548,10 @@ class Api:
 
     def sandbox_message(self, channel_id: int, sender: str, text: str) -> dict[str, Any]:
         return self.request("POST", f"/api/channels/{channel_id}/sandbox/messages", json={"from": sender, "text": text})
+
+    def sandbox_reaction(self, channel_id: int, sender: str, message_id: str, emoji: str) -> dict[str, Any]:
+        body = {"from": sender, "message_id": message_id, "emoji": emoji}
+        return self.request("POST", f"/api/channels/{channel_id}/sandbox/reactions", json=body)
 
     # -- conversations ------------------------------------------------------------------------
 

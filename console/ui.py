@@ -617,6 +617,8 @@ def chat_bubble(message: Message, *, details: bool = False, answered_by_person: 
         # Customers' words and the model's are text: Markdown would let `![](http://…)` load in the operator's browser.
         st.text(message.text or ("" if message.media is not None else "(no text)"))
         facts = [who, clock(message.created_at), delivery(message, answered_by_person)]
+        if message.reactions:
+            facts.append("the customer reacted " + " ".join(r.get("emoji", "") for r in message.reactions))
         if message.latency_ms is not None and message.direction == "out":
             facts.append(f"replied in {ms(message.latency_ms)}")
         st.caption(" · ".join(f for f in facts if f))

@@ -650,3 +650,21 @@ def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api):
     assert "transcribed by tiny.en" in " ".join(c.value for c in question.caption)
     assert [e.type for e in question.get("audio")] == ["audio"], "an audio player for the note"
     assert "gift" in question.text[0].value.lower()
+
+
+def test_the_sandbox_chat_reacts_to_a_reply_and_conversations_show_it(console, api):
+    assistant = new_assistant(api, "Rated", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550003434")
+    at = select_assistant(console("whatsapp"), assistant)
+    chat = next(f for f in at.form if f.key == f"chat-{channel['id']}")
+    chat.text_input[0].set_value("+15557770034")
+    chat.text_input[1].set_value("Hello, are you open today?")
+    chat.button[0].click()
+    at.run()
+    rerun_until(at, lambda page: any(b.label == "👎" for b in page.button), what="the reaction buttons under the reply")
+    next(b for b in at.button if b.label == "👎").click().run()
+    assert not at.exception
+    [contact] = api.get("/api/contacts", params={"q": "15557770034"}).json()["items"]
+    [reply] = [m for m in api.get(f"/api/contacts/{contact['id']}/messages").json()["items"] if m["direction"] == "out"]
+    assert reply["reactions"] == [{"emoji": "👎", "sentiment": "negative"}]
+    assert "the customer reacted 👎" in texts(at)

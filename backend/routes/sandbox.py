@@ -9,7 +9,7 @@ from backend.openapi import doc
 from backend.routes.deps import db_of, runtime_of
 from backend.services import sandbox as service
 from backend.services.channels import Channel
-from backend.services.sandbox import OutboxPage, SandboxDelivery, SandboxMessage, SandboxScan
+from backend.services.sandbox import OutboxPage, SandboxDelivery, SandboxMessage, SandboxReaction, SandboxScan
 
 bp = Blueprint("sandbox", url_prefix="/api/channels/<channel_id:int>/sandbox")
 
@@ -27,6 +27,15 @@ async def sandbox_message(request: Request, channel_id: int):
     body = parse_body(request, SandboxMessage)
     delivery = await service.sandbox_message(runtime_of(request), channel_id, body, request_id=request_id(request))
     return ok(delivery)
+
+
+@bp.post("/reactions")
+@doc(
+    "React as the customer to one of the bot's replies (feedback; never answered)", body=SandboxReaction, response=SandboxDelivery
+)
+async def sandbox_reaction(request: Request, channel_id: int):
+    body = parse_body(request, SandboxReaction)
+    return ok(await service.sandbox_reaction(runtime_of(request), channel_id, body))
 
 
 @bp.get("/outbox")

@@ -80,6 +80,11 @@ class MessageMedia(BaseModel):
     url: str = Field(description="The file (GET, the operator's token): play or view it")
 
 
+class Reaction(BaseModel):
+    emoji: str
+    sentiment: Literal["positive", "negative"] | None = Field(description="👍 ❤️ positive, 👎 negative, other emoji none")
+
+
 class Message(BaseModel):
     id: int
     contact_id: int
@@ -98,6 +103,7 @@ class Message(BaseModel):
     created_at: datetime
     sent_at: datetime | None
     media: MessageMedia | None = None
+    reactions: list[Reaction] = Field(default_factory=list, description="The customer's reactions to this reply")
 
 
 class Thread(BaseModel):
@@ -162,7 +168,8 @@ def message_of(message: MessageRow) -> Message:
             error=message.media_error,
             url=f"/api/contacts/{message.contact_id}/messages/{message.id}/media",
         )
-    return Message(**{name: getattr(message, name) for name in Message.model_fields if name != "media"}, media=media)
+    values = {name: getattr(message, name) for name in Message.model_fields if name not in ("media", "reactions")}
+    return Message(**values, media=media, reactions=message.reactions or [])
 
 
 async def message_file(db: Database, contact_id: int, message_id: int) -> tuple[bytes, str]:

@@ -43,6 +43,13 @@ class SandboxMessage(BaseModel):
         return self
 
 
+class SandboxReaction(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    sender: str = Field(alias="from", min_length=1, max_length=32, description="The customer's phone number")
+    message_id: str = Field(min_length=1, max_length=200, description="The provider id of the bot's reply reacted to")
+    emoji: str = Field(max_length=16, description='The emoji; "" takes the reaction back')
+
+
 class SandboxDelivery(BaseModel):
     channel_id: int
     provider_message_id: str
@@ -114,6 +121,17 @@ async def sandbox_message(
     result = await handle_webhook(rt, "sandbox", channel_id, gateway.webhook_headers(ref), webhook, request_id=request_id)
     provider_id = gateway.parse_webhook({}, webhook)[0].provider_message_id
     return SandboxDelivery(channel_id=channel_id, provider_message_id=provider_id, outcome=result.outcomes[0])
+
+
+async def sandbox_reaction(rt: Runtime, channel_id: int, body: SandboxReaction) -> SandboxDelivery:
+    """A customer reacts to one of the bot's replies: delivered exactly like a gateway webhook."""
+    channel = await _sandbox_channel(rt.db, channel_id)
+    sender = _phone(body.sender, "from", "The sender")
+    gateway = rt.gateway("sandbox")
+    ref = channel_ref(channel)
+    webhook = await gateway.react(ref, sender, body.message_id, body.emoji)
+    result = await handle_webhook(rt, "sandbox", channel_id, gateway.webhook_headers(ref), webhook)
+    return SandboxDelivery(channel_id=channel_id, provider_message_id=body.message_id, outcome=result.outcomes[0])
 
 
 async def sandbox_outbox(db: Database, channel_id: int, page: Page) -> dict:

@@ -22,6 +22,7 @@ from backend.gateways.base import (
 )
 from backend.runtime import Runtime
 from backend.services.channels import apply_state, channel_ref, is_stale
+from backend.services.feedback import record_reaction
 from backend.services.inbound import ingest_inbound, record_ack
 from backend.store import channels as store
 from backend.store.channels import ChannelRow
@@ -127,8 +128,6 @@ async def _apply_event(rt: Runtime, channel: ChannelRow, event: GatewayEvent, re
         await record_ack(rt, channel, event)
         return channel, "ack"
     if isinstance(event, ReactionEvent):
-        # Never answered; kept as feedback on the reply by the feedback issue's work.
-        log.info("webhook.reaction", provider=channel.provider, channel=channel.id, removed=event.removed)
-        return channel, "ignored:reaction"
+        return channel, await record_reaction(rt, channel, event)  # feedback, never answered
     log.info("webhook.unknown_event", provider=channel.provider, channel=channel.id, name=event.name)
     return channel, f"unknown:{event.name}"

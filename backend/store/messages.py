@@ -48,6 +48,7 @@ class MessageRow:
     transcript_model: str | None = None
     audio_seconds: float | None = None
     media_error: str | None = None
+    reactions: list[dict] | None = None  # [{emoji, sentiment}], on a reply the customer reacted to
     # Only on the rows of a burst (`pending_inbound`):
     recent_contact: int | None = None
     recent_channel: int | None = None
@@ -445,7 +446,9 @@ async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tupl
         db,
         f"""
         SELECT latest.*, mm.kind AS media_kind, mm.mimetype AS media_mimetype, mm.transcript_model, mm.audio_seconds,
-               mm.error AS media_error
+               mm.error AS media_error,
+               (SELECT json_agg(json_build_object('emoji', r.emoji, 'sentiment', r.sentiment) ORDER BY r.created_at)
+                FROM message_reactions r WHERE r.message_id = latest.id) AS reactions
         FROM (SELECT {COLUMNS} FROM messages WHERE contact_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3) latest
         LEFT JOIN message_media mm ON mm.message_id = latest.id
         ORDER BY latest.id
@@ -507,8 +510,8 @@ async def totals(db: Database, assistant_id: int | None, days: int) -> dict:
 
 async def weakly_answered_questions(db: Database, assistant_id: int, min_score: float, since_days: int, limit: int) -> list[dict]:
     """Inbound customer messages whose bot reply was weak: the fallback, little of value retrieved
-    (below `min_score`), no model answering (degraded), or a generated answer stopped for stating
-    facts the sources lack (ungrounded)."""
+    (below `min_score`), no model answering (degraded), a generated answer stopped for stating
+    facts the sources lack (ungrounded), or a reply the customer gave a 👎."""
     return rows(
         await fetch(
             db,
@@ -522,7 +525,8 @@ async def weakly_answered_questions(db: Database, assistant_id: int, min_score: 
               AND r.created_at > now() - make_interval(days => $2)
               -- Filled by an FAQ saved from the gaps page (deleting that FAQ empties the column).
               AND r.gap_filled_by IS NULL
-              AND (r.used_fallback OR r.degraded OR r.ungrounded OR r.top_score < $3)
+              AND (r.used_fallback OR r.degraded OR r.ungrounded OR r.top_score < $3
+                   OR EXISTS (SELECT FROM message_reactions x WHERE x.message_id = r.id AND x.sentiment = 'negative'))
             ORDER BY r.id DESC
             LIMIT $4
             """,

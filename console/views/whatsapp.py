@@ -194,6 +194,21 @@ def sandbox_scan(channel: Channel) -> None:
             st.rerun()
 
 
+def feedback_buttons(channel: Channel, sender: str, messages: list) -> None:
+    """React to the bot's last reply as the customer would (👍 / 👎): kept as feedback, never answered."""
+    last = next((m for m in reversed(messages) if m.author == "bot" and m.provider_message_id), None)
+    if last is None:
+        return
+    row = st.container(horizontal=True)
+    for emoji, label in (("👍", "Good answer"), ("👎", "Bad answer")):
+        if row.button(
+            emoji, key=f"react-{channel.id}-{last.id}-{label}", help=f"{label}: react to the last reply as the customer"
+        ):
+            with ui.friendly():
+                api.sandbox_reaction(channel.id, sender, last.provider_message_id, emoji)
+                st.rerun()
+
+
 def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
     st.subheader("Try it as a customer")
     st.caption("Write to the sandbox number as a customer would; the assistant's replies appear below.")
@@ -222,6 +237,7 @@ def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
                 return
             thread = api.thread(contacts[0].id, limit=50)
             ui.thread_bubbles(thread.items)
+            feedback_buttons(channel, sender.strip(), thread.items)
             if waiting and thread.items and thread.items[-1].direction == "out":
                 st.session_state.get(SENT_AT, {}).pop(channel.id, None)
                 st.rerun()  # the whole page: the navigation's "Needs a person" count may have changed
