@@ -633,7 +633,7 @@ def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api):
     from tests.speech_support import speak, to_ogg_opus
 
     assistant = new_assistant(api, "Listener", model="llama3.2")
-    channel = ready_channel(api, assistant["id"], "+15550004444")
+    channel = ready_channel(api, assistant["id"], "+15550004949")
     note = base64.b64encode(to_ogg_opus(speak("Do you sell gift cards?"))).decode()
     sent = api.post(
         f"/api/channels/{channel['id']}/sandbox/messages",
