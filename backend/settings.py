@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     media_download_timeout_seconds: float = Field(
         default=60.0, gt=0, le=3600, description="Longest a media download from a gateway may take"
     )
+    media_retention_days: float = Field(
+        default=90, gt=0, description="Customers' files are deleted after this (transcripts stay)"
+    )
 
     # Workers
     run_workers: bool = Field(default=True, description="Run reply/indexing workers inside the backend process")

@@ -171,3 +171,24 @@ async def test_delivery_acks_only_move_forward(rt):
     for status in ("read", "delivered"):
         await record_ack(rt, channel, MessageAck(provider_message_id="p1", status=status))
     assert await rt.db.fetch_val("SELECT status FROM messages WHERE provider_message_id = 'p1'") == "read"
+
+
+async def test_a_waiting_reply_quotes_the_message_it_answers_once_the_customer_wrote_again(rt):
+    from backend.store.messages import waiting_outbound
+
+    channel = await make_channel(rt.db, policies={"burst_window_seconds": 60})
+    assert await ingest_inbound(rt, channel, text("m1", "Do you deliver?")) == "stored"
+    first = await rt.db.fetch_one("SELECT contact_id, id FROM messages WHERE provider_message_id = 'm1'")
+    contact_id, first_id = first["contact_id"], first["id"]
+    await rt.db.execute(
+        """
+        INSERT INTO messages (channel_id, contact_id, direction, author, idempotency_key, text, status, reply_to_id)
+        VALUES (:ch, :c, 'out', 'bot', :key, 'Yes, every day.', 'pending', :m)
+        """,
+        {"ch": channel.id, "c": contact_id, "key": f"reply:{first_id}:0", "m": first_id},
+    )
+    [waiting] = await waiting_outbound(rt.db, contact_id)
+    assert waiting.quote_id is None  # answering the latest message: no quote needed
+    assert await ingest_inbound(rt, channel, text("m2", "And on Sundays?")) == "stored"
+    [waiting] = await waiting_outbound(rt.db, contact_id)
+    assert waiting.quote_id == "m1"

@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from backend.database import execute
+from backend.store.media import forget_old_files
 from tests.conftest import login, make_settings
 from tests.fakes.evolution import running_fake_evolution
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
@@ -59,6 +61,19 @@ async def test_a_voice_note_is_heard_answered_and_shown_with_its_transcript_and_
     assert answer["text"] == reply["text"] and "saturday" in answer["trace"]["question"].lower()
     played = await api.get(question["media"]["url"])
     assert played.status_code == 200 and played.content == note and played.headers["content-type"].startswith("audio/ogg")
+
+
+async def test_old_files_are_deleted_after_the_retention_and_what_was_heard_stays(api, backend):
+    _, channel_id = await make_sandbox(api)
+    assert await send(api, channel_id, media=to_ogg_opus(speak("Do you sell birthday cakes?")), mimetype="audio/ogg") == "stored"
+    await replies(api, channel_id, 1)
+    db = backend.app.ctx.db
+    assert await forget_old_files(db, 1) == 0  # a new file stays
+    await execute(db, "UPDATE message_media SET created_at = now() - interval '2 days'")
+    assert await forget_old_files(db, 1) == 1
+    [question, _] = await thread(api)
+    assert "cake" in question["text"].lower() and question["media"]["transcript_model"] == "tiny.en"
+    assert (await api.get(question["media"]["url"])).status_code == 404
 
 
 async def test_a_voice_note_nobody_can_hear_gets_the_polite_reply(api):

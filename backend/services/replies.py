@@ -331,7 +331,7 @@ async def deliver_waiting(
                     await _best_effort(gateway.set_typing(ref, contact.chat_id, True))
                     await asyncio.sleep(pause)
             try:
-                sent = await gateway.send_text(ref, contact.chat_id, message.text)
+                sent = await gateway.send_text(ref, contact.chat_id, message.text, reply_to=message.quote_id)
             except WindowClosed as exc:  # no retry can help: only a template may go out now
                 await _fail_window_closed(db, contact.id, exc.message)
                 return

@@ -77,3 +77,20 @@ async def save_heard(
 
 async def save_media_error(db: Database, message_id: int, error: str) -> None:
     await execute(db, "UPDATE message_media SET error = $2, updated_at = now() WHERE message_id = $1", message_id, error[:500])
+
+
+async def forget_old_files(db: Database, days: float, *, batch: int = 500) -> int:
+    """Drop the bytes of files older than `days` (what they were and what was heard stay); how many."""
+    return len(
+        await fetch(
+            db,
+            """
+            UPDATE message_media SET data = NULL, updated_at = now()
+            WHERE message_id IN (SELECT message_id FROM message_media
+                                 WHERE data IS NOT NULL AND created_at < now() - make_interval(secs => $1) LIMIT $2)
+            RETURNING message_id
+            """,
+            float(days) * 86400,
+            batch,
+        )
+    )

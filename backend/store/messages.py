@@ -49,6 +49,7 @@ class MessageRow:
     audio_seconds: float | None = None
     media_error: str | None = None
     reactions: list[dict] | None = None  # [{emoji, sentiment}], on a reply the customer reacted to
+    quote_id: str | None = None  # only on a waiting reply (`waiting_outbound`): the customer's message to quote
     # Only on the rows of a burst (`pending_inbound`):
     recent_contact: int | None = None
     recent_channel: int | None = None
@@ -240,17 +241,21 @@ async def pending_inbound(
     return [MessageRow(**record) for record in await fetch(db, BURST, contact_id, channel_id, caps[0], caps[1], history_limit)]
 
 
+WAITING_OUTBOUND = f"""
+SELECT {", ".join(f"m.{column.strip()}" for column in COLUMNS.split(","))},
+       -- The customer wrote again after the message this part answers: the reply quotes it.
+       CASE WHEN m.idempotency_key LIKE '%:0' AND EXISTS (
+                SELECT FROM messages n WHERE n.contact_id = m.contact_id AND n.direction = 'in' AND n.id > m.reply_to_id)
+            THEN q.provider_message_id END AS quote_id
+FROM messages m LEFT JOIN messages q ON q.id = m.reply_to_id
+WHERE m.contact_id = $1 AND m.direction = 'out' AND m.status IN ('pending', 'sending')
+ORDER BY m.id
+"""
+
+
 async def waiting_outbound(db: Database, contact_id: int) -> list[MessageRow]:
     """Outbound messages stored but not yet known to be sent (pending, or sending when a worker died)."""
-    return [
-        MessageRow(**record)
-        for record in await fetch(
-            db,
-            f"SELECT {COLUMNS} FROM messages WHERE contact_id = $1 AND direction = 'out' "
-            "AND status IN ('pending', 'sending') ORDER BY id",
-            contact_id,
-        )
-    ]
+    return [MessageRow(**record) for record in await fetch(db, WAITING_OUTBOUND, contact_id)]
 
 
 async def insert_outbound(db: Database, values: dict) -> int | None:

@@ -21,6 +21,7 @@ from backend.database import is_connection_error
 from backend.errors import AppError, GatewayError
 from backend.runtime import Runtime
 from backend.store import jobs as store
+from backend.store import media as media_store
 from backend.workers import indexing, replies
 from backend.workers.jobs import REASONS, Job, JobFailure, JobHandler, Lease, PermanentFailure, RetryLater, describe
 from backend.workers.reconcile import reconcile_forever
@@ -104,7 +105,7 @@ class Workers:
             await asyncio.sleep(1)
 
     async def _reap(self) -> None:
-        """Reclaim jobs of dead workers; prune old finished ones (cheap when there are none: an index range)."""
+        """Reclaim jobs of dead workers; prune old finished ones and customers' old files (cheap when there are none)."""
         settings = self.rt.settings
         while not self.stopping:
             try:
@@ -119,6 +120,8 @@ class Workers:
                 )
                 if pruned:
                     log.info("jobs.pruned", count=pruned)
+                if forgotten := await media_store.forget_old_files(self.rt.db, settings.media_retention_days):
+                    log.info("media.files_deleted", count=forgotten)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001

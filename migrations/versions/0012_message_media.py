@@ -32,6 +32,8 @@ def upgrade() -> None:
         )
         """
     )
+    # Retention finds the old files still held without reading the rest.
+    op.execute("CREATE INDEX message_media_kept ON message_media (created_at) WHERE data IS NOT NULL")
 
 
 def downgrade() -> None:
