@@ -209,6 +209,7 @@ class MessageMedia(_Model):
     mimetype: str | None = None
     transcript_model: str | None = None
     audio_seconds: float | None = None
+    transcribe_seconds: float | None = None
     error: str | None = None
     url: str = ""
 

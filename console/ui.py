@@ -586,7 +586,8 @@ def show_media(media: MessageMedia) -> None:
     if media.audio_seconds:
         facts.append(f"{media.audio_seconds:.0f} s")
     if media.transcript_model:
-        facts.append(f"transcribed by {media.transcript_model}; the text below is what it heard")
+        heard_in = f" in {media.transcribe_seconds:.1f} s" if media.transcribe_seconds else ""
+        facts.append(f"transcribed by {media.transcript_model}{heard_in}; the text below is what it heard")
     if facts:
         st.caption(" · ".join(facts))
     if media.error:

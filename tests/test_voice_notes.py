@@ -59,6 +59,9 @@ async def test_a_voice_note_is_heard_answered_and_shown_with_its_transcript_and_
     assert question["media"]["kind"] == "voice" and question["media"]["transcript_model"] == "tiny.en"
     assert question["media"]["audio_seconds"] > 1 and question["media"]["error"] is None
     assert answer["text"] == reply["text"] and "saturday" in answer["trace"]["question"].lower()
+    assert question["media"]["transcribe_seconds"] > 0
+    found = (await api.get("/api/contacts", params={"q": "saturday"})).json()["items"]
+    assert len(found) == 1  # what a customer said is searchable like what they wrote
     played = await api.get(question["media"]["url"])
     assert played.status_code == 200 and played.content == note and played.headers["content-type"].startswith("audio/ogg")
 

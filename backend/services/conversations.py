@@ -35,7 +35,7 @@ OPERATOR_SEND_WAIT_SECONDS = 10.0
 class ContactQuery(Page):
     assistant_id: int | None = Field(default=None, ge=1)
     channel_id: int | None = Field(default=None, ge=1)
-    q: str | None = Field(default=None, max_length=200, description="Part of a name, number or chat id")
+    q: str | None = Field(default=None, max_length=200, description="Part of a name, number, chat id, or of a message")
     status: Literal["unanswered", "failed", "paused"] | None = None
 
 
@@ -76,6 +76,7 @@ class MessageMedia(BaseModel):
     mimetype: str | None
     transcript_model: str | None = Field(description="A voice note heard: the model that wrote its text")
     audio_seconds: float | None
+    transcribe_seconds: float | None = Field(description="How long hearing it took")
     error: str | None = Field(description="Why it could not be fetched or heard")
     url: str = Field(description="The file (GET, the operator's token): play or view it")
 
@@ -165,6 +166,7 @@ def message_of(message: MessageRow) -> Message:
             mimetype=message.media_mimetype,
             transcript_model=message.transcript_model,
             audio_seconds=message.audio_seconds,
+            transcribe_seconds=message.transcribe_seconds,
             error=message.media_error,
             url=f"/api/contacts/{message.contact_id}/messages/{message.id}/media",
         )

@@ -200,7 +200,8 @@ async def set_opted_out(db: Database, contact_id: int, opted_out: bool) -> None:
 CONTACT_FILTERS = """
     (CAST($1 AS bigint) IS NULL OR ch.assistant_id = $1)
     AND (CAST($2 AS bigint) IS NULL OR c.channel_id = $2)
-    AND (CAST($3 AS text) IS NULL OR c.name ILIKE $3 OR c.phone_number ILIKE $3 OR c.chat_id ILIKE $3)
+    AND (CAST($3 AS text) IS NULL OR c.name ILIKE $3 OR c.phone_number ILIKE $3 OR c.chat_id ILIKE $3
+         OR EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.text ILIKE $3))  -- what was written or said
     AND (CAST($4 AS text) IS NULL
          OR ($4 = 'paused' AND c.paused_until > now())
          OR ($4 = 'unanswered' AND EXISTS (SELECT 1 FROM messages m WHERE m.contact_id = c.id AND m.direction = 'in'

@@ -47,6 +47,7 @@ class MessageRow:
     media_mimetype: str | None = None
     transcript_model: str | None = None
     audio_seconds: float | None = None
+    transcribe_seconds: float | None = None
     media_error: str | None = None
     reactions: list[dict] | None = None  # [{emoji, sentiment}], on a reply the customer reacted to
     quote_id: str | None = None  # only on a waiting reply (`waiting_outbound`): the customer's message to quote
@@ -451,6 +452,7 @@ async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tupl
         db,
         f"""
         SELECT latest.*, mm.kind AS media_kind, mm.mimetype AS media_mimetype, mm.transcript_model, mm.audio_seconds,
+               mm.transcribe_seconds,
                mm.error AS media_error,
                (SELECT json_agg(json_build_object('emoji', r.emoji, 'sentiment', r.sentiment) ORDER BY r.created_at)
                 FROM message_reactions r WHERE r.message_id = latest.id) AS reactions
