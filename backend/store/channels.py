@@ -96,12 +96,6 @@ async def lock_channel(db: Database, channel_id: int) -> ChannelRow | None:
     return _channel(await fetchrow(db, f"SELECT {COLUMNS} FROM channels WHERE id = $1 FOR UPDATE", channel_id))
 
 
-async def find_channel_by_session(db: Database, provider: str, session_name: str) -> ChannelRow | None:
-    return _channel(
-        await fetchrow(db, f"SELECT {COLUMNS} FROM channels WHERE provider = $1 AND session_name = $2", provider, session_name)
-    )
-
-
 async def list_channels(db: Database, assistant_id: int | None, limit: int, offset: int) -> tuple[list[ChannelRow], int]:
     # $1 NULL: every assistant's channels.
     where = "WHERE (CAST($1 AS bigint) IS NULL OR assistant_id = $1)"

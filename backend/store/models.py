@@ -1,4 +1,4 @@
-"""SQL for Ollama model pulls, which run as `pull_model` jobs (the queue itself is `store.jobs`)."""
+"""Ollama model pulls, which run as `pull_model` jobs: read through `store.jobs`, which owns the table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from databases import Database
 
-from backend.database import fetchrow, fetchval
+from backend.store import jobs
 
 PULL_JOB = "pull_model"
 
@@ -29,18 +29,13 @@ def pull_dedup_key(model: str) -> str:
 
 
 async def find_pull_job(db: Database, job_id: int) -> PullJobRow | None:
-    record = await fetchrow(
-        db,
-        """
-        SELECT id, payload->>'model' AS model, status, progress, last_error, created_at, updated_at
-        FROM jobs WHERE id = $1 AND kind = $2
-        """,
-        job_id,
-        PULL_JOB,
-    )
-    return PullJobRow(**record) if record is not None else None
+    job = await jobs.read_job(db, job_id, PULL_JOB)
+    if job is None:
+        return None
+    fields = {name: getattr(job, name) for name in ("id", "status", "progress", "last_error", "created_at", "updated_at")}
+    return PullJobRow(model=str(job.payload.get("model") or ""), **fields)
 
 
 async def queued_pull_job_id(db: Database, model: str) -> int | None:
     """The pull of `model` already waiting in the queue, if any."""
-    return await fetchval(db, "SELECT id FROM jobs WHERE dedup_key = $1 AND status = 'queued'", pull_dedup_key(model))
+    return await jobs.queued_job_id(db, pull_dedup_key(model))
