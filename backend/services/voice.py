@@ -9,7 +9,7 @@ from dataclasses import replace
 import structlog
 
 from backend import metrics
-from backend.gateways.base import MediaRef
+from backend.gateways.base import ChannelRef, Gateway, MediaRef
 from backend.gateways.errors import retryable
 from backend.runtime import Runtime
 from backend.speech.base import TranscriptionError
@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 UNCLEAR = "voice_unclear"  # the reason of a voice note nobody could hear: it gets policy.voice_unclear_reply
 
 
-async def hear_voice_notes(rt: Runtime, gateway, ref, batch: list[MessageRow]) -> list[MessageRow]:  # noqa: ANN001
+async def hear_voice_notes(rt: Runtime, gateway: Gateway, ref: ChannelRef, batch: list[MessageRow]) -> list[MessageRow]:
     """The burst with each voice note's text its transcript (or its reason `voice_unclear`). A download
     that may work later raises, so the job retries it with back-off; nothing is answered before."""
     notes = [message for message in batch if message.reason == "voice_note"]
@@ -42,7 +42,9 @@ async def hear_voice_notes(rt: Runtime, gateway, ref, batch: list[MessageRow]) -
     return [heard.get(message.id, message) for message in batch]
 
 
-async def _hear(rt: Runtime, gateway, ref, message: MessageRow, row: media_store.MediaRow) -> tuple[str, str | None]:  # noqa: ANN001
+async def _hear(
+    rt: Runtime, gateway: Gateway, ref: ChannelRef, message: MessageRow, row: media_store.MediaRow
+) -> tuple[str, str | None]:
     """(transcript, why not) of one voice note."""
     if row.data is None and row.error in media_store.REFUSED_ON_ARRIVAL:
         return "", row.error
