@@ -497,6 +497,17 @@ def test_the_overview_shows_each_assistant_with_its_whatsapp_status(console, api
     assert ":green-badge[Ollama]" in page  # the fake Ollama answers, so it is the engine
 
 
+def test_the_overview_charts_the_outcomes_and_exports_them(console, api):
+    assistant = new_assistant(api, "Charted", model="llama3.2")
+    channel = ready_channel(api, assistant["id"], "+15550008181")
+    api.post(f"/api/channels/{channel['id']}/sandbox/messages", json={"from": "+15557770081", "text": "Hello?"})
+    at = console("overview")
+    rerun_until(at, lambda page: len(page.get("vega_lite_chart")) >= 4, what="the four charts")
+    page = texts(at)
+    assert all(title in page for title in ("Messages per day", "Outcomes per day", "Customers' reactions", "Reply time"))
+    assert [b.proto.label for b in at.get("download_button")] == ["Download these numbers (CSV)"]
+
+
 def test_a_knowledge_gap_is_filled_with_an_faq_answer(console, api):
     assistant = new_assistant(api, "Gaps", model="llama3.2")
     channel = ready_channel(api, assistant["id"], "+15550005555")

@@ -136,3 +136,22 @@ async def test_cloud_api_reactions_from_the_real_payload_attach_to_the_reply(fak
         [reply] = [m for m in await thread(api) if m["direction"] == "out"]
         assert reply["reactions"] == [{"emoji": "👍", "sentiment": "positive"}]
         assert len(fake_graph_api.sent) == 1
+
+
+async def test_stats_count_each_days_outcomes_and_reactions(api, backend):
+    _, channel_id = await make_sandbox(api)
+    assert await write(api, channel_id, "When do you open?", sender=SENDER) == "stored"
+    first = await first_reply(api, channel_id)
+    assert await write(api, channel_id, "I want to talk to a person", sender=SENDER) == "stored"
+    deadline = time.monotonic() + 30
+    while len(items := await outbox(api, channel_id)) < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await react(api, channel_id, first["provider_message_id"], "👍")
+    await react(api, channel_id, items[1]["provider_message_id"], "👎")
+    [today] = (await api.get("/api/stats")).json()["per_day"]
+    assert {k: today[k] for k in ("inbound", "conversations", "answered_by_bot", "handed_to_person", "fallback")} == {
+        "inbound": 2, "conversations": 1, "answered_by_bot": 2, "handed_to_person": 1, "fallback": 1,
+    }  # fmt: skip
+    assert (today["thumbs_up"], today["thumbs_down"], today["failed_sends"], today["ungrounded_replaced"]) == (1, 1, 0, 0)
+    assert today["median_latency_ms"] is not None and today["p90_latency_ms"] >= today["median_latency_ms"]

@@ -137,8 +137,18 @@ class StatsQuery(BaseModel):
 
 class DayCount(BaseModel):
     day: date
-    inbound: int
-    outbound: int
+    inbound: int = Field(description="Customer messages")
+    outbound: int = Field(description="Messages sent (bot, operators, the owner's phone)")
+    conversations: int = Field(description="Customers who wrote")
+    answered_by_bot: int = Field(description="Answers the bot sent")
+    handed_to_person: int = Field(description="Customers who asked for a person")
+    fallback: int = Field(description="Answers that were the fallback message (nothing in the documents)")
+    ungrounded_replaced: int = Field(description="Generated answers not sent for stating facts the sources lack")
+    failed_sends: int = Field(description="Messages that could not be sent")
+    thumbs_up: int = Field(description="👍 / ❤️ reactions to the bot's replies")
+    thumbs_down: int = Field(description="👎 reactions to the bot's replies")
+    median_latency_ms: float | None = Field(description="From the customer's message to the answer sent")
+    p90_latency_ms: float | None
 
 
 class Stats(BaseModel):

@@ -468,7 +468,11 @@ async def thread(db: Database, contact_id: int, limit: int, offset: int) -> tupl
     return [MessageRow(**record) for record in records], total
 
 
+FIRST_PART = "reply:%:0"  # a bot reply's first part: one per answer, whatever its length
+
+
 async def daily_counts(db: Database, assistant_id: int | None, days: int) -> list[dict]:
+    """Per day: messages both ways and what became of the customers' questions (see `DayCount`)."""
     return rows(
         await fetch(
             db,
@@ -476,14 +480,33 @@ async def daily_counts(db: Database, assistant_id: int | None, days: int) -> lis
             SELECT date_trunc('day', m.created_at)::date AS day,
                    count(*) FILTER (WHERE m.direction = 'in') AS inbound,
                    count(*) FILTER (WHERE m.direction = 'out' AND m.status IN ('sent', 'delivered', 'read', 'played'))
-                       AS outbound
+                       AS outbound,
+                   count(DISTINCT m.contact_id) FILTER (WHERE m.direction = 'in') AS conversations,
+                   count(*) FILTER (WHERE m.author = 'bot' AND m.idempotency_key LIKE $3
+                                    AND m.status IN ('sent', 'delivered', 'read', 'played')) AS answered_by_bot,
+                   count(*) FILTER (WHERE m.direction = 'in' AND m.reason = 'handoff_request') AS handed_to_person,
+                   count(*) FILTER (WHERE m.author = 'bot' AND m.used_fallback) AS fallback,
+                   count(*) FILTER (WHERE m.author = 'bot' AND m.ungrounded) AS ungrounded_replaced,
+                   count(*) FILTER (WHERE m.direction = 'out' AND m.status = 'failed') AS failed_sends,
+                   coalesce(sum(r.up), 0) AS thumbs_up,
+                   coalesce(sum(r.down), 0) AS thumbs_down,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY m.latency_ms)
+                       FILTER (WHERE m.idempotency_key LIKE $3 AND m.latency_ms IS NOT NULL) AS median_latency_ms,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY m.latency_ms)
+                       FILTER (WHERE m.idempotency_key LIKE $3 AND m.latency_ms IS NOT NULL) AS p90_latency_ms
             FROM messages m JOIN channels ch ON ch.id = m.channel_id
+            LEFT JOIN LATERAL (
+                SELECT count(*) FILTER (WHERE x.sentiment = 'positive') AS up,
+                       count(*) FILTER (WHERE x.sentiment = 'negative') AS down
+                FROM message_reactions x WHERE x.message_id = m.id
+            ) r ON m.direction = 'out'
             WHERE m.created_at > now() - make_interval(days => $1)
               AND (CAST($2 AS bigint) IS NULL OR ch.assistant_id = $2)
             GROUP BY 1 ORDER BY 1
             """,
             days,
             assistant_id,
+            FIRST_PART,
         )
     )
 
@@ -508,7 +531,7 @@ async def totals(db: Database, assistant_id: int | None, days: int) -> dict:
             WHERE m.created_at > now() - make_interval(days => $2)
               AND (CAST($3 AS bigint) IS NULL OR ch.assistant_id = $3)
             """,
-            "reply:%:0",
+            FIRST_PART,
             days,
             assistant_id,
         )

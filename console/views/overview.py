@@ -81,9 +81,40 @@ def show_numbers(stats: Stats) -> None:
     if not stats.per_day or not (stats.inbound + stats.outbound):
         st.caption("No messages yet. Connect WhatsApp and write to the number (or use the sandbox chat) to see traffic here.")
         return
-    frame = pd.DataFrame(stats.per_day).set_index("day")[["inbound", "outbound"]]
-    st.markdown("**Messages per day**")
-    st.bar_chart(frame.rename(columns={"inbound": "received", "outbound": "sent"}))
+    show_outcomes(stats)
+
+
+OUTCOMES = {  # column of /api/stats' per_day -> what the chart calls it
+    "answered_by_bot": "answered by the bot",
+    "handed_to_person": "asked for a person",
+    "fallback": "fallback answer",
+    "ungrounded_replaced": "invented fact stopped",
+    "failed_sends": "failed to send",
+}
+
+
+def show_outcomes(stats: Stats) -> None:
+    """The last days at a glance: traffic, what became of the questions, feedback and reply time."""
+    frame = pd.DataFrame(stats.per_day).set_index("day")
+    left, right = st.columns(2)
+    left.markdown("**Messages per day**")
+    left.bar_chart(frame[["inbound", "outbound"]].rename(columns={"inbound": "received", "outbound": "sent"}))
+    right.markdown("**Outcomes per day**")
+    right.bar_chart(frame[[c for c in OUTCOMES if c in frame]].rename(columns=OUTCOMES))
+    left, right = st.columns(2)
+    left.markdown("**Customers' reactions**")
+    left.bar_chart(frame[["thumbs_up", "thumbs_down"]].rename(columns={"thumbs_up": "👍 / ❤️", "thumbs_down": "👎"}),
+                   color=["#2e7d32", "#c62828"])  # fmt: skip
+    right.markdown("**Reply time (seconds)**")
+    latency = frame[["median_latency_ms", "p90_latency_ms"]].astype(float) / 1000
+    right.line_chart(latency.rename(columns={"median_latency_ms": "median", "p90_latency_ms": "90% within"}))
+    st.download_button(
+        "Download these numbers (CSV)",
+        frame.reset_index().to_csv(index=False).encode(),
+        file_name=f"outcomes-last-{stats.days}-days.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
 
 
 def link(column, page: str, label: str, icon: str, assistant_id: int) -> None:  # noqa: ANN001 - a Streamlit column
