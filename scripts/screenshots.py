@@ -76,7 +76,9 @@ def photograph(page: Page, console_url: str) -> None:
     page.wait_for_load_state("networkidle")
     expect(page.get_by_text("Corner Bakery").first).to_be_visible(timeout=30_000)
     expect(page.get_by_test_id("stMetric")).to_have_count(4, timeout=30_000)
-    expect(page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(4, timeout=30_000)  # messages, outcomes, reactions, reply time
+    for chart in page.get_by_test_id("stVegaLiteChart").all():
+        expect(chart.locator("canvas, svg").first).to_be_visible(timeout=30_000)
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(DOCS / "console-overview.png"), full_page=True)
 
