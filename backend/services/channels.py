@@ -18,6 +18,7 @@ from backend.gateways.base import (
     ChannelRef,
     SessionState,
 )
+from backend.gateways.cloud import validate_config
 from backend.gateways.ids import normalise_phone
 from backend.http import Page, page_of
 from backend.runtime import Runtime
@@ -44,15 +45,13 @@ STALE_TOLERANCE = timedelta(seconds=1)
 
 
 class CloudConfig(BaseModel):
-    """What Meta's app settings give for one WhatsApp Business number."""
+    """What Meta's app settings give for one WhatsApp Business number (checked by `cloud.validate_config`)."""
 
     model_config = ConfigDict(extra="forbid")
-    phone_number_id: str = Field(
-        min_length=1, max_length=64, pattern=r"^[0-9]+$", description="The number's id in Meta's WhatsApp Manager"
-    )
-    access_token: str = Field(min_length=8, max_length=4096, description="A system user's permanent token")
-    app_secret: str = Field(min_length=8, max_length=256, description="The app's secret: webhooks are signed with it")
-    verify_token: str = Field(min_length=8, max_length=256, description="Any phrase; Meta repeats it to verify the callback URL")
+    phone_number_id: str = Field(max_length=64, description="The number's id in Meta's WhatsApp Manager")
+    access_token: str = Field(max_length=4096, description="A system user's permanent token")
+    app_secret: str = Field(max_length=256, description="The app's secret: webhooks are signed with it")
+    verify_token: str = Field(max_length=256, description="Any phrase; Meta repeats it to verify the callback URL")
 
 
 class ChannelCreate(BaseModel):
@@ -268,7 +267,7 @@ async def create_channel(rt: Runtime, body: ChannelCreate) -> Channel:
             details=[{"field": "config", "message": "required for the cloud provider"}],
         )
     session_name = _session_name(rt.settings, provider, body.assistant_id, body.config)
-    config = body.config.model_dump() if body.config is not None else None
+    config = validate_config(body.config.model_dump()) if body.config is not None else None
     try:
         channel = await store.insert_channel(rt.db, body.assistant_id, provider, session_name, secrets.token_urlsafe(32), config)
     except asyncpg.UniqueViolationError as exc:
