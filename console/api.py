@@ -7,6 +7,7 @@ down, a session that expired, a feature this backend does not have yet, or the b
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -547,8 +548,15 @@ class Api:
         body = {"phone_number": phone_number} if phone_number else {}
         return self._parse(Channel, self.request("POST", f"/api/channels/{channel_id}/sandbox/scan", json=body))
 
-    def sandbox_message(self, channel_id: int, sender: str, text: str) -> dict[str, Any]:
-        return self.request("POST", f"/api/channels/{channel_id}/sandbox/messages", json={"from": sender, "text": text})
+    def sandbox_message(
+        self, channel_id: int, sender: str, text: str, media: tuple[bytes, str, str | None] | None = None
+    ) -> dict[str, Any]:
+        """A customer's message; `media`: (bytes, mimetype, filename) sent with it."""
+        body: dict[str, Any] = {"from": sender, "text": text}
+        if media is not None:
+            data, mimetype, filename = media
+            body |= {"media_base64": base64.b64encode(data).decode(), "mimetype": mimetype, "filename": filename}
+        return self.request("POST", f"/api/channels/{channel_id}/sandbox/messages", json=body)
 
     def sandbox_reaction(self, channel_id: int, sender: str, message_id: str, emoji: str) -> dict[str, Any]:
         body = {"from": sender, "message_id": message_id, "emoji": emoji}

@@ -640,7 +640,7 @@ def test_a_cloud_number_is_connected_with_a_form_that_shows_the_webhook_url_and_
     assert channel["status"] == "disconnected" and channel["last_error"]  # nothing answers at CLOUD_API_URL here
 
 
-def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api):
+def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api, stack):
     from tests.speech_support import speak, to_ogg_opus
 
     assistant = new_assistant(api, "Listener", model="llama3.2")

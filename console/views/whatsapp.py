@@ -25,6 +25,7 @@ PROVIDERS = {
     "evolution": "Evolution API",
     "cloud": "WhatsApp Cloud API (Meta)",
 }
+ATTACHABLE = ["ogg", "opus", "mp3", "m4a", "wav", "webm", "jpg", "jpeg", "png", "webp", "pdf"]  # what a customer might send
 CLOUD_FIELDS = {  # what Meta's app settings give, and how the form asks for it
     "phone_number_id": ("Phone number id", "WhatsApp → API setup in Meta's developer console", False),
     "access_token": ("Access token", "A system user's permanent token with whatsapp_business_messaging", True),
@@ -216,14 +217,21 @@ def sandbox_chat(assistant: Assistant, channel: Channel) -> None:
         numbers = st.session_state.setdefault(SANDBOX_NUMBER, {})
         sender = st.text_input("Customer number", value=numbers.get(channel.id, "+15557654321"), key=f"chat-from-{channel.id}")
         text = st.text_input("Message", placeholder="Hello! When are you open?", key=f"chat-text-{channel.id}")
+        with st.expander("Send a voice note or a file instead", icon=":material/mic:"):
+            voice = st.audio_input("Record a voice note", key=f"chat-voice-{channel.id}")
+            upload = st.file_uploader(
+                "Or attach a file (a voice note, a picture…)", key=f"chat-file-{channel.id}", type=ATTACHABLE
+            )
         sent = st.form_submit_button("Send as customer", icon=":material/send:")
     if sent:
-        if not text.strip() or not sender.strip():
-            st.warning("Write a message and the customer's number.")
+        attached = voice or upload
+        if not (text.strip() or attached) or not sender.strip():
+            st.warning("Write a message (or attach a voice note) and the customer's number.")
         else:
             st.session_state[SANDBOX_NUMBER][channel.id] = sender.strip()
             with ui.friendly():
-                api.sandbox_message(channel.id, sender.strip(), text.strip())
+                media = (attached.getvalue(), attached.type or "application/octet-stream", attached.name) if attached else None
+                api.sandbox_message(channel.id, sender.strip(), text.strip(), media=media)
                 st.session_state.setdefault(SENT_AT, {})[channel.id] = time.time()
     sent_at = st.session_state.get(SENT_AT, {}).get(channel.id)
     waiting = sent_at is not None and time.time() - sent_at < REPLY_WATCH_SECONDS
