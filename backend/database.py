@@ -68,17 +68,10 @@ async def _keep_session(conn) -> None:  # noqa: ANN001 - asyncpg connection
 
 
 # -- Queries -------------------------------------------------------------------------------------
-# `databases` holds the pool and gives each task its connection: every statement of a task runs on
-# it, so inside `transaction(db)` they are the transaction's. The statements go to asyncpg as they
-# are written (`$n` placeholders, positional values) through the connection's public
+# `databases` holds the pool and gives each task its connection (`db.connection()`): every statement
+# of a task runs on it, so inside `transaction(db)` they are the transaction's. The statements go to
+# asyncpg as they are written (`$n` placeholders, positional values) through the connection's public
 # `raw_connection`: no SQLAlchemy compilation on the way (it cost more CPU than the queries).
-
-
-@asynccontextmanager
-async def connection(db: Database) -> AsyncIterator[asyncpg.Connection]:
-    """This task's asyncpg connection (the transaction's, inside `transaction(db)`)."""
-    async with db.connection() as held:
-        yield held.raw_connection
 
 
 @asynccontextmanager
@@ -110,11 +103,6 @@ async def fetchval(db: Database, sql: str, *args: object) -> object:
 async def execute(db: Database, sql: str, *args: object) -> str:
     async with db.connection() as held:
         return await held.raw_connection.execute(sql, *args)
-
-
-async def executemany(db: Database, sql: str, args: list[tuple]) -> None:
-    async with db.connection() as held:
-        await held.raw_connection.executemany(sql, args)
 
 
 def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
