@@ -248,6 +248,17 @@ async def refresh_channel(rt: Runtime, channel: ChannelRow) -> ChannelRow:
 # -- the connection API --
 
 
+def valid_phone(value: str, field: str, what: str) -> str:
+    """The number in E.164 form; Invalid naming `field` when it is not one."""
+    phone = normalise_phone(value)
+    if phone is None:
+        raise Invalid(
+            f"{what} is not a valid phone number.",
+            details=[{"field": field, "message": "digits with the country code and an optional leading '+', e.g. +15550100000"}],
+        )
+    return phone
+
+
 def _session_name(settings: Settings, provider: str, assistant_id: int, config: CloudConfig | None) -> str:
     if provider == "waha" and settings.waha_session_name:
         return settings.waha_session_name
@@ -325,12 +336,7 @@ async def reconnect_channel(rt: Runtime, channel_id: int) -> Channel:
 async def request_pairing_code(rt: Runtime, channel_id: int, body: PairingRequest) -> PairingCode:
     """Link a phone by the code WhatsApp shows instead of scanning the QR (the channel must be waiting for a scan)."""
     channel = await get_channel(rt.db, channel_id)
-    phone = normalise_phone(body.phone_number)
-    if phone is None:
-        raise Invalid(
-            "The phone number is not valid.",
-            details=[{"field": "phone_number", "message": "digits with the country code and an optional leading '+'"}],
-        )
+    phone = valid_phone(body.phone_number, "phone_number", "The phone number")
     if channel.status != "pending_qr":
         raise Conflict("This connection is not waiting to be paired: reconnect it first.", code="not_pairing")
     code = await rt.gateway(channel.provider).request_pairing_code(channel_ref(channel), phone)

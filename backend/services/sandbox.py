@@ -10,10 +10,9 @@ from databases import Database
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.errors import Conflict, Invalid
-from backend.gateways.ids import normalise_phone
 from backend.http import Page, page_of
 from backend.runtime import Runtime
-from backend.services.channels import Channel, channel_ref, get_channel, public_channel
+from backend.services.channels import Channel, channel_ref, get_channel, public_channel, valid_phone
 from backend.services.webhooks import handle_webhook
 from backend.store import channels as store
 from backend.store.channels import ChannelRow
@@ -78,21 +77,13 @@ async def _sandbox_channel(db: Database, channel_id: int) -> ChannelRow:
     return channel
 
 
-def _phone(value: str, field: str, what: str) -> str:
-    phone = normalise_phone(value)
-    if phone is None:
-        raise Invalid(
-            f"{what} is not a valid phone number.",
-            details=[{"field": field, "message": "digits with an optional leading '+', e.g. +15550100000"}],
-        )
-    return phone
-
-
 async def sandbox_scan(rt: Runtime, channel_id: int, body: SandboxScan) -> Channel:
     """Pretend a phone scanned the QR: the channel becomes ready as that number."""
     channel = await _sandbox_channel(rt.db, channel_id)
     phone = (
-        f"+1555{channel_id:07d}" if body.phone_number is None else _phone(body.phone_number, "phone_number", "The phone number")
+        f"+1555{channel_id:07d}"
+        if body.phone_number is None
+        else valid_phone(body.phone_number, "phone_number", "The phone number")
     )
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
@@ -106,7 +97,7 @@ async def sandbox_message(
 ) -> SandboxDelivery:
     """A customer writes to the sandbox number: delivered exactly like a gateway webhook."""
     channel = await _sandbox_channel(rt.db, channel_id)
-    sender = _phone(body.sender, "from", "The sender")
+    sender = valid_phone(body.sender, "from", "The sender")
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
     media = None
@@ -126,7 +117,7 @@ async def sandbox_message(
 async def sandbox_reaction(rt: Runtime, channel_id: int, body: SandboxReaction) -> SandboxDelivery:
     """A customer reacts to one of the bot's replies: delivered exactly like a gateway webhook."""
     channel = await _sandbox_channel(rt.db, channel_id)
-    sender = _phone(body.sender, "from", "The sender")
+    sender = valid_phone(body.sender, "from", "The sender")
     gateway = rt.gateway("sandbox")
     ref = channel_ref(channel)
     webhook = await gateway.react(ref, sender, body.message_id, body.emoji)
