@@ -185,6 +185,23 @@ def check_grounding(reply: str, support: Iterable[str]) -> Grounding:
     return Grounding(facts=facts, unsupported=[fact for fact in facts if not index.backs(fact)])
 
 
+_WORDS = re.compile(r"\w+")
+
+
+def states_fact(text: str, fact: str) -> bool:
+    """Does `text` state `fact`? A fact-like one (price, time, date, phone, e-mail, URL, number) compares by
+    value as `check_grounding` does (`1.80` = `1,80`); other words must appear in order as whole words,
+    ignoring case, spacing and punctuation ("gluten-free" = "Gluten free"; "closed" is not in "unclosed")."""
+    facts = extract_facts(fact)
+    if facts:
+        return check_grounding(fact, [text]).ok
+    words = _WORDS.findall(fact.translate(_FOLD).casefold())
+    if not words:
+        return False
+    phrase = r"\W+".join(re.escape(word) for word in words)
+    return re.search(rf"(?<!\w){phrase}(?!\w)", text[:MAX_CHARS].translate(_FOLD).casefold()) is not None
+
+
 _CITATION_RUN = re.compile(rf"(?<![ \t])(?P<lead>[ \t]*+)(?P<run>{_BRACKET}(?:[ \t]*+{_BRACKET})*+)", re.ASCII)
 _BRACKETS = re.compile(_BRACKET, re.ASCII)
 _CLOSES_GAP = " \t\n.,;:!?)]}…"

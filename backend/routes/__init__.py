@@ -14,6 +14,7 @@ def blueprints() -> list[Blueprint]:
         contacts,
         documents,
         gaps,
+        golden,
         health,
         inbox,
         models,
@@ -41,6 +42,7 @@ def blueprints() -> list[Blueprint]:
             inbox,
             stats,
             gaps,
+            golden,
             status,
         )
     ]

@@ -13,6 +13,7 @@ from backend.errors import Invalid, NotFound
 from backend.http import Page
 from backend.services.policies import ReplyPolicy, parse_policy
 from backend.store import assistants as store
+from backend.store import golden as golden_store
 from backend.store.assistants import AssistantRow
 
 # PostgreSQL text-search configurations shipped with the server.
@@ -23,6 +24,9 @@ LANGUAGES = (
     "spanish", "swedish", "tamil", "turkish", "yiddish",
 )  # fmt: skip
 
+
+# A change to one of these queues a run of the assistant's golden questions (backend.services.golden).
+ANSWER_INPUTS = ("instructions", "engine", "model")
 
 Engine = Literal["default", "auto", "ollama", "openai", "embedded"]
 ENGINE_HELP = (
@@ -125,9 +129,14 @@ async def update_assistant(db: Database, assistant_id: int, patch: AssistantPatc
     changes = {key: value for key, value in changes.items() if value is not None}
     if patch.policies is not None:
         changes["settings"] = patch.policies.model_dump()
-    record = await store.update_assistant(db, assistant_id, changes)
+    before = await store.find_assistant(db, assistant_id)
+    record = await store.update_assistant(db, assistant_id, changes) if before is not None else None
     if record is None:
         raise _not_found(assistant_id)
+    # What its answers depend on changed: ask its golden questions again.
+    changed = [key for key in ANSWER_INPUTS if getattr(before, key) != getattr(record, key)]
+    if changed:
+        await golden_store.queue_run(db, assistant_id, changed)
     return to_assistant(record)
 
 

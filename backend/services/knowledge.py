@@ -26,6 +26,7 @@ from backend.runtime import Runtime
 from backend.services.assistants import Assistant, get_assistant
 from backend.settings import Settings
 from backend.store import documents as store
+from backend.store import golden as golden_store
 from backend.store.documents import DocumentRow
 from backend.store.jobs import enqueue_job
 from rag import retrieval
@@ -244,6 +245,11 @@ async def _enqueue_term_stats(rt: Runtime, assistant_id: int) -> None:
     )
 
 
+async def _queue_golden_run(rt: Runtime, assistant_id: int) -> None:
+    """The documents changed: ask the golden questions again once none is left to index."""
+    await golden_store.queue_run(rt.db, assistant_id, ["documents"])
+
+
 async def list_documents(rt: Runtime, assistant_id: int, page: Page) -> DocumentPage:
     await get_assistant(rt.db, assistant_id)
     records, total = await store.list_documents(rt.db, assistant_id, page.limit, page.offset)
@@ -271,6 +277,7 @@ async def delete_document(rt: Runtime, assistant_id: int, document_id: int) -> N
         await get_assistant(rt.db, assistant_id)
         raise NotFound(f"Document {document_id} does not exist for assistant {assistant_id}.", code="document_not_found")
     await _enqueue_term_stats(rt, assistant_id)
+    await _queue_golden_run(rt, assistant_id)
     log.info("documents.deleted", assistant=assistant_id, document=document_id)
 
 
@@ -340,6 +347,7 @@ async def _store_blocks(
             )
             await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
             await _enqueue_term_stats(rt, assistant_id)
+            await _queue_golden_run(rt, assistant_id)
     except asyncpg.ForeignKeyViolationError:
         return None  # deleted while we were embedding
     return len(chunks)

@@ -587,3 +587,29 @@ async def mark_gap_filled(db: Database, assistant_id: int, question_ids: list[in
         question_ids,
         document_id,
     )
+
+
+@dataclass(frozen=True)
+class AnsweredQuestion:
+    """A bot reply and the customer's message it answered."""
+
+    reply_id: int
+    question: str
+    answer: str
+
+
+async def find_answered_question(db: Database, assistant_id: int, reply_id: int) -> AnsweredQuestion | None:
+    """The bot reply `reply_id` in one of the assistant's threads, with its question; None when it is not one."""
+    record = await fetchrow(
+        db,
+        """
+        SELECT r.id AS reply_id, coalesce(q.text, '') AS question, r.text AS answer
+        FROM messages r
+        JOIN channels ch ON ch.id = r.channel_id
+        LEFT JOIN messages q ON q.id = r.reply_to_id
+        WHERE r.id = $2 AND ch.assistant_id = $1 AND r.author = 'bot'
+        """,
+        assistant_id,
+        reply_id,
+    )
+    return AnsweredQuestion(**record) if record is not None else None

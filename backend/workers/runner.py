@@ -22,14 +22,14 @@ from backend.errors import AppError, GatewayError
 from backend.runtime import Runtime
 from backend.store import jobs as store
 from backend.store import media as media_store
-from backend.workers import indexing, replies
+from backend.workers import golden, indexing, replies
 from backend.workers.jobs import REASONS, Job, JobFailure, JobHandler, Lease, PermanentFailure, RetryLater, describe
 from backend.workers.reconcile import reconcile_forever
 
 log = structlog.get_logger(__name__)
 
 # Every kind of job these workers take, and its handler.
-HANDLERS: Mapping[str, JobHandler] = MappingProxyType({**indexing.HANDLERS, **replies.HANDLERS})
+HANDLERS: Mapping[str, JobHandler] = MappingProxyType({**indexing.HANDLERS, **replies.HANDLERS, **golden.HANDLERS})
 
 LOST = describe("worker_lost")
 
