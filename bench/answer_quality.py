@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import bench_runtime, percentile, quiet_logs, run, table
-from rag.grounding import check_grounding
+from rag.grounding import check_grounding, states_fact
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SET = ROOT / "tests" / "fixtures" / "businesses"
@@ -48,15 +48,6 @@ class Result:
     unknown_terms: list[str]
     engine: str | None  # the engine whose words were used (None: no model was asked)
     ms: float
-
-
-def states(reply: str, expected: str) -> bool:
-    """The reply gives the expected fact, compared as the guard compares facts (1.80 = 1,80; 2 pm = 14:00);
-    a word (yes/no facts) as a whole word."""
-    grounding = check_grounding(expected, [reply])
-    if grounding.facts:
-        return grounding.ok
-    return f" {expected.lower()} " in f" {' '.join(reply.lower().replace('.', ' ').replace(',', ' ').split())} "
 
 
 def invents(reply: str, support: Sequence[str]) -> bool:
@@ -116,8 +107,8 @@ def report(engine: str, results: list[Result], documents: dict[str, str]) -> lis
     def support(r: Result) -> list[str]:
         return [documents[r.business], r.question]
 
-    right = sum(all(states(r.sent, e) for e in r.expected) for r in covered)
-    right_unguarded = sum(all(states(r.generated or r.sent, e) for e in r.expected) for r in covered)
+    right = sum(all(states_fact(r.sent, e) for e in r.expected) for r in covered)
+    right_unguarded = sum(all(states_fact(r.generated or r.sent, e) for e in r.expected) for r in covered)
     invented_sent = sum(invents(r.sent, support(r)) for r in results)
     # Guard off: the model's own words would have gone out wherever a model answered (not a fallback).
     invented_unguarded = sum(invents(r.generated, support(r)) for r in results if r.generated and not r.fallback)

@@ -5,6 +5,7 @@ flagged as a regression."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 
@@ -12,11 +13,14 @@ import pytest
 
 from backend.app import create_app
 from tests.conftest import login, make_settings
+from tests.e2e_support import eventually
 from tests.fakes.ollama import fake_ollama  # noqa: F401 - fixture
+from tests.fakes.waha import backend_with_gateway
 from tests.real_models import business
 from tests.sandbox_chat import make_sandbox, outbox, write
 from tests.servers import serve_app
 from tests.test_knowledge_api import upload, wait_indexed
+from tests.test_replies_crash import db_rows, start_worker, stop, worker_env
 
 BAKERY = business("bakery.md")
 MINIMUM_ORDER = "Whats the minimum order for delivery?"
@@ -51,6 +55,11 @@ async def finished_run(api, assistant_id: int, count: int, timeout: float = 300.
             return detail.json()
         assert time.monotonic() < deadline, f"runs did not finish: {items}"
         await asyncio.sleep(0.5)
+
+
+async def run_over(api, assistant_id: int, run_id: int) -> dict | None:
+    run = (await api.get(f"/api/assistants/{assistant_id}/golden/runs/{run_id}")).json()
+    return run if run["status"] in ("done", "failed") else None
 
 
 def result_of(run: dict, question: str) -> dict:
@@ -192,3 +201,46 @@ async def test_golden_runs_use_the_real_model_and_flag_a_regression_when_a_docum
             assert all(MINIMUM_ORDER not in f["questions"] for f in flagged), flagged
             history = await runs(api, assistant_id)
             assert [r["reasons"] for r in history][-1] == ["manual"] and len(history) == 3
+
+
+async def test_a_run_whose_worker_dies_resumes_where_it_stopped_and_keeps_each_result_once(
+    fake_ollama,  # noqa: F811
+    database_url,
+    tmp_path,
+):
+    fake_ollama.reply, fake_ollama.chat_delay = "We open at 9:00 [1].", 1.0
+    fake_ollama.set_models(["llama3.2"])
+    async with backend_with_gateway(
+        database_url, tmp_path, gateway_provider="sandbox", run_workers=False, ollama_host=fake_ollama.url
+    ) as backend:
+        settings = backend.app.ctx.settings
+        env = worker_env(settings, tmp_path, JOB_LEASE_SECONDS="5")
+        results = "SELECT question, created_at FROM golden_results WHERE run_id = $1 ORDER BY question"
+
+        async def some_answered() -> list[dict]:
+            return await db_rows(settings.database_url, results, run_id)
+
+        async with backend.client(await login(backend)) as api:
+            assistant_id = (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]
+            first = start_worker(env, tmp_path)
+            try:
+                await upload(api, assistant_id, ("hours.md", b"# Hours\n\nWe open at 9:00 every day."))
+                await wait_indexed(api, assistant_id)
+                for number in range(3):
+                    await add(api, assistant_id, question=f"When do you open ({number})?", must_not_contain=["10:00"])
+                run_id = (await api.post(f"/api/assistants/{assistant_id}/golden/run")).json()["id"]
+                kept = await eventually(some_answered, within=60)
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
+            finally:
+                stop(first)
+            assert len(kept) < 3, "the run ended before the worker was killed"
+            second = start_worker(env, tmp_path)
+            try:
+                run = await eventually(lambda: run_over(api, assistant_id, run_id), within=60)
+            finally:
+                stop(second)
+    assert (run["status"], run["total"], run["answered"], run["passed"]) == ("done", 3, 3, 3)
+    after = await db_rows(settings.database_url, results, run_id)
+    assert [r["question"] for r in after] == [f"When do you open ({n})?" for n in range(3)]
+    assert [r for r in after if r["question"] in {k["question"] for k in kept}] == kept, "an answered question was asked again"

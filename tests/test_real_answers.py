@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from backend.app import create_app
-from rag.grounding import check_grounding
+from rag.grounding import check_grounding, states_fact
 from tests.conftest import login, make_settings
 from tests.e2e_support import eventually
 from tests.real_models import business, llama_cpp_server, model_path
@@ -58,12 +58,6 @@ async def ask(api, channel_id: int, question: str, sender: str) -> tuple[str, di
     return received[0]["text"], bot[0]
 
 
-def states(reply: str, expected: str) -> bool:
-    """The reply gives the expected fact (normalised: 1.80 = 1,80, 7:30 = 7.30 am)."""
-    grounding = check_grounding(expected, [reply])
-    return bool(grounding.facts) and grounding.ok
-
-
 def unsupported_in(reply: str, question: str) -> list[str]:
     return [fact.text for fact in check_grounding(reply, [BAKERY.document, BAKERY.instructions, question]).unsupported]
 
@@ -85,7 +79,7 @@ async def test_a_first_run_answers_a_customer_from_the_embedded_model_with_a_sou
     # auto: Ollama was tried first, found unreachable, and the embedded model answered.
     assert [a["engine"] for a in trace["engine_attempts"]] == ["ollama", "embedded"]
     assert not reply["degraded"] and not trace["used_fallback"] and not trace["ungrounded"]
-    assert not received.startswith(PASSAGE_INTRO) and states(received, "15.00")
+    assert not received.startswith(PASSAGE_INTRO) and states_fact(received, "15.00")
     assert [s["filename"] for s in reply["sources"]][:1] == ["bakery.md"]
     assert trace["prompt_eval_count"] > 0 and trace["eval_count"] > 0 and trace["timings_ms"]["generation"] > 0
     assert status["engines"]["answering"] == "embedded" and status["engines"]["embedded"]["bundled_demo_model"] is True
@@ -113,7 +107,7 @@ async def test_the_openai_engine_answers_through_llama_cpp_server(database_url, 
         trace["ungrounded_facts"],
         received,
     )
-    assert states(received, "15.00") and reply["sources"][0]["filename"] == "bakery.md"
+    assert states_fact(received, "15.00") and reply["sources"][0]["filename"] == "bakery.md"
     assert trace["prompt_eval_count"] > 0 and trace["eval_count"] > 0 and trace["num_ctx"] <= 4096
     openai_status = status["engines"]["openai"]
     assert openai_status["configured"] and openai_status["models_available"] and status["engines"]["answering"] == "openai"

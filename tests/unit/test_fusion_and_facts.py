@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rag.grounding import check_grounding
+import time
+
+from rag.grounding import check_grounding, states_fact
 from rag.retrieval import fuse
 
 
@@ -40,3 +42,17 @@ def test_a_price_the_sources_lack_is_unsupported_and_one_they_state_is_not():
 def test_a_reply_without_facts_needs_no_support():
     grounding = check_grounding("We bake every morning, come by!", [])
     assert grounding.facts == [] and grounding.unsupported == []
+
+
+def test_a_golden_fact_is_found_by_value_and_words_as_whole_words():
+    assert states_fact("A croissant is 1,80 € [1].", "1.80 euros") and states_fact("We open at 7.30 am", "7:30")
+    assert not states_fact("A croissant is 1.90 euros.", "1.80")
+    assert states_fact("Sorry, we are CLOSED on\nMondays.", "closed on mondays")
+    assert states_fact("Gluten free bread", "gluten-free")
+    assert not states_fact("The door is unclosed.", "closed") and not states_fact("anything", "  ...  ")
+
+
+def test_a_golden_fact_check_stays_linear_on_hostile_text():
+    started = time.perf_counter()
+    assert not states_fact("a " * 100_000, "a " * 100 + "b")
+    assert time.perf_counter() - started < 1.0
