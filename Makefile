@@ -21,6 +21,7 @@ bench:
 	.venv/bin/python -m bench.reply_overhead
 	.venv/bin/python -m bench.load
 	.venv/bin/python -m bench.answer_quality --openai-server
+	.venv/bin/python -m bench.golden_run
 	.venv/bin/python -m bench.llm_overhead
 	.venv/bin/python -m bench.abuse
 	.venv/bin/python -m bench.transcription
