@@ -151,6 +151,17 @@ async def test_a_change_to_what_answers_queues_one_run_and_other_changes_none(ap
     assert manual.json()["reasons"] == ["instructions", "manual", "model"]
 
 
+async def test_documents_indexed_together_give_one_run_once_the_last_is_ready(api):
+    assistant_id = (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]
+    await add(api, assistant_id, question="When do you open?", must_contain=["9:00"])
+    files = [(f"notes-{n}.md", f"# Notes {n}\n\nWe open at 9:00. Note number {n}.".encode()) for n in range(4)]
+    assert (await upload(api, assistant_id, *files)).status_code == 201
+    await wait_indexed(api, assistant_id)
+    run = await finished_run(api, assistant_id, 1, timeout=60)
+    assert run["reasons"] == ["documents"] and run["status"] == "done"
+    assert len(await runs(api, assistant_id)) == 1
+
+
 @pytest.fixture
 def embedded_settings(database_url, tmp_path):
     """The first run's defaults: no Ollama listening, so the embedded model answers."""

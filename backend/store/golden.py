@@ -199,6 +199,9 @@ async def queue_run(db: Database, assistant_id: int, reasons: list[str]) -> int 
     left to index (the last one to finish queues the run), then a few seconds more."""
     manual = reasons == ["manual"]
     async with transaction(db):
+        # Two documents finishing at once each see the other still indexing; under this lock (held to
+        # the commit) the second one sees the first's commit, so one of them queues the run.
+        await execute(db, "SELECT pg_advisory_xact_lock(hashtextextended('golden:' || $1, 0))", str(assistant_id))
         queued = await fetchrow(db, QUEUE_RUN, assistant_id, reasons, manual)
         if queued is None:
             return None
