@@ -30,6 +30,7 @@ VOICE_NOTE_SECONDS = Histogram(
 )
 JOB_QUEUE_DEPTH = Gauge("wa_job_queue_depth", "Jobs by status", ["status"])
 JOB_QUEUE_OLDEST_AGE = Gauge("wa_job_queue_oldest_age_seconds", "Age of the oldest due queued job")
+GOLDEN_REGRESSIONS = Gauge("wa_golden_regressions", "Golden questions failing that passed before, in each assistant's latest run")
 
 
 def observe_llm_call(engine: str):  # noqa: ANN201 - the `on_call` hook of a rag.llm engine

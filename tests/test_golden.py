@@ -21,6 +21,7 @@ from tests.sandbox_chat import make_sandbox, outbox, write
 from tests.servers import serve_app
 from tests.test_knowledge_api import upload, wait_indexed
 from tests.test_replies_crash import db_rows, start_worker, stop, worker_env
+from tests.test_status import scrape
 
 BAKERY = business("bakery.md")
 MINIMUM_ORDER = "Whats the minimum order for delivery?"
@@ -200,6 +201,7 @@ async def test_golden_runs_use_the_real_model_and_flag_a_regression_when_a_docum
             flagged = (await api.get("/api/golden/regressions")).json()["items"]
             assert [(f["assistant_id"], f["run"]["id"]) for f in flagged] == [(assistant_id, second["id"])]
             assert MINIMUM_ORDER in flagged[0]["questions"]
+            assert (await scrape(api))[("wa_golden_regressions", ())] == second["regressions"] >= 1
             listed = (await api.get(f"/api/assistants/{assistant_id}/golden")).json()["items"]
             assert {q["question"]: q["last_result"]["regression"] for q in listed}[MINIMUM_ORDER] is True
 

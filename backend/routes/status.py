@@ -13,7 +13,7 @@ from sanic.response import raw
 from backend.errors import Unauthorized
 from backend.http import ok
 from backend.openapi import doc
-from backend.services.status import Status, collect_status, describe_embedded, refresh_queue_gauges
+from backend.services.status import Status, collect_status, describe_embedded, refresh_database_gauges
 
 bp = Blueprint("status")
 log = structlog.get_logger(__name__)
@@ -26,9 +26,9 @@ async def metrics(request: Request):
     db = request.app.ctx.db
     if db is not None:
         try:
-            await refresh_queue_gauges(db)
+            await refresh_database_gauges(db)
         except Exception as exc:  # noqa: BLE001 - a scrape still answers with what this process knows
-            log.warning("metrics.queue_unavailable", error=type(exc).__name__)
+            log.warning("metrics.database_unavailable", error=type(exc).__name__)
     return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from backend import metrics
 from backend.database import current_revision, head_revision
 from backend.settings import Settings
+from backend.store import golden as golden_store
 from backend.store import jobs as jobs_store
 from backend.store import status as status_store
 from backend.store.assistants import assistant_models
@@ -271,6 +272,12 @@ async def refresh_queue_gauges(db: Database) -> dict[str, Any]:
         metrics.JOB_QUEUE_DEPTH.labels(status=state).set(depth[state])
     metrics.JOB_QUEUE_OLDEST_AGE.set(float(depth["oldest_queued_age_seconds"]))
     return depth
+
+
+async def refresh_database_gauges(db: Database) -> None:
+    """The gauges every instance reads from the database on a /metrics scrape: the queue, the golden regressions."""
+    await refresh_queue_gauges(db)
+    metrics.GOLDEN_REGRESSIONS.set(await golden_store.regressed_question_count(db))
 
 
 async def collect_status(

@@ -327,18 +327,30 @@ async def run_results(db: Database, run_id: int) -> list[GoldenResultRow]:
     return [GoldenResultRow(**r) for r in records]
 
 
+# Each assistant's latest finished run, as `r` (what is flagged now).
+LATEST_RUNS = """
+FROM assistants a
+JOIN LATERAL (SELECT * FROM golden_runs WHERE assistant_id = a.id AND status = 'done' ORDER BY id DESC LIMIT 1) r ON true
+"""
+
+
 async def latest_runs_with_regressions(db: Database) -> list[dict[str, Any]]:
     """Per assistant whose latest finished run has regressions: that run, with the assistant's name."""
     records = await fetch(
         db,
         f"""
         SELECT a.name AS assistant_name, {", ".join(f"r.{c}" for c in RUN_COLUMNS.split(", "))}
-        FROM assistants a
-        JOIN LATERAL (
-            SELECT * FROM golden_runs WHERE assistant_id = a.id AND status = 'done' ORDER BY id DESC LIMIT 1
-        ) r ON true
+        {LATEST_RUNS}
         WHERE r.regressions > 0
         ORDER BY r.finished_at DESC
         """,
     )
     return [dict(r) for r in records]
+
+
+async def regressed_question_count(db: Database) -> int:
+    """Regressions summed over each assistant's latest finished run."""
+    return await fetchval(
+        db,
+        f"SELECT coalesce(sum(r.regressions), 0) {LATEST_RUNS}",
+    )
