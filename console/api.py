@@ -250,6 +250,59 @@ class Gap(_Model):
     last_asked_at: datetime | None = None
 
 
+class GoldenResult(_Model):
+    """One golden question's answer in a run, and its verdict."""
+
+    run_id: int
+    question_id: int | None = None
+    question: str = ""
+    must_contain: list[str] = Field(default_factory=list)
+    must_not_contain: list[str] = Field(default_factory=list)
+    passed: bool = False
+    missing: list[str] = Field(default_factory=list)
+    forbidden: list[str] = Field(default_factory=list)
+    regression: bool = False
+    answer: str = ""
+    sources: list[dict[str, Any]] = Field(default_factory=list)
+    engine: str | None = None
+    model: str | None = None
+    degraded_reason: str | None = None
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class GoldenQuestion(_Model):
+    id: int
+    question: str = ""
+    must_contain: list[str] = Field(default_factory=list)
+    must_not_contain: list[str] = Field(default_factory=list)
+    reply_id: int | None = None
+    last_result: GoldenResult | None = None
+
+
+class GoldenRun(_Model):
+    id: int
+    assistant_id: int = 0
+    reasons: list[str] = Field(default_factory=list)
+    status: str = "queued"
+    error: str | None = None
+    total: int = 0
+    answered: int = 0
+    passed: int = 0
+    failed: int = 0
+    regressions: int = 0
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: float | None = None
+    results: list[GoldenResult] = Field(default_factory=list)  # only on one run read by its id
+
+
+class Regression(_Model):
+    assistant_id: int
+    assistant_name: str = ""
+    run: GoldenRun
+    questions: list[str] = Field(default_factory=list)
+
+
 class Stats(_Model):
     days: int = 7
     per_day: list[dict[str, Any]] = Field(default_factory=list)
@@ -489,6 +542,36 @@ class Api:
         """Save the answer as an FAQ entry and mark the gap's questions answered."""
         body = {"question": question, "answer": answer, "message_ids": gap.message_ids}
         return self._parse(Document, self.request("POST", f"/api/assistants/{assistant_id}/gaps/answer", json=body))
+
+    # -- golden questions ---------------------------------------------------------------------
+
+    def golden_questions(self, assistant_id: int) -> list[GoldenQuestion]:
+        payload = self.request("GET", f"/api/assistants/{assistant_id}/golden", params={"limit": 500})
+        return self._parse_list(GoldenQuestion, payload)
+
+    def add_golden(self, assistant_id: int, fields: dict[str, Any]) -> GoldenQuestion:
+        """`fields`: question, must_contain, must_not_contain; or reply_id and verdict (right/wrong) to save from a thread."""
+        return self._parse(GoldenQuestion, self.request("POST", f"/api/assistants/{assistant_id}/golden", json=fields))
+
+    def update_golden(self, assistant_id: int, question_id: int, changes: dict[str, Any]) -> GoldenQuestion:
+        path = f"/api/assistants/{assistant_id}/golden/{question_id}"
+        return self._parse(GoldenQuestion, self.request("PATCH", path, json=changes))
+
+    def delete_golden(self, assistant_id: int, question_id: int) -> None:
+        self.request("DELETE", f"/api/assistants/{assistant_id}/golden/{question_id}")
+
+    def run_golden(self, assistant_id: int) -> GoldenRun:
+        return self._parse(GoldenRun, self.request("POST", f"/api/assistants/{assistant_id}/golden/run", json={}))
+
+    def golden_runs(self, assistant_id: int, limit: int = 50) -> list[GoldenRun]:
+        payload = self.request("GET", f"/api/assistants/{assistant_id}/golden/runs", params={"limit": limit})
+        return self._parse_list(GoldenRun, payload)
+
+    def golden_run(self, assistant_id: int, run_id: int) -> GoldenRun:
+        return self._parse(GoldenRun, self.request("GET", f"/api/assistants/{assistant_id}/golden/runs/{run_id}"))
+
+    def golden_regressions(self) -> list[Regression]:
+        return self._parse_list(Regression, self.request("GET", "/api/golden/regressions"))
 
     # -- models -------------------------------------------------------------------------------
 

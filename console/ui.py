@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -607,9 +607,16 @@ def show_media(media: MessageMedia) -> None:
             st.image(data, width=240)
 
 
-def chat_bubble(message: Message, *, details: bool = False, answered_by_person: bool = False) -> None:
+def chat_bubble(
+    message: Message,
+    *,
+    details: bool = False,
+    answered_by_person: bool = False,
+    on_bot_reply: Callable[[Message], None] | None = None,
+) -> None:
     """One message of a thread, as a chat bubble with who wrote it, when, its delivery status, and why a
-    reply is not the model's own answer. `answered_by_person`: a person wrote to the customer after it."""
+    reply is not the model's own answer. `answered_by_person`: a person wrote to the customer after it;
+    `on_bot_reply` adds the page's own controls under each bot reply."""
     role, avatar, who = AUTHORS.get(message.author, ("assistant", None, message.author))
     trace = message.trace or {}
     with st.chat_message(role, avatar=avatar):
@@ -636,9 +643,13 @@ def chat_bubble(message: Message, *, details: bool = False, answered_by_person: 
                 if caption := engine_caption(message.trace):
                     st.caption(caption)
                 show_sources_and_trace(message.sources, message.trace, collapsed=False)
+        if on_bot_reply is not None and message.author == "bot":
+            on_bot_reply(message)
 
 
-def thread_bubbles(messages: list[Message], *, details: bool = False) -> None:
+def thread_bubbles(
+    messages: list[Message], *, details: bool = False, on_bot_reply: Callable[[Message], None] | None = None
+) -> None:
     """A thread's messages, oldest first, each knowing whether a person wrote to the customer after it."""
     person_wrote_after = False
     flags = []
@@ -646,4 +657,4 @@ def thread_bubbles(messages: list[Message], *, details: bool = False) -> None:
         flags.append(person_wrote_after)
         person_wrote_after = person_wrote_after or (message.direction == "out" and message.author in ("operator", "owner"))
     for message, answered in zip(messages, reversed(flags), strict=True):
-        chat_bubble(message, details=details, answered_by_person=answered)
+        chat_bubble(message, details=details, answered_by_person=answered, on_bot_reply=on_bot_reply)

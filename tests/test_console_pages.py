@@ -679,3 +679,96 @@ def test_the_sandbox_chat_reacts_to_a_reply_and_conversations_show_it(console, a
     [reply] = [m for m in api.get(f"/api/contacts/{contact['id']}/messages").json()["items"] if m["direction"] == "out"]
     assert reply["reactions"] == [{"emoji": "👎", "sentiment": "negative"}]
     assert "the customer reacted 👎" in texts(at)
+
+
+# -- golden questions ------------------------------------------------------------------------
+
+OPENING = b"# Hours\n\nWe open at 9 am every weekday."
+
+
+def indexed_assistant(api: httpx.Client, name: str, document: bytes = OPENING) -> dict[str, Any]:
+    """An assistant answered by the fake Ollama ("We open at 9 am every weekday [1].") with one document."""
+    assistant = new_assistant(api, name, model="llama3.2", policies={"burst_window_seconds": 0})
+    files = [("files", ("hours.md", document, "text/markdown"))]
+    assert api.post(f"/api/assistants/{assistant['id']}/documents", files=files).status_code == 201
+    documents = f"/api/assistants/{assistant['id']}/documents"
+    wait_for(lambda: all(d["status"] == "ready" for d in api.get(documents).json()["items"]), what="the document indexed")
+    return assistant
+
+
+def expanders(at: AppTest) -> list[str]:
+    return [rendered(e.label)[0] for e in at.expander]
+
+
+def golden_runs_over(api: httpx.Client, assistant_id: int, count: int) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+
+    def over() -> bool:
+        runs[:] = api.get(f"/api/assistants/{assistant_id}/golden/runs").json()["items"]
+        return len(runs) >= count and all(r["status"] in ("done", "failed") for r in runs)
+
+    wait_for(over, timeout=60, what=f"{count} golden runs finished")
+    return runs
+
+
+def test_a_golden_question_is_added_run_and_its_result_kept_in_the_history(console, api):
+    assistant = indexed_assistant(api, "Golden tab")
+    at = select_assistant(console("assistants"), assistant)
+    add = next(f for f in at.form if f.key == "golden-add")
+    add.text_input[0].set_value("When do you open?")
+    add.text_area[0].set_value("9 am")
+    add.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "⏳ not run yet · When do you open?" in expanders(at)
+    next(b for b in at.button if b.label == "Run now").click().run()
+    rerun_until(at, lambda page: "✅ passed · When do you open?" in expanders(page), what="the run's verdict")
+    [run] = api.get(f"/api/assistants/{assistant['id']}/golden/runs").json()["items"]
+    assert (run["reasons"], run["passed"], run["total"]) == (["manual"], 1, 1)
+    history = next(d.value for d in at.dataframe if "why" in d.value.columns)
+    assert list(history["why"]) == ["run by hand"] and list(history["passed"]) == ["1 of 1"]
+    assert "✅ When do you open?" in expanders(at), "the run's answers are shown"
+
+
+def test_a_regression_after_a_document_change_is_flagged_on_the_overview_and_the_assistant(console, api):
+    assistant = indexed_assistant(api, "Regressed")
+    base = f"/api/assistants/{assistant['id']}"
+    assert api.post(f"{base}/golden", json={"question": "When do you open?", "must_contain": ["9 am"]}).status_code == 201
+    assert api.post(f"{base}/golden/run").status_code == 202
+    golden_runs_over(api, assistant["id"], 1)
+    # The hours change: the model still says 9 am, the guard stops it, the customer would read 10 am.
+    [document] = api.get(f"{base}/documents").json()["items"]
+    assert api.delete(f"{base}/documents/{document['id']}").status_code == 204
+    files = [("files", ("hours.md", b"# Hours\n\nWe open at 10 am every weekday.", "text/markdown"))]
+    assert api.post(f"{base}/documents", files=files).status_code == 201
+    runs = golden_runs_over(api, assistant["id"], 2)
+    assert runs[0]["regressions"] == 1, runs
+
+    overview = console("overview")
+    warnings = [rendered(e.value)[0] for e in overview.error]
+    assert any("1 golden question of Regressed regressed after the documents changed" in w for w in warnings), warnings
+    at = select_assistant(console("assistants"), assistant)
+    assert "⚠️ regression: passed before, fails now · When do you open?" in expanders(at)
+    assert any("Regressed regressed" in rendered(e.value)[0] for e in at.error)
+    chart = at.get("vega_lite_chart") or at.get("arrow_line_chart")
+    assert chart, "the pass rate over the two runs is charted"
+
+
+def test_a_bot_reply_in_a_thread_is_saved_as_a_golden_question(console, api):
+    assistant = indexed_assistant(api, "From a thread")
+    channel = ready_channel(api, assistant["id"], "+15550009191")
+    body = {"from": "+15557770091", "text": "When do you open?"}
+    assert api.post(f"/api/channels/{channel['id']}/sandbox/messages", json=body).status_code == 200
+    outbox = f"/api/channels/{channel['id']}/sandbox/outbox"
+    wait_for(lambda: api.get(outbox).json()["items"], what="the bot's reply")
+    at = console("conversations")
+    next(b for b in at.button if "15557770091" in b.label).click().run()
+    [contact] = api.get("/api/contacts", params={"q": "15557770091"}).json()["items"]
+    [reply] = [m for m in api.get(f"/api/contacts/{contact['id']}/messages").json()["items"] if m["author"] == "bot"]
+    form = next(f for f in at.form if f.key == f"golden-from-{reply['id']}")
+    form.button[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Saved as a golden question: contains 9 am" in rendered(s.value)[0] for s in at.success)
+    [saved] = api.get(f"/api/assistants/{assistant['id']}/golden").json()["items"]
+    assert (saved["question"], saved["must_contain"], saved["reply_id"]) == ("When do you open?", ["9 am"], reply["id"])

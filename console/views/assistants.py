@@ -1,10 +1,11 @@
-"""Assistants: create, edit and delete them, choose their model, and try them in a playground."""
+"""Assistants: create, edit and delete them, choose their model, try them in a playground, and keep
+golden questions they must answer right."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from console import ui
+from console import golden, ui
 from console.api import Api, ApiError, Assistant, ModelList
 
 st.title("Assistants")
@@ -273,7 +274,7 @@ pull_section(models)
 if assistants:
     assistant = ui.choose_assistant(api)
     if assistant:
-        settings_tab, playground_tab, delete_tab = st.tabs(["Settings", "Playground", "Delete"])
+        settings_tab, playground_tab, golden_tab, delete_tab = st.tabs(["Settings", "Playground", "Golden questions", "Delete"])
         with settings_tab:
             changes = assistant_form(f"edit-{assistant.id}", models, assistant, engines)
             if changes:
@@ -283,5 +284,7 @@ if assistants:
                     st.rerun()
         with playground_tab:
             playground(assistant)
+        with golden_tab, ui.friendly(golden.REFUSALS):
+            golden.golden_tab(api, assistant)
         with delete_tab:
             danger_zone(assistant)

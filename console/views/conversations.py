@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from console import ui
+from console import golden, ui
 from console.api import Api, Contact
 
 st.title("Conversations")
@@ -62,7 +62,9 @@ def thread_view(contact_id: int) -> None:
     )
     if not thread.items:
         st.caption("No messages in this conversation yet.")
-    ui.thread_bubbles(thread.items, details=True)
+    ui.thread_bubbles(
+        thread.items, details=True, on_bot_reply=lambda reply: golden.save_from_reply(api, contact.assistant_id, reply)
+    )
     with st.form("reply", clear_on_submit=True):
         text = st.text_area("Reply as a person", placeholder="Write to the customer…", height=80)
         st.caption("Sending a reply pauses the assistant for this contact.")

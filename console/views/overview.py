@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from console import ui
+from console import golden, ui
 from console.api import Api, FeatureMissing, Stats
 
 st.title("Overview")
@@ -126,6 +126,9 @@ with ui.friendly():
         show_health(api.status())
     except FeatureMissing:
         st.caption("Dependency status is not available on this backend.")
+
+with ui.friendly():
+    golden.overview_warnings(api)
 
 st.subheader("Assistants")
 with ui.friendly():
