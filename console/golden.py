@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console import ui
-from console.api import Api, Assistant, GoldenQuestion, GoldenRun, Message, Regression
+from console.api import Api, Assistant, GoldenQuestion, GoldenResult, GoldenRun, Message, Regression
 
 REASONS = {
     "manual": "run by hand",
@@ -36,21 +36,29 @@ def lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def verdict(question: GoldenQuestion) -> str:
-    result = question.last_result
+VERDICTS = {
+    "not_run": ("Not run yet", ":material/schedule:"),
+    "regression": ("Regression: passed before, fails now", ":material/warning:"),
+    "passed": ("Passed", ":material/check_circle:"),
+    "failed": ("Fails", ":material/cancel:"),
+}
+
+
+def verdict_of(result: GoldenResult | None) -> tuple[str, str]:
+    """A result's verdict in words, with its icon."""
     if result is None:
-        return "⏳ not run yet"
+        return VERDICTS["not_run"]
     if result.regression:
-        return "⚠️ regression: passed before, fails now"
-    return "✅ passed" if result.passed else "❌ fails"
+        return VERDICTS["regression"]
+    return VERDICTS["passed" if result.passed else "failed"]
 
 
-def regression_warning(assistant_name: str, run: GoldenRun, questions: list[str]) -> None:
+def regression_warning(assistant_name: str, run: GoldenRun, questions: list[str], *, where: str = "") -> None:
     count = len(questions) or run.regressions
     listed = "\n".join(f"- {ui.plain(q)}" for q in questions)
     st.error(
         f"**{count} golden question{'s' if count != 1 else ''} of {ui.plain(assistant_name)} regressed** after "
-        f"{why(run)} ({ui.ago(run.finished_at)}): they passed before and fail now (Assistants → Golden questions).\n{listed}",
+        f"{why(run)} ({ui.ago(run.finished_at)}): they passed before and fail now{where}.\n{listed}",
         icon=":material/warning:",
     )
 
@@ -59,11 +67,12 @@ def overview_warnings(api: Api) -> None:
     """The overview's alarm: every assistant whose latest golden run has regressions."""
     regressions: list[Regression] = api.golden_regressions()
     for item in regressions:
-        regression_warning(item.assistant_name, item.run, item.questions)
+        regression_warning(item.assistant_name, item.run, item.questions, where=" (Assistants → Golden questions)")
 
 
 def question_editor(api: Api, assistant: Assistant, question: GoldenQuestion) -> None:
-    with st.expander(f"{verdict(question)} · {ui.plain(question.question)}"):
+    words, icon = verdict_of(question.last_result)
+    with st.expander(f"{words} · {ui.plain(question.question)}", icon=icon):
         result = question.last_result
         if result is not None:
             if result.missing:
@@ -157,8 +166,9 @@ def history(api: Api, assistant: Assistant, runs: list[GoldenRun]) -> None:
     if run.status == "failed":
         ui.show_problem(ui.person_error(run.error or "", "This run could not finish:"), run.error)
     for result in run.results:
-        mark = "⚠️" if result.regression else ("✅" if result.passed else "❌")
-        with st.expander(f"{mark} {ui.plain(result.question)}"):
+        words, icon = verdict_of(result)
+        with st.expander(ui.plain(result.question), icon=icon):
+            st.caption(words)
             if result.missing:
                 st.caption("Missing: " + ", ".join(f"`{f}`" for f in result.missing))
             if result.forbidden:

@@ -4,8 +4,9 @@
 
 Starts the backend (its embedded PostgreSQL in a temporary folder, the sandbox gateway, the test
 suite's fake Ollama) and the console, seeds an assistant, a document and three customers through the
-API and the sandbox phone, then photographs the overview, a thread with a degraded reply and the
-"Needs a person" inbox. Needs the dev requirements and Debian's chromium (scripts/test.sh installs it).
+API and the sandbox phone, and two golden questions of which one regressed, then photographs the
+overview, the assistant's golden questions, a thread with a degraded reply and the "Needs a person"
+inbox. Needs the dev requirements and Debian's chromium (scripts/test.sh installs it).
 """
 
 from __future__ import annotations
@@ -68,6 +69,25 @@ def seed(api: httpx.Client, ollama) -> None:  # noqa: ANN001 - the fake Ollama
     customer_writes("+15557770002", "How much is a birthday cake for 10 people?", 1)
     ollama.fail_status = None
     customer_writes("+15557770003", "I want to talk to a real person please", 1)
+    seed_golden(api, ollama, assistant["id"])
+
+
+def seed_golden(api: httpx.Client, ollama, assistant_id: int) -> None:  # noqa: ANN001 - the fake Ollama
+    """Two golden questions, a run, then new instructions after which the Saturday hours are lost: a regression."""
+    base = f"/api/assistants/{assistant_id}"
+    for question, fact in (("When do you open on Saturday?", "8 am"), ("How much is a birthday cake for 10 people?", "32 euros")):
+        assert api.post(f"{base}/golden", json={"question": question, "must_contain": [fact]}).is_success
+
+    def runs_over(count: int) -> bool:
+        runs = api.get(f"{base}/golden/runs").json()["items"]
+        return len(runs) >= count and all(r["status"] in ("done", "failed") for r in runs)
+
+    ollama.reply = "A birthday cake for 10 people costs 32 euros [1]. We open at 8 am on Saturdays [1]."
+    assert api.post(f"{base}/golden/run").is_success
+    wait_for(lambda: runs_over(1), timeout=60, what="the first golden run")
+    ollama.reply = "A birthday cake for 10 people costs 32 euros [1]."
+    assert api.patch(base, json={"instructions": "Answer in one short sentence."}).is_success
+    wait_for(lambda: runs_over(2), timeout=60, what="the golden run after the new instructions")
 
 
 def photograph(page: Page, console_url: str) -> None:
@@ -79,8 +99,17 @@ def photograph(page: Page, console_url: str) -> None:
     expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(4, timeout=30_000)  # messages, outcomes, reactions, reply time
     for chart in page.get_by_test_id("stVegaLiteChart").all():
         expect(chart.locator("canvas, svg").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("regressed after the instructions changed").first).to_be_visible(timeout=30_000)
     page.wait_for_load_state("networkidle")
     page.screenshot(path=str(DOCS / "console-overview.png"), full_page=True)
+
+    menu.get_by_text("Assistants", exact=True).click()
+    page.get_by_role("tab", name="Golden questions").click()
+    expect(page.get_by_text("Regression: passed before, fails now").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stVegaLiteChart").first.locator("canvas, svg").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stDataFrame").first.locator("canvas").first).to_be_visible(timeout=30_000)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(DOCS / "console-golden.png"), full_page=True)
 
     menu.get_by_text("Conversations", exact=True).click()
     expect(page.get_by_role("heading", name="Conversations")).to_be_visible(timeout=30_000)
@@ -123,7 +152,7 @@ def main() -> None:
                 console.stop()
         finally:
             backend.stop()
-    for name in ("console-overview.png", "console-degraded-reply.png", "console-inbox.png"):
+    for name in ("console-overview.png", "console-golden.png", "console-degraded-reply.png", "console-inbox.png"):
         print(f"docs/{name}: {(DOCS / name).stat().st_size // 1024} KB")
 
 
