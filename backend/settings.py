@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=5.0, gt=0, description="Safety-net poll besides LISTEN/NOTIFY")
     job_retention_days: float = Field(default=7, gt=0, description="Finished (done, cancelled) jobs are deleted after this")
     job_failed_retention_days: float = Field(default=30, gt=0, description="Failed jobs are kept longer, for diagnosis")
+    golden_runs_kept: int = Field(
+        default=200, ge=2, description="Golden runs kept per assistant (with every answer); older ones are deleted"
+    )
     # -- reply pipeline settings go here --
 
     # Logging

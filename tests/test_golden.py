@@ -163,6 +163,21 @@ async def test_documents_indexed_together_give_one_run_once_the_last_is_ready(ap
     assert len(await runs(api, assistant_id)) == 1
 
 
+async def test_the_oldest_runs_are_deleted_beyond_the_number_kept(database_url, tmp_path, fake_ollama):  # noqa: F811
+    settings = make_settings(database_url, tmp_path / "data", ollama_host=fake_ollama.url, golden_runs_kept=2)
+    async with serve_app(create_app(settings, name=f"kept_{uuid.uuid4().hex[:8]}")) as backend:
+        async with backend.client(await login(backend)) as api:
+            assistant_id = (await api.post("/api/assistants", json={"name": "Shop"})).json()["id"]
+            await add(api, assistant_id, question="When do you open?", must_not_contain=["10:00"])
+            ids = []
+            for _ in range(3):
+                ids.append((await api.post(f"/api/assistants/{assistant_id}/golden/run")).json()["id"])
+                await eventually(lambda: run_over(api, assistant_id, ids[-1]), within=30)
+            assert [r["id"] for r in await runs(api, assistant_id)] == ids[:0:-1]
+            gone = await api.get(f"/api/assistants/{assistant_id}/golden/runs/{ids[0]}")
+            assert gone.status_code == 404 and gone.json()["error"]["code"] == "golden_run_not_found"
+
+
 @pytest.fixture
 def embedded_settings(database_url, tmp_path):
     """The first run's defaults: no Ollama listening, so the embedded model answers."""

@@ -306,6 +306,7 @@ async def run_questions(rt: Runtime, run_id: int, heartbeat: Callable[[float], A
             continue  # the question was deleted while it was asked
         await heartbeat(number / len(questions))
     await store.finish_run(rt.db, run_id)
+    await store.prune_runs(rt.db, run.assistant_id, rt.settings.golden_runs_kept)
     finished = await store.find_run(rt.db, run.assistant_id, run_id)
     log.info(
         "golden.run_done",

@@ -314,6 +314,24 @@ async def finish_run(db: Database, run_id: int) -> None:
     await execute(db, FINISH_RUN, run_id)
 
 
+async def prune_runs(db: Database, assistant_id: int, keep: int) -> int:
+    """Delete the assistant's finished runs older than its `keep` newest; how many."""
+    return await fetchval(
+        db,
+        """
+        WITH old AS (
+            DELETE FROM golden_runs WHERE assistant_id = $1 AND status IN ('done', 'failed') AND id < (
+                SELECT id FROM golden_runs WHERE assistant_id = $1 ORDER BY id DESC OFFSET $2 - 1 LIMIT 1
+            )
+            RETURNING id
+        )
+        SELECT count(*) FROM old
+        """,
+        assistant_id,
+        keep,
+    )
+
+
 async def fail_run(db: Database, run_id: int, error: str) -> None:
     await execute(
         db, "UPDATE golden_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1", run_id, error[:2000]
