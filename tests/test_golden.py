@@ -94,8 +94,11 @@ async def test_golden_questions_are_kept_changed_deleted_and_refused_with_reason
     assert changed.status_code == 200 and changed.json()["must_contain"] == ["9:30", "Monday"]
     emptied = await api.patch(url, json={"must_contain": [], "must_not_contain": []})
     assert emptied.status_code == 400 and emptied.json()["error"]["code"] == "golden_without_checks"
+    second = (await add(api, assistant_id, question="Do you deliver?", must_contain=["yes"])).json()
+    clash = await api.patch(f"/api/assistants/{assistant_id}/golden/{second['id']}", json={"question": "WHEN do you open?"})
+    assert clash.status_code == 409 and clash.json()["error"]["code"] == "golden_exists"
     listed = (await api.get(f"/api/assistants/{assistant_id}/golden")).json()
-    assert [q["question"] for q in listed["items"]] == ["When do you open?"] and listed["total"] == 1
+    assert [q["question"] for q in listed["items"]] == ["When do you open?", "Do you deliver?"] and listed["total"] == 2
 
     other = (await api.post("/api/assistants", json={"name": "Other"})).json()["id"]
     assert (await api.delete(f"/api/assistants/{other}/golden/{question['id']}")).status_code == 404
