@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -103,6 +103,14 @@ async def fetchval(db: Database, sql: str, *args: object) -> object:
 async def execute(db: Database, sql: str, *args: object) -> str:
     async with db.connection() as held:
         return await held.raw_connection.execute(sql, *args)
+
+
+def assignments(editable: Collection[str], changes: Mapping[str, object], first: int) -> tuple[str, list[object]]:
+    """An UPDATE's `column = $n, ` list for `changes` (only columns of `editable`), numbered from `first`, and
+    the values in that order: column names never come from a caller's input."""
+    assert set(changes) <= set(editable), f"not editable: {set(changes) - set(editable)}"
+    sets = "".join(f"{column} = ${number}, " for number, column in enumerate(changes, start=first))
+    return sets, list(changes.values())
 
 
 def make_database(url: str, *, min_size: int = 1, max_size: int = 10) -> Database:

@@ -20,17 +20,13 @@ not-covered questions at several thresholds.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import bench_runtime, percentile, quiet_logs, run, table
+from bench.common import BUSINESSES, bench_runtime, load_businesses, percentile, quiet_logs, run, table
 from rag.grounding import check_grounding, states_fact
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SET = ROOT / "tests" / "fixtures" / "businesses"
 
 
 @dataclass
@@ -213,7 +209,7 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", nargs="?", default=str(DEFAULT_SET), help="documents + questions.json")
+    p.add_argument("folder", nargs="?", default=str(BUSINESSES), help="documents + questions.json")
     p.add_argument("--openai-server", action="store_true", help="also start llama.cpp's server with the bundled model")
     p.add_argument("--openai-url", default=None, help="or use this OpenAI-compatible server (/v1 URL)")
     p.add_argument("--openai-model", default="", help="the model to ask of --openai-url")
@@ -223,9 +219,7 @@ def main() -> None:
     p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
     args = p.parse_args()
-    folder = Path(args.folder).resolve()
-    businesses = json.loads((folder / "questions.json").read_text())["businesses"]
-    documents = {b["document"]: (folder / b["document"]).read_text() for b in businesses}
+    businesses, documents = load_businesses(args.folder)
     quiet_logs()
     run(lambda: measure(args, businesses, documents))
 

@@ -65,6 +65,18 @@ def quiet_logs() -> None:
         pass
 
 
+# -- the businesses set (tests/fixtures/businesses) ------------------------------------------------
+
+BUSINESSES = ROOT / "tests" / "fixtures" / "businesses"
+
+
+def load_businesses(folder: str | Path) -> tuple[list[dict], dict[str, str]]:
+    """A folder of documents and its questions.json: the businesses, and each document's text by file name."""
+    folder = Path(folder).resolve()
+    businesses = json.loads((folder / "questions.json").read_text())["businesses"]
+    return businesses, {b["document"]: (folder / b["document"]).read_text() for b in businesses}
+
+
 # -- BEIR data ------------------------------------------------------------------------------------
 
 

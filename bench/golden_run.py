@@ -11,14 +11,10 @@ business. A ratio near 1.00 means the run adds nothing to what answering costs.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from bench.common import bench_runtime, quiet_logs, run, table
-
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SET = ROOT / "tests" / "fixtures" / "businesses"
+from bench.common import BUSINESSES, bench_runtime, load_businesses, quiet_logs, run, table
 
 
 async def _noop(_: float) -> None:
@@ -94,14 +90,12 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", nargs="?", default=str(DEFAULT_SET), help="documents + questions.json")
+    p.add_argument("folder", nargs="?", default=str(BUSINESSES), help="documents + questions.json")
     p.add_argument("--engine", default="embedded", choices=["embedded", "ollama", "openai", "auto"], help="LLM_PROVIDER")
     p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
     args = p.parse_args()
-    folder = Path(args.folder).resolve()
-    businesses = json.loads((folder / "questions.json").read_text())["businesses"]
-    documents = {b["document"]: (folder / b["document"]).read_text() for b in businesses}
+    businesses, documents = load_businesses(args.folder)
     quiet_logs()
     run(lambda: measure(args, businesses, documents))
 

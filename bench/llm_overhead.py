@@ -28,7 +28,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench.common import percentile, quiet_logs, table
+from bench.common import BUSINESSES, load_businesses, percentile, quiet_logs, table
 from bench.ingest import backend_env, seed_waha_channel, start_database, start_process, stop_process, waha_webhook, wait_ready
 from bench.reply_overhead import ADMIN, FakeWahaSends
 from rag.llm.embedded import REPEAT_PENALTY
@@ -36,8 +36,6 @@ from rag.prompt import build_prompt
 from rag.types import Passage
 from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
-BUSINESSES = ROOT / "tests" / "fixtures" / "businesses"
 
 
 async def add_document(base_url: str, assistant_id: int, name: str, content: bytes) -> None:
@@ -154,8 +152,8 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> None:
     from rag.llm.embedded import bundled_model_path
 
     model_path = str(args.model or bundled_model_path())
-    data = json.loads((BUSINESSES / "questions.json").read_text())
-    bakery = next(b for b in data["businesses"] if b["document"] == args.document)
+    businesses, _ = load_businesses(BUSINESSES)
+    bakery = next(b for b in businesses if b["document"] == args.document)
     questions = [q["question"] for q in bakery["covered"]]
     questions = (questions * (args.messages // len(questions) + 1))[: args.messages]
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from databases import Database
 
-from backend.database import fetch, fetchrow, fetchval
+from backend.database import assignments, fetch, fetchrow, fetchval
 
 
 @dataclass(frozen=True)
@@ -77,17 +77,9 @@ async def list_assistants(db: Database, limit: int, offset: int) -> tuple[list[A
 
 async def update_assistant(db: Database, assistant_id: int, changes: dict[str, object]) -> AssistantRow | None:
     """Set the given columns (of `EDITABLE`); None when the assistant does not exist."""
-    columns = [column for column in EDITABLE if column in changes]
-    assert len(columns) == len(changes), f"not editable: {set(changes) - set(EDITABLE)}"
-    sets = "".join(f"{column} = ${number}, " for number, column in enumerate(columns, start=2))
-    return _assistant(
-        await fetchrow(
-            db,
-            f"UPDATE assistants SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
-            assistant_id,
-            *(changes[column] for column in columns),
-        )
-    )
+    sets, values = assignments(EDITABLE, changes, 2)
+    sql = f"UPDATE assistants SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    return _assistant(await fetchrow(db, sql, assistant_id, *values))
 
 
 async def delete_assistant(db: Database, assistant_id: int) -> bool:

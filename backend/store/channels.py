@@ -7,7 +7,7 @@ from datetime import datetime
 
 from databases import Database
 
-from backend.database import execute, fetch, fetchrow, fetchval, row, rows
+from backend.database import assignments, execute, fetch, fetchrow, fetchval, row, rows
 from backend.store.batch import StatementBatcher
 
 COLUMNS = (
@@ -107,13 +107,9 @@ async def list_channels(db: Database, assistant_id: int | None, limit: int, offs
 
 
 async def update_channel(db: Database, channel_id: int, changes: dict) -> ChannelRow | None:
-    assert set(changes) <= EDITABLE, set(changes) - EDITABLE
-    columns = list(changes)
-    sets = "".join(f"{column} = ${i}, " for i, column in enumerate(columns, start=2))
+    sets, values = assignments(EDITABLE, changes, 2)
     return _channel(
-        await fetchrow(
-            db, f"UPDATE channels SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}", channel_id, *changes.values()
-        )
+        await fetchrow(db, f"UPDATE channels SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}", channel_id, *values)
     )
 
 

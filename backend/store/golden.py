@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from databases import Database
 
-from backend.database import execute, fetch, fetchrow, fetchval, transaction
+from backend.database import assignments, execute, fetch, fetchrow, fetchval, transaction
 from backend.store.jobs import enqueue_job
 
 RUN_JOB = "golden_run"
@@ -131,9 +131,7 @@ async def list_questions(db: Database, assistant_id: int, limit: int, offset: in
 async def update_question(db: Database, assistant_id: int, question_id: int, changes: dict[str, Any]) -> GoldenQuestionRow | None:
     """Set the given columns (of `QUESTION_EDITABLE`); None when the question does not exist.
     Raises asyncpg.UniqueViolationError when the new text is another question's."""
-    columns = [column for column in QUESTION_EDITABLE if column in changes]
-    assert len(columns) == len(changes), f"not editable: {set(changes) - set(QUESTION_EDITABLE)}"
-    sets = "".join(f"{column} = ${number}, " for number, column in enumerate(columns, start=3))
+    sets, values = assignments(QUESTION_EDITABLE, changes, 3)
     return _question(
         await fetchrow(
             db,
@@ -143,7 +141,7 @@ async def update_question(db: Database, assistant_id: int, question_id: int, cha
             """,
             assistant_id,
             question_id,
-            *(changes[column] for column in columns),
+            *values,
         )
     )
 
