@@ -37,7 +37,6 @@ from rag.types import Passage
 from tests.servers import free_port
 
 
-
 async def add_document(base_url: str, assistant_id: int, name: str, content: bytes) -> None:
     async with aiohttp.ClientSession(base_url) as http:
         async with http.post("/api/auth/login", json={"email": ADMIN[0], "password": ADMIN[1]}) as response:
