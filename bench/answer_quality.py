@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import BUSINESSES, bench_runtime, load_businesses, percentile, quiet_logs, run, table
+from bench.common import bench_runtime, businesses_parser, percentile, run_on_businesses, table
 from rag.grounding import check_grounding, states_fact
 
 
@@ -208,20 +208,14 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", nargs="?", default=str(BUSINESSES), help="documents + questions.json")
+    p = businesses_parser(__doc__)
     p.add_argument("--openai-server", action="store_true", help="also start llama.cpp's server with the bundled model")
     p.add_argument("--openai-url", default=None, help="or use this OpenAI-compatible server (/v1 URL)")
     p.add_argument("--openai-model", default="", help="the model to ask of --openai-url")
     p.add_argument("--ollama-model", default=None, help="also ask Ollama (OLLAMA_HOST) with this model")
     p.add_argument("--show", action="store_true", help="print every invented fact the models wrote")
     p.add_argument("--log-dir", default="/tmp", help="where the started server writes its log")
-    p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
-    args = p.parse_args()
-    businesses, documents = load_businesses(args.folder)
-    quiet_logs()
-    run(lambda: measure(args, businesses, documents))
+    run_on_businesses(p.parse_args(), measure)
 
 
 if __name__ == "__main__":

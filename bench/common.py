@@ -77,6 +77,21 @@ def load_businesses(folder: str | Path) -> tuple[list[dict], dict[str, str]]:
     return businesses, {b["document"]: (folder / b["document"]).read_text() for b in businesses}
 
 
+def businesses_parser(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark on the businesses set: the folder, and where its database lives."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", nargs="?", default=str(BUSINESSES), help="documents + questions.json")
+    p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
+    return p
+
+
+def run_on_businesses(args: argparse.Namespace, measure) -> None:  # noqa: ANN001 - async (args, businesses, documents)
+    businesses, documents = load_businesses(args.folder)
+    quiet_logs()
+    run(lambda: measure(args, businesses, documents))
+
+
 # -- BEIR data ------------------------------------------------------------------------------------
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from bench.common import BUSINESSES, bench_runtime, load_businesses, quiet_logs, run, table
+from bench.common import bench_runtime, businesses_parser, run_on_businesses, table
 
 
 async def _noop(_: float) -> None:
@@ -89,15 +88,9 @@ async def measure(args: argparse.Namespace, businesses: list[dict], documents: d
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", nargs="?", default=str(BUSINESSES), help="documents + questions.json")
+    p = businesses_parser(__doc__)
     p.add_argument("--engine", default="embedded", choices=["embedded", "ollama", "openai", "auto"], help="LLM_PROVIDER")
-    p.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--database-url", default=None, help="PostgreSQL server to use instead of an embedded one")
-    args = p.parse_args()
-    businesses, documents = load_businesses(args.folder)
-    quiet_logs()
-    run(lambda: measure(args, businesses, documents))
+    run_on_businesses(p.parse_args(), measure)
 
 
 if __name__ == "__main__":

@@ -305,15 +305,6 @@ async def run_questions(rt: Runtime, run_id: int, heartbeat: Callable[[float], A
         except asyncpg.ForeignKeyViolationError:
             continue  # the question was deleted while it was asked
         await heartbeat(number / len(questions))
-    await store.finish_run(rt.db, run_id)
+    counts = await store.finish_run(rt.db, run_id)
     await store.prune_runs(rt.db, run.assistant_id, rt.settings.golden_runs_kept)
-    finished = await store.find_run(rt.db, run.assistant_id, run_id)
-    log.info(
-        "golden.run_done",
-        assistant=run.assistant_id,
-        run=run_id,
-        reasons=run.reasons,
-        total=finished.total,
-        succeeded=finished.passed,
-        regressions=finished.regressions,
-    )
+    log.info("golden.run_done", assistant=run.assistant_id, run=run_id, reasons=run.reasons, **(counts or {}))

@@ -303,13 +303,15 @@ UPDATE golden_runs SET status = 'done', finished_at = now(), error = NULL,
        passed = (SELECT count(*) FROM golden_results WHERE run_id = $1 AND passed),
        regressions = (SELECT count(*) FROM flagged)
 WHERE id = $1
+RETURNING total, passed AS succeeded, regressions  -- "passed" would be redacted in the log (a password-like key)
 """
 
 
-async def finish_run(db: Database, run_id: int) -> None:
+async def finish_run(db: Database, run_id: int) -> dict[str, int] | None:
     """Count the results and flag the regressions: failing questions that passed before (so a question stays
-    flagged, run after run, until it passes again)."""
-    await execute(db, FINISH_RUN, run_id)
+    flagged, run after run, until it passes again). The counts, or None when the run is gone."""
+    counts = await fetchrow(db, FINISH_RUN, run_id)
+    return dict(counts) if counts is not None else None
 
 
 async def prune_runs(db: Database, assistant_id: int, keep: int) -> int:
