@@ -33,7 +33,13 @@ class Embedder(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    async def embed(self, texts: list[str]) -> np.ndarray: ...
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors of questions (e5 models prefix them with `query: `)."""
+        ...
+
+    async def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """Unit-length vectors of document text (e5 models prefix it with `passage: `)."""
+        ...
 
 
 _load_lock = threading.Lock()
@@ -104,6 +110,8 @@ class SentenceTransformerEmbedder:
         async with self._encode_lock:  # one encode at a time: torch already uses every core
             return await asyncio.to_thread(self.encode, texts)
 
+    embed_queries = embed_passages = embed
+
 
 class OllamaEmbedder:
     """Embeddings from Ollama's /api/embed (e.g. `all-minilm`, which also gives 384 dimensions)."""
@@ -144,6 +152,8 @@ class OllamaEmbedder:
             )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms == 0, 1, norms)
+
+    embed_queries = embed_passages = embed
 
     async def close(self) -> None:
         await self.client._client.aclose()
