@@ -369,6 +369,11 @@ def number_of(value: Any) -> float | None:
         return None
 
 
+# The audio formats the console plays as such; anything else is played as ogg (the bytes decide what plays).
+PLAYABLE_AUDIO = {
+    mime: mime
+    for mime in ("audio/ogg", "audio/opus", "audio/mpeg", "audio/mp4", "audio/aac", "audio/webm", "audio/wav", "audio/flac")
+}
 ENGINE_NAMES = {"ollama": "Ollama", "openai": "OpenAI-compatible server", "embedded": "embedded model"}
 DEMO_MODEL_NOTE = "a small demo model: weak answers; connect Ollama or an OpenAI-compatible server for customers"
 
@@ -600,7 +605,8 @@ def show_media(media: MessageMedia) -> None:
         except ApiError:
             return  # not fetched (yet): the caption says what it is
         if media.kind in ("voice", "audio"):
-            st.audio(data, format=(media.mimetype or "audio/ogg").split(";")[0])
+            # Never the stored mimetype: Streamlit serves the bytes with it, and a sender may declare text/html.
+            st.audio(data, format=PLAYABLE_AUDIO.get((media.mimetype or "").split(";")[0].strip().lower(), "audio/ogg"))
         elif media.kind == "video":
             st.video(data)
         else:

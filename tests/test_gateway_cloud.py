@@ -372,3 +372,22 @@ def test_every_api_answer_example_is_understood():
     assert media["url"].startswith("https://") and media["file_size"] == 9582
     number = json.loads(fixture("api.phone_number.get.response.json"))
     assert number["display_phone_number"] == "+1 555-078-3881"
+
+
+def test_a_sender_declared_mimetype_that_a_browser_would_run_is_not_kept(parser):
+    """A modified client may declare a voice note as text/html or an image as SVG: stored, it would reach the console's
+    media widgets and the file route, and run script on the console's origin."""
+
+    def one(message: dict) -> InboundMessage:
+        doc = json.loads(fixture("webhook.messages.text.json"))
+        base = doc["entry"][0]["changes"][0]["value"]["messages"][0]
+        base.pop("text")
+        base.update(message)
+        return parser.parse_webhook({}, json.dumps(doc).encode(), CHANNEL)[0]
+
+    voice = one({"type": "audio", "audio": {"id": "60", "mime_type": "text/html", "voice": True}})
+    svg = one({"type": "image", "image": {"id": "61", "mime_type": "image/svg+xml"}})
+    video = one({"type": "video", "video": {"id": "62", "mime_type": "text/html; charset=utf-8"}})
+    assert [m.media.mimetype for m in (voice, svg, video)] == ["application/octet-stream"] * 3
+    real = one({"type": "audio", "audio": {"id": "63", "mime_type": "audio/ogg; codecs=opus", "voice": True}})
+    assert real.media.mimetype == "audio/ogg; codecs=opus"

@@ -14,6 +14,58 @@ ChannelStatus = Literal["pending_qr", "ready", "disconnected"]
 # What a customer sent besides text. voice = a voice note (push-to-talk), audio = an audio file.
 MediaKind = Literal["audio", "voice", "image", "video", "document", "sticker", "location", "contacts"]
 WITHOUT_FILE = ("location", "contacts")  # kinds that are all in the webhook: nothing to download
+# The mimetypes kept as the sender declared them, per kind. A sender chooses the mimetype freely (a modified client
+# can call a voice note `text/html`), and a stored mimetype reaches the console's media widgets and the file route:
+# anything else is stored as `application/octet-stream`, which no browser renders as a page. No SVG: it runs script.
+SAFE_MIMETYPES: dict[str, frozenset[str]] = {
+    # A voice note recorded in a browser (the sandbox) is WAV or WebM.
+    "voice": frozenset(
+        {"audio/ogg", "audio/opus", "audio/mpeg", "audio/mp4", "audio/aac", "audio/amr", "audio/webm", "audio/wav"}
+    ),
+    "audio": frozenset(
+        {
+            "audio/ogg",
+            "audio/opus",
+            "audio/mpeg",
+            "audio/mp3",
+            "audio/mp4",
+            "audio/aac",
+            "audio/amr",
+            "audio/webm",
+            "audio/wav",
+            "audio/x-wav",
+            "audio/flac",
+            "audio/x-m4a",
+        }
+    ),
+    "image": frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"}),
+    "sticker": frozenset({"image/webp", "image/png"}),
+    "video": frozenset({"video/mp4", "video/3gpp", "video/webm", "video/quicktime"}),
+    "document": frozenset(
+        {
+            "application/pdf",
+            "text/plain",
+            "application/msword",
+            "application/zip",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            "application/vnd.ms-excel",
+        }
+    ),
+}
+UNSAFE_MIMETYPE = "application/octet-stream"
+
+
+def safe_mimetype(kind: str, declared: str | None) -> str | None:
+    """The declared mimetype when it belongs to the kind (parameters such as `; codecs=opus` kept), else the
+    neutral `application/octet-stream`; None stays None (nothing was declared)."""
+    if declared is None:
+        return None
+    base = declared.split(";", 1)[0].strip().lower()
+    if base in SAFE_MIMETYPES.get(kind, frozenset()) and len(declared) <= 100 and declared.isprintable():
+        return declared.strip()
+    return UNSAFE_MIMETYPE
 
 
 @dataclass(frozen=True)
@@ -63,6 +115,10 @@ class MediaRef:
     sha256: str | None = None  # as the provider gives it (Meta: base64), for a check after download
     description: str | None = None  # location or contact card as a line of text (no file to download)
     inline_base64: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # At ingest, for every gateway: never store a sender's mimetype that a browser would run.
+        object.__setattr__(self, "mimetype", safe_mimetype(self.kind, self.mimetype))
 
     @property
     def downloadable(self) -> bool:

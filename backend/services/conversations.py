@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.database import transaction
 from backend.errors import Conflict, GatewayError, NotFound
+from backend.gateways.base import UNSAFE_MIMETYPE, safe_mimetype
 from backend.http import Page, page_of
 from backend.runtime import Runtime
 from backend.services.decisions import ContactState
@@ -190,10 +191,8 @@ async def message_file(db: Database, contact_id: int, message_id: int) -> tuple[
     message = await store.find_message(db, message_id)
     if media is None or media.data is None or message is None or message.contact_id != contact_id:
         raise NotFound("This message has no stored file.", code="media_not_found")
-    mimetype = (media.mimetype or "").split(";")[0].strip().lower()
-    # Only types a browser plays or shows as such; anything else (HTML, scripts, ...) is an opaque download.
-    safe = mimetype.startswith(("audio/", "image/", "video/")) and "svg" not in mimetype
-    return media.data, media.mimetype if safe else "application/octet-stream"
+    # Rows stored before mimetypes were checked at ingest go through the same rule.
+    return media.data, safe_mimetype(media.kind, media.mimetype) or UNSAFE_MIMETYPE
 
 
 def contact_of(contact: ContactRow, last: contacts_store.LastMessage | None = None) -> Contact:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import ollama
@@ -28,6 +29,23 @@ from rag.llm.ollama import ollama_model_name
 log = structlog.get_logger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3.0
+
+
+def shown_url(url: str) -> str:
+    """A configured URL as operators may see it: without a user and password in it, a query or a fragment
+    (`http://user:key@host/?token=…` is how some set credentials)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a malformed URL: the probe says so; its text may still hold a secret
+        return "(not a valid URL)"
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 GATEWAYS = ("sandbox", "waha", "evolution")
 
 
@@ -143,7 +161,7 @@ async def database_status(settings: Settings, db: Database | None, not_ready_rea
 
 async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus:
     """Reachable, and every required model pulled (through Ollama's /api/tags)."""
-    base: dict[str, Any] = {"host": settings.ollama_host, "model": settings.ollama_model, "models_required": required}
+    base: dict[str, Any] = {"host": shown_url(settings.ollama_host), "model": settings.ollama_model, "models_required": required}
     client = ollama.AsyncClient(host=settings.ollama_host, timeout=PROBE_TIMEOUT_SECONDS)
     started = time.perf_counter()
     try:
@@ -186,18 +204,23 @@ async def openai_status(settings: Settings, llm) -> OpenAIStatus:  # noqa: ANN00
         listed = await asyncio.wait_for(llm.list_models(), timeout=PROBE_TIMEOUT_SECONDS)
     except LLMUnavailable as exc:
         return OpenAIStatus(
-            configured=True, ok=False, base_url=llm.base_url, model=model, latency_ms=_ms(started), error=exc.message
+            configured=True, ok=False, base_url=shown_url(llm.base_url), model=model, latency_ms=_ms(started), error=exc.message
         )
     except TimeoutError as exc:
         return OpenAIStatus(
-            configured=True, ok=False, base_url=llm.base_url, model=model, latency_ms=_ms(started), error=_describe(exc)
+            configured=True,
+            ok=False,
+            base_url=shown_url(llm.base_url),
+            model=model,
+            latency_ms=_ms(started),
+            error=_describe(exc),
         )
     names = [m["name"] for m in listed]
     missing = model is not None and model not in names
     return OpenAIStatus(
         configured=True,
         ok=not missing,
-        base_url=llm.base_url,
+        base_url=shown_url(llm.base_url),
         model=model,
         models_available=names,
         latency_ms=_ms(started),
@@ -237,7 +260,7 @@ async def gateway_status(
     url: str = getattr(settings, f"{provider}_url")
     key: str = getattr(settings, key_setting.lower()).get_secret_value()
     configured = settings.gateway_provider == provider or bool(key) or bool(channels)
-    common = {"provider": provider, "url": url, "configured": configured, "channels": channels}
+    common = {"provider": provider, "url": shown_url(url), "configured": configured, "channels": channels}
     if not url.strip():
         return GatewayStatus(ok=False, reachable=False, error=f"{provider.upper()}_URL is not set", **common)
     started = time.perf_counter()

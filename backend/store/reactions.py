@@ -8,15 +8,20 @@ from backend.database import execute, fetchval
 
 
 async def set_reaction(
-    db: Database, channel_id: int, provider_message_id: str, sender_id: str, emoji: str, sentiment: str | None
+    db: Database, channel_id: int, provider_message_id: str, chat_id: str, sender_id: str, emoji: str, sentiment: str | None
 ) -> int | None:
     """Put (or, with emoji "", take back) a reaction on one of our outbound messages; its id, or None when
-    the message reacted to is not ours (a customer's own message, or one we never stored)."""
+    the message reacted to is not ours (a customer's own message, or one we never stored) or was sent to
+    another chat (only the contact a reply went to judges it)."""
     message_id = await fetchval(
         db,
-        "SELECT id FROM messages WHERE channel_id = $1 AND provider_message_id = $2 AND direction = 'out'",
+        """
+        SELECT m.id FROM messages m JOIN contacts c ON c.id = m.contact_id
+        WHERE m.channel_id = $1 AND m.provider_message_id = $2 AND m.direction = 'out' AND c.chat_id = $3
+        """,
         channel_id,
         provider_message_id,
+        chat_id,
     )
     if message_id is None:
         return None

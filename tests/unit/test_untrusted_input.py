@@ -1,0 +1,70 @@
+"""What a stranger controls never reaches a browser as something it runs, nor a secret an operator's screen."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from backend.gateways.base import MediaRef, safe_mimetype
+from backend.services.feedback import is_reaction_emoji
+from backend.services.status import shown_url
+from backend.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("kind", "declared", "stored"),
+    [
+        ("voice", "audio/ogg; codecs=opus", "audio/ogg; codecs=opus"),
+        ("voice", "text/html", "application/octet-stream"),
+        ("audio", "TEXT/HTML; charset=utf-8", "application/octet-stream"),
+        ("image", "image/svg+xml", "application/octet-stream"),
+        ("image", "image/jpeg", "image/jpeg"),
+        ("sticker", "image/webp", "image/webp"),
+        ("video", "text/html", "application/octet-stream"),
+        ("video", "video/mp4", "video/mp4"),
+        ("document", "application/pdf", "application/pdf"),
+        ("document", "text/html", "application/octet-stream"),
+        ("image", "audio/ogg", "application/octet-stream"),  # a type of another kind
+        ("voice", None, None),
+    ],
+)
+def test_a_declared_mimetype_is_kept_only_when_it_belongs_to_the_kind(kind, declared, stored):
+    assert safe_mimetype(kind, declared) == stored
+    assert MediaRef(kind=kind, handle="x", mimetype=declared).mimetype == stored
+
+
+@pytest.mark.parametrize("emoji", ["👍", "👍🏽", "❤️", "👨\u200d👩\u200d👧", "🇧🇷", "👎"])
+def test_real_reactions_are_emoji(emoji):
+    assert is_reaction_emoji(emoji)
+
+
+@pytest.mark.parametrize(
+    "text", ["**bold**", "![x](http://attacker.example/p.png)", "<b>hi</b>", "[link](https://x.example)", "a", "👍" * 17, " "]
+)
+def test_a_reaction_that_is_not_a_short_emoji_is_refused(text):
+    assert not is_reaction_emoji(text)
+
+
+@pytest.mark.parametrize(
+    ("configured", "shown"),
+    [
+        ("http://user:secret@ollama.internal:11434/?token=abc#x", "http://ollama.internal:11434/"),
+        ("https://waha.example.com/api?key=k", "https://waha.example.com/api"),
+        ("http://[::1]:3000", "http://[::1]:3000"),
+        ("http://host:99999", "(not a valid URL)"),
+    ],
+)
+def test_configured_urls_are_shown_without_credentials(configured, shown):
+    assert shown_url(configured) == shown
+
+
+def test_the_console_takes_no_larger_upload_than_the_backend():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == Settings.model_fields["max_upload_mb"].default
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("console:"):
+            assert "--server.maxUploadSize ${MAX_UPLOAD_MB:-20}" in line
