@@ -5,12 +5,15 @@ from __future__ import annotations
 import sys
 
 from backend.app import create_app
-from backend.services.operators import default_password_exposed
+from backend.security import PASSWORD_MIN_LENGTH
+from backend.services.operators import default_password_exposed, first_admin_password_problem
 from backend.settings import Settings
 
 
 def main() -> None:
     settings = Settings()
+    if weak := first_admin_password_problem(settings):
+        sys.exit(f"ADMIN_PASSWORD {weak}: set one of your own (at least {PASSWORD_MIN_LENGTH} characters).")
     if default_password_exposed(settings):
         sys.exit(
             f"Refusing to listen on {settings.host} with the documented default ADMIN_PASSWORD: anyone who can "

@@ -13,8 +13,8 @@ import sys
 
 from backend.errors import AppError
 from backend.lifecycle import connect_with_backoff, resolve_database_url
-from backend.security import PASSWORD_MIN_LENGTH, Passwords
-from backend.services.operators import set_password
+from backend.security import Passwords
+from backend.services.operators import password_problem, set_password
 from backend.settings import Settings
 
 
@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
     reset.add_argument("email")
     args = parser.parse_args(argv)
     password = _read_password()
-    if len(password) < PASSWORD_MIN_LENGTH:
-        sys.exit(f"A password needs at least {PASSWORD_MIN_LENGTH} characters; nothing changed.")
+    if problem := password_problem(password):
+        sys.exit(f"This password {problem}; nothing changed.")
     try:
         asyncio.run(_reset(args.email, password))
     except AppError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -10,7 +12,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
-from backend.errors import Invalid, TooLarge
+from backend.errors import Invalid, TooLarge, Unavailable
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -82,6 +84,25 @@ def parse_body(request: Request, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise Invalid("The request body has invalid fields.", details=_validation_details(exc)) from exc
+
+
+class BodyBudget:
+    """Bytes of request bodies being read at once, across one process: beyond the budget a caller gets 503 at
+    once (its gateway retries), so parallel large bodies cannot take the memory of every customer's replies."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+
+    @contextmanager
+    def reserve(self, size: int) -> Iterator[None]:
+        if self.in_flight + size > self.limit:
+            raise Unavailable("Too many large requests are being read right now; try again shortly.", code="busy")
+        self.in_flight += size  # the event loop's thread alone changes it: no lock needed
+        try:
+            yield
+        finally:
+            self.in_flight -= size
 
 
 async def read_body(request: Request, limit: int, setting: str) -> bytes:

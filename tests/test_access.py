@@ -299,3 +299,34 @@ async def test_deeply_nested_json_is_refused_not_a_crash(api):
     deep = b"[" * 200_000 + b"]" * 200_000  # within MAX_REQUEST_KB; json.loads would recurse past Python's limit
     response = await api.post("/api/assistants", content=deep, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_json"
+
+
+async def test_guesses_at_one_account_from_many_addresses_are_throttled_together(database_url, tmp_path):
+    """Each address stays under its own limit, yet the account's failures from all of them together are capped: the
+    password checks cannot be filled from a few hundred addresses (an IPv6 /64 counts as one address)."""
+    settings = make_settings(database_url, tmp_path / "data", proxies_count=1, login_max_failures_per_account=6)
+    async with serve_app(create_app(settings, name=f"backend_{uuid.uuid4().hex[:8]}")) as running:
+        async with running.client() as client:
+
+            async def guess(address: str) -> int:
+                wrong = {"email": ADMIN["email"], "password": "wrong-guess"}
+                return (await client.post("/api/auth/login", json=wrong, headers={"X-Forwarded-For": address})).status_code
+
+            spread = [await guess(f"198.51.100.{i}") for i in range(8)]
+            assert spread == [401] * 6 + [429] * 2
+            other = {"email": "nobody@example.com", "password": "x"}
+            same_line = [
+                (
+                    await client.post("/api/auth/login", json=other, headers={"X-Forwarded-For": f"2001:db8:7:7::{i:x}"})
+                ).status_code
+                for i in range(1, settings.login_max_failures + 3)
+            ]
+            assert same_line == [401] * settings.login_max_failures + [429] * 2  # one /64, one per-account count
+
+
+async def test_a_password_every_guesser_tries_first_is_refused(api):
+    created = await api.post("/api/operators", json={"email": "weak@example.com", "password": "12345678", "role": "operator"})
+    changed = await api.post("/api/auth/password", json={"current_password": ADMIN["password"], "new_password": "Password"})
+    assert created.status_code == 400 and created.json()["error"]["code"] == "weak_password"
+    assert changed.status_code == 400 and changed.json()["error"]["code"] == "weak_password"
+    assert "weak@example.com" not in [o["email"] for o in (await api.get("/api/operators")).json()["items"]]

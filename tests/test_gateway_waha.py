@@ -272,6 +272,48 @@ async def test_the_api_key_is_not_sent_to_a_media_host_that_is_not_waha(live):
     assert seen == [None]
 
 
+async def test_only_a_file_of_waha_gets_the_key_and_no_redirect_carries_it(live):
+    """A signed webhook's file path could name any WAHA route (the key would go with it), and a redirect would carry
+    the key to wherever it points."""
+    gateway, ref, fake = live
+    before = len(fake.requests)
+    for path in ("/api/sessions/default/stop", "/api/files/../sessions", "/api/files/a/b/c"):
+        with pytest.raises(MediaUnavailable, match="not one of WAHA's files"):
+            await gateway.download_media(ref, MediaRef(kind="voice", handle=f"{fake.url}{path}"), max_bytes=1000)
+        with pytest.raises(MediaUnavailable, match="not one of WAHA's files"):  # WAHA naming itself localhost
+            await gateway.download_media(
+                ref, MediaRef(kind="voice", handle=f"http://localhost:3000/api/files{path}"), max_bytes=1000
+            )
+    assert fake.requests[before:] == []  # nothing was asked of WAHA
+
+    seen: list[str | None] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("X-Api-Key"))
+        return web.Response(body=b"OggS")
+
+    other_key = web.AppKey("other", str)
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{request.app[other_key]}/loot")
+
+    other = web.Application()
+    other.add_routes([web.get("/loot", elsewhere)])
+    other_runner, other_url = await serve_aiohttp(other)
+    redirecting = web.Application()
+    redirecting[other_key] = other_url
+    redirecting.add_routes([web.get("/api/files/{name}", moved)])
+    runner, url = await serve_aiohttp(redirecting)
+    try:
+        gateway.client.base_url = url  # WAHA itself (as WAHA_URL names it) answers with a redirect
+        with pytest.raises(MediaUnavailable):
+            await gateway.download_media(ref, MediaRef(kind="voice", handle=f"{url}/api/files/x.ogg"), max_bytes=1000)
+    finally:
+        await runner.cleanup()
+        await other_runner.cleanup()
+    assert seen == []
+
+
 async def test_a_stream_without_a_length_is_cut_at_the_limit_and_a_stalled_one_times_out(live):
     gateway, ref, fake = live
 

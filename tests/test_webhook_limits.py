@@ -163,14 +163,15 @@ async def test_a_waha_webhook_without_its_hmac_header_is_refused_before_its_body
     await fake.idle()
     path = f"/webhooks/waha/{channel['id']}"
     unsigned = await timed_post(backend.url, path, {}, length=20 * MB)  # answered with none of the body sent
-    # With the header, the body is read (up to WEBHOOK_MAX_MB) before the HMAC can be checked.
+    # With the header, the body is read before the HMAC can be checked: up to 1 MB, as WAHA's webhooks carry no file.
     too_large = await timed_post(backend.url, path, {"X-Webhook-Hmac": "0" * 128}, length=20 * MB)
+    over_a_mb = await timed_post(backend.url, path, {"X-Webhook-Hmac": "0" * 128}, length=2 * MB)
     body = json.dumps({"event": "presence.update", "payload": {"id": "x", "presences": []}}).encode()
     forged = await timed_post(backend.url, path, {"X-Webhook-Hmac": "0" * 128}, length=len(body), sent=body)
     signed = hmac.new(fake.session()["config"]["webhooks"][0]["hmac"]["key"].encode(), body, hashlib.sha512).hexdigest()
     genuine = await timed_post(backend.url, path, {"X-Webhook-Hmac": signed}, length=len(body), sent=body)
     assert unsigned[0] == 401
-    assert too_large[0] == 413
+    assert too_large[0] == 413 and over_a_mb[0] == 413 and "waha gateway's limit" in over_a_mb[2]["error"]["message"]
     assert forged[0] == 401 and forged[2] == unsigned[2]
     assert genuine[0] == 200 and genuine[2]["outcomes"] == ["unknown:presence.update"]
 
@@ -211,3 +212,27 @@ async def test_a_late_retry_of_an_older_status_event_is_ignored(waha_stack):
     status, answer = await fake.replay(working)  # WAHA retrying the old WORKING after it
     assert status == 200 and answer["outcomes"] == ["ignored:stale"]
     assert (await api.get(f"/api/channels/{channel['id']}")).json()["status"] == "disconnected"
+
+
+async def test_bodies_past_the_budget_of_bodies_read_at_once_get_503_at_once(fake_waha, database_url, tmp_path):  # noqa: F811
+    """Many large signed-looking bodies at once cannot take the backend's memory: the ones past WEBHOOK_BODIES_MB
+    are answered 503 before any of their body is read (the gateway retries), and the budget comes back after."""
+    async with backend_with_gateway(
+        database_url, tmp_path, gateway_provider="waha", waha_url=fake_waha.url, waha_api_key="k", webhook_bodies_mb=1
+    ) as backend:
+        async with backend.client(await login(backend)) as api:
+            channel = await connect_channel(api, await new_assistant(api))
+        await fake_waha.idle()
+        path = f"/webhooks/waha/{channel['id']}"
+        signed_looking = {"X-Webhook-Hmac": "0" * 128}
+        # Holds 900 kB of the budget while its body trickles in (half of it is sent, then nothing).
+        held = asyncio.ensure_future(timed_post(backend.url, path, signed_looking, length=900_000, sent=b" " * 450_000))
+        await asyncio.sleep(0.5)
+        refused = await timed_post(backend.url, path, signed_looking, length=200_000)
+        assert refused[0] == 503 and refused[2]["error"]["code"] == "busy" and refused[1] < 2
+        held.cancel()
+        await asyncio.gather(held, return_exceptions=True)
+        await asyncio.sleep(0.5)  # the server sees the connection go and gives the budget back
+        body = json.dumps({"event": "presence.update", "payload": {"id": "x", "presences": []}}).encode()
+        after = await timed_post(backend.url, path, signed_looking, length=len(body), sent=body)
+        assert after[0] == 401  # read, then refused on its signature: the budget is free again

@@ -121,7 +121,7 @@ def _sha256_matches(data: bytes, given: str) -> bool:
     try:
         return hmac.compare_digest(digest, base64.b64decode(given, validate=True))
     except (binascii.Error, ValueError):
-        return True  # a form we do not know: no check rather than a refusal
+        return False  # a hash we cannot read proves nothing: the file is not taken on trust
 
 
 def _contacts(value: Mapping) -> list[dict]:
@@ -244,6 +244,7 @@ def parse_status(status: Mapping) -> MessageAck | UnknownEvent:
 
 class CloudGateway:
     name = "cloud"
+    webhook_max_bytes = 1024 * 1024  # Meta's webhooks carry media ids, never the file
     reply_window: timedelta | None = timedelta(hours=24)
 
     def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:

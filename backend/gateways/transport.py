@@ -176,9 +176,14 @@ class GatewayClient:
         outcome = "error"
         try:
             async with self.http.request(
-                method, target, headers=headers or {}, json=json_body, timeout=aiohttp.ClientTimeout(total=seconds)
+                method,
+                target,
+                headers=headers or {},
+                json=json_body,
+                timeout=aiohttp.ClientTimeout(total=seconds),
+                allow_redirects=not headers,  # a redirect would carry the gateway's key to wherever it points
             ) as response:
-                if response.status >= 400:
+                if response.status >= 300:
                     log.warning("gateway.media_http_error", provider=self.name, url=_where(target), status=response.status)
                     raise MediaUnavailable(
                         f"{self.display_name} answered {response.status} to the media download ({_where(target)}).",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from backend.gateways.base import (
     SessionStatusEvent,
     UnknownEvent,
 )
-from backend.gateways.errors import NotSupported
+from backend.gateways.errors import MediaUnavailable, NotSupported
 from backend.gateways.headers import header
 from backend.gateways.ids import from_unix, is_broadcast, is_group, normalise_phone, phone_from_jid
 from backend.gateways.media import kind_from_mimetype, place
@@ -40,6 +41,8 @@ from backend.gateways.transport import GatewayClient, GatewayHttpError
 from backend.settings import Settings
 
 # `message` only: with `message.any` too, WAHA delivers every message twice (and our own sends).
+# A file of WAHA's store: /api/files/<file>, or /api/files/<session>/<file> (newer WAHA); no "..", no other route.
+WAHA_FILE_PATH = re.compile(r"/api/files/(?:(?!\.\.?/)[\w@.-]+/)?(?!\.\.?$)[\w@.-]+", re.ASCII)
 EVENTS = ["message", "session.status", "message.ack", "message.reaction"]
 # WAHA status → (our status, detail)
 STATES = {
@@ -183,6 +186,7 @@ def parse_reaction(payload: Mapping) -> ReactionEvent:
 
 class WahaGateway:
     name = "waha"
+    webhook_max_bytes = 1024 * 1024  # WAHA's webhooks carry a file URL, never the file
     reply_window: timedelta | None = None
 
     def __init__(self, settings: Settings, http: aiohttp.ClientSession) -> None:
@@ -311,8 +315,12 @@ class WahaGateway:
         url = media.handle
         parts, ours = urlsplit(url), urlsplit(self.client.base_url)
         if parts.path.startswith("/api/files/") or not parts.scheme:
-            url = self.client.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
-        same_host = (urlsplit(url).scheme, urlsplit(url).netloc) == (ours.scheme, ours.netloc)
+            url = self.client.base_url + parts.path
+        target = urlsplit(url)
+        same_host = (target.scheme, target.netloc) == (ours.scheme, ours.netloc)
+        # Only a file of WAHA's file store gets the key: a signed webhook's path could name any API route.
+        if same_host and not WAHA_FILE_PATH.fullmatch(target.path.removeprefix(ours.path.rstrip("/"))):
+            raise MediaUnavailable("The media's file path is not one of WAHA's files (/api/files/…).")
         return await self.client.download(
             url,
             operation="download_media",

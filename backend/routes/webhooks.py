@@ -1,7 +1,8 @@
 """Routes: gateway webhooks, authenticated per channel (HMAC, JWT or secret header).
 
 A streaming route: Sanic does not read the body first, so a caller that cannot prove who it is
-from its headers is refused before we hold any of it, and the body is read up to WEBHOOK_MAX_MB.
+from its headers is refused before we hold any of it, and the body is read up to its provider's limit, within
+WEBHOOK_BODIES_MB of bodies being read at once.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ async def receive_webhook(request: Request, provider: str, channel_id: int):
         raise NotFound(f"Unknown gateway provider '{provider}'.", code="unknown_provider")
     rt = runtime_of(request)
     channel = await service.admit_webhook(rt, provider, channel_id, request.headers)
-    body = await read_body(request, rt.settings.webhook_max_bytes, "WEBHOOK_MAX_MB")
+    limit, setting = service.body_limit(rt, provider)
+    declared = request.headers.get("content-length", "")
+    with rt.webhook_bodies.reserve(min(int(declared), limit) if declared.isdigit() else limit):
+        body = await read_body(request, limit, setting)
     result = await service.handle_webhook(
         rt, provider, channel_id, request.headers, body, request_id=request_id(request), channel=channel
     )

@@ -8,7 +8,7 @@ import structlog
 from databases import Database
 
 from backend.errors import Conflict, Invalid, NotFound, TooManyRequests, Unauthorized
-from backend.security import DEFAULT_ADMIN_PASSWORD, Passwords, issue_token, read_token
+from backend.security import DEFAULT_ADMIN_PASSWORD, PASSWORD_MIN_LENGTH, Passwords, issue_token, read_token
 from backend.settings import Settings
 from backend.store import operators as store
 from backend.store.operators import OperatorRow
@@ -24,6 +24,30 @@ def default_password_exposed(settings: Settings) -> bool:
         return not ipaddress.ip_address(settings.host).is_loopback
     except ValueError:
         return settings.host != "localhost"
+
+
+# Passwords every guesser tries first; the documented default stays allowed on loopback (the quick start), never elsewhere.
+KNOWN_PASSWORDS = frozenset(
+    {"password", "password1", "12345678", "123456789", "1234567890", "qwertyui", "admin123", "administrator"}
+)
+
+
+def password_problem(password: str) -> str | None:
+    """What is wrong with a password (any operator's, the first admin's included), or None."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        return f"is shorter than {PASSWORD_MIN_LENGTH} characters"
+    if password.casefold() in KNOWN_PASSWORDS:
+        return "is one of the passwords every guesser tries first"
+    return None
+
+
+def first_admin_password_problem(settings: Settings) -> str | None:
+    return password_problem(settings.admin_password.get_secret_value())
+
+
+def _check_password(password: str) -> None:
+    if problem := password_problem(password):
+        raise Invalid(f"This password {problem}; choose another.", code="weak_password")
 
 
 async def bootstrap_admin(db: Database, passwords: Passwords, settings: Settings) -> None:
@@ -42,6 +66,7 @@ async def list_operators(db: Database) -> list[OperatorRow]:
 
 
 async def create_operator(db: Database, passwords: Passwords, email: str, password: str, role: str) -> OperatorRow:
+    _check_password(password)
     created = await store.insert_operator_if_absent(db, email, await passwords.hash(password), role)
     if created is None:
         raise Conflict(f"An operator with email {email} already exists.", code="operator_exists")
@@ -58,18 +83,34 @@ def _token(settings: Settings, operator: OperatorRow) -> str:
     )
 
 
+def client_key(ip: str) -> str:
+    """Whom the per-client limit counts: an IPv4 address, or an IPv6 address's /64 (one customer line holds a whole
+    /64, so counting single IPv6 addresses would let one machine rotate through limitless fresh ones)."""
+    try:
+        address = ipaddress.ip_address(ip.removeprefix("[").removesuffix("]"))  # Sanic writes a forwarded IPv6 in brackets
+    except ValueError:
+        return ip
+    if address.version == 4:
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{address}/64", strict=False))
+
+
 async def _checked(
     db: Database, passwords: Passwords, settings: Settings, operator: OperatorRow | None, *, email: str, password: str, ip: str
 ) -> bool:
     """Check a password under the login throttle: the attempt counts as a failure before the
     (costly) check runs, so parallel guesses cannot outrun the limit."""
+    client = client_key(ip)
     attempt = await store.reserve_login_attempt(
         db,
         email,
-        ip,
+        client,
         window_seconds=settings.login_window_seconds,
         max_per_account=settings.login_max_failures,
         max_per_client=settings.login_max_failures_per_client,
+        max_per_account_anywhere=settings.login_max_failures_per_account,
     )
     if attempt is None:
         log.info("auth.login_throttled", email=email, ip=ip)
@@ -80,7 +121,7 @@ async def _checked(
     if not await passwords.verify(operator.password_hash if operator else None, password):
         log.info("auth.login_failed", email=email, ip=ip)
         return False
-    await store.login_succeeded(db, attempt, email, ip)
+    await store.login_succeeded(db, attempt, email, client)
     return True
 
 
@@ -115,6 +156,7 @@ async def change_own_password(
         raise Invalid("The current password is wrong.", code="wrong_password")
     if new == current:
         raise Invalid("The new password is the same as the current one.", code="same_password")
+    _check_password(new)
     changed = await store.update_operator(db, operator.id, password_hash=await passwords.hash(new))
     log.info("auth.password_changed", operator=operator.id)
     return _token(settings, changed)
@@ -122,6 +164,7 @@ async def change_own_password(
 
 async def set_password(db: Database, passwords: Passwords, email: str, password: str) -> OperatorRow:
     """An administrator's reset (console or command line); the operator's sessions end."""
+    _check_password(password)
     operator = await store.find_operator_by_email(db, email)
     if operator is None:
         raise NotFound(f"No operator with email {email}.", code="operator_not_found")

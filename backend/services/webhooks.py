@@ -38,6 +38,15 @@ class WebhookResult(BaseModel):
     outcomes: list[str]
 
 
+def body_limit(rt: Runtime, provider: str) -> tuple[int, str]:
+    """The largest webhook body a provider may send, and the setting that says so: a gateway whose webhooks never
+    carry a file says so itself (`webhook_max_bytes`); the others (Evolution inlines media as base64) WEBHOOK_MAX_MB."""
+    own = getattr(rt.gateway(provider), "webhook_max_bytes", None)
+    if own is not None:
+        return min(own, rt.settings.webhook_max_bytes), f"the {provider} gateway's limit"
+    return rt.settings.webhook_max_bytes, "WEBHOOK_MAX_MB"
+
+
 async def admit_webhook(rt: Runtime, provider: str, channel_id: int, headers: Mapping[str, str]) -> ChannelRow:
     """The channel a webhook is for (with its assistant's settings), once what its headers prove checks
     out (before any body is read).

@@ -84,26 +84,41 @@ async def count_admins(db: Database) -> int:
 
 
 async def reserve_login_attempt(
-    db: Database, email: str, ip: str, *, window_seconds: int, max_per_account: int, max_per_client: int
+    db: Database,
+    email: str,
+    ip: str,
+    *,
+    window_seconds: int,
+    max_per_account: int,
+    max_per_client: int,
+    max_per_account_anywhere: int,
 ) -> int | None:
     """Count this attempt as a failure before the password is checked, unless a limit is reached (None).
 
-    Serialised per client address, so parallel guesses cannot all pass the check before any is
+    Serialised per account and per client address, so parallel guesses cannot all pass the check before any is
     recorded. A success (`login_succeeded`) turns it around and clears that account's failures.
     Attempts older than the window are deleted here: nothing else needs them.
     """
     async with transaction(db) as conn:
+        # The account's lock first, then the address's: every attempt takes them in this order (no deadlock).
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('login-account:' || lower($1), 0))", email)
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('login:' || $1, 0))", ip)
         await conn.execute("DELETE FROM login_attempts WHERE at < now() - make_interval(secs => $1)", float(window_seconds))
         counts = await conn.fetchrow(
             """
-            SELECT count(*) FILTER (WHERE lower(email) = lower($1)) AS account, count(*) AS client
-            FROM login_attempts WHERE ip = $2 AND NOT succeeded
+            SELECT count(*) FILTER (WHERE lower(email) = lower($1) AND ip = $2) AS account,
+                   count(*) FILTER (WHERE ip = $2) AS client,
+                   count(*) FILTER (WHERE lower(email) = lower($1)) AS account_anywhere
+            FROM login_attempts WHERE NOT succeeded AND (ip = $2 OR lower(email) = lower($1))
             """,
             email,
             ip,
         )
-        if counts["account"] >= max_per_account or counts["client"] >= max_per_client:
+        if (
+            counts["account"] >= max_per_account
+            or counts["client"] >= max_per_client
+            or counts["account_anywhere"] >= max_per_account_anywhere
+        ):
             return None
         return await conn.fetchval(
             "INSERT INTO login_attempts (email, ip, succeeded) VALUES ($1, $2, false) RETURNING id", email, ip

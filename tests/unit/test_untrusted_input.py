@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from backend.gateways.base import MediaRef, safe_mimetype
+from backend.gateways.cloud import _sha256_matches
 from backend.services.feedback import is_reaction_emoji
+from backend.services.operators import client_key, first_admin_password_problem, password_problem
 from backend.services.status import shown_url
 from backend.settings import Settings
 
@@ -68,3 +72,34 @@ def test_the_console_takes_no_larger_upload_than_the_backend():
     for line in (ROOT / "Procfile").read_text().splitlines():
         if line.startswith("console:"):
             assert "--server.maxUploadSize ${MAX_UPLOAD_MB:-20}" in line
+
+
+@pytest.mark.parametrize(
+    ("ip", "client"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),  # the same line: one client
+        ("[2001:db8:1:2:cccc::9]", "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_the_login_throttle_counts_an_ipv6_client_by_its_64(ip, client):
+    assert client_key(ip) == client
+
+
+@pytest.mark.parametrize(
+    ("password", "refused"), [("short", True), ("password", True), ("12345678", True), ("a-long-secret", False)]
+)
+def test_the_first_admin_password_follows_the_rule_of_every_password(password, refused):
+    settings = Settings(_env_file=None, admin_password=password)
+    assert (first_admin_password_problem(settings) is not None) == refused
+    assert (password_problem(password) is not None) == refused
+
+
+def test_a_media_hash_that_cannot_be_read_does_not_vouch_for_the_file():
+    data = b"OggS voice"
+    assert _sha256_matches(data, hashlib.sha256(data).hexdigest())
+    assert _sha256_matches(data, base64.b64encode(hashlib.sha256(data).digest()).decode())
+    assert not _sha256_matches(data, "not a hash at all!")
