@@ -1,4 +1,4 @@
-"""Start-up and shut-down: database (with back-off), migrations, admin, HTTP session, workers."""
+"""Start-up and shut-down: database (with back-off), migrations, admin, HTTP session, models, workers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from tenacity import AsyncRetrying, retry_if_exception, wait_exponential
 
 from backend.database import is_connection_error, make_database, run_migrations
 from backend.embedded_db import embedded_database_url
+from backend.model_loading import load_models
 from backend.runtime import Runtime
+from backend.services.knowledge import start_reembedding
 from backend.services.operators import bootstrap_admin
 from backend.settings import Settings
 from backend.workers.runner import start_workers
@@ -104,6 +106,11 @@ async def _bring_up(app: Sanic) -> None:
         app.ctx.runtime = Runtime(settings=settings, db=db, http=app.ctx.http, database_url=url)
         app.ctx.db = db
         await bootstrap_admin(db, app.ctx.passwords, settings)
+        if settings.load_models_at_start:
+            app.ctx.not_ready_reason = "loading the models"
+            app.ctx.runtime.model_loads = await load_models(app.ctx.runtime)
+        # Documents embedded by another model than EMBEDDING_MODEL are re-embedded in background jobs.
+        await start_reembedding(app.ctx.runtime)
         if settings.run_workers:
             app.ctx.workers = await start_workers(app.ctx.runtime)
         app.ctx.not_ready_reason = None

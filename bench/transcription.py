@@ -1,12 +1,17 @@
-"""Transcription: real-time factor of voice notes on this machine, and the latency a voice note adds to its reply.
+"""Transcription: real-time factor and words heard of voice notes in Portuguese, Spanish and English, per model.
 
-Speaks clips of about 5, 15, 30 and 60 s with espeak-ng, encodes them as WhatsApp voice notes
-(ogg/opus, 48 kHz mono) and transcribes each through the product's own `WhisperTranscriber`
-(length check, PyAV decoding and faster-whisper in a worker thread), `--rounds` times. The
-baselines, measured in the same run: decoding the same note alone (what PyAV costs, no model),
-and the 5 s clip's real-time factor (so longer clips show what length adds beyond the fixed cost).
+Speaks customer questions with espeak-ng (`-v pt-br`, `-v es`, `-v en`), encodes them as WhatsApp voice notes
+(ogg/opus, 48 kHz mono) and transcribes each through the product's own `WhisperTranscriber` (length check, PyAV
+decoding and faster-whisper in a worker thread): a short note (one question, ~3 s) and a long one (four, ~12 s)
+per language. Whisper base (multilingual, the default) runs with the language passed in (the contact's, as the
+product does when it knows it), auto-detected among the assistant's languages (`--among`), and freely
+auto-detected; Whisper tiny.en, the former default, runs in the same process on the same notes for comparison.
 
-    python -m bench.transcription [--model tiny.en] [--clips 5,15,30,60] [--rounds 3] [--note-seconds 10]
+The real-time factor (RTF) is transcription seconds / audio seconds, the median of `--rounds`. "Heard" is the
+share of the words said that the transcript has, accents and case ignored (a sanity check, not a word error
+rate). espeak-ng's voices are synthetic and harder to hear than a person: the words-heard figures are a floor.
+
+    python -m bench.transcription [--models base,tiny.en] [--rounds 2] [--among en,pt,es]
 """
 
 from __future__ import annotations
@@ -16,123 +21,130 @@ import asyncio
 import os
 import re
 import statistics
+import tempfile
 import time
+import unicodedata
+from pathlib import Path
 
 from backend.speech import audio
 from backend.speech.whisper import WhisperTranscriber
 from bench.common import quiet_logs
 from tests.speech_support import speak, to_ogg_opus
 
-# What customers ask a business, spoken one after another until a clip is long enough.
-SENTENCES = [
-    "Good morning, I would like to know what time you open on Saturday.",
-    "Is the museum open on Sunday morning?",
-    "Can I pay by credit card when I pick up my order?",
-    "My parcel did not arrive yesterday, could you check where it is?",
-    "We are a group of six people and we want to book a table for dinner.",
-    "Do you have parking near the shop, or should we take the train?",
-    "I bought a blue jacket last week and it is too small, can I change it?",
-    "Please call me back this afternoon, I am free after three o'clock.",
-]
+# What customers ask a bakery, as they would say it, per espeak-ng voice.
+QUESTIONS = {
+    "pt": (
+        "pt-br",
+        [
+            "Bom dia, eu queria saber a que horas vocês abrem no sábado.",
+            "Quanto custa o pão de queijo?",
+            "Vocês fazem entrega no centro da cidade?",
+            "Posso pagar com cartão de crédito quando buscar o pedido?",
+        ],
+    ),
+    "es": (
+        "es",
+        [
+            "Buenos días, quería saber a qué hora abren el sábado.",
+            "¿Cuánto cuesta el pan de queso?",
+            "¿Hacen entregas en el centro de la ciudad?",
+            "¿Puedo pagar con tarjeta de crédito cuando recoja el pedido?",
+        ],
+    ),
+    "en": (
+        "en",
+        [
+            "Good morning, I would like to know what time you open on Saturday.",
+            "How much is the cheese bread?",
+            "Do you deliver to the city centre?",
+            "Can I pay by credit card when I pick up my order?",
+        ],
+    ),
+}
 
 
-def clip_text(seconds: float, sentence_seconds: list[float]) -> str:
-    """Sentences (cycling) whose spoken lengths add up to about `seconds` (the nearest sum, short or over)."""
-    chosen, total = [], 0.0
-    while total < seconds:
-        index = len(chosen) % len(SENTENCES)
-        if chosen and total + sentence_seconds[index] - seconds > seconds - total:
-            break
-        chosen.append(SENTENCES[index])
-        total += sentence_seconds[index]
-    return " ".join(chosen)
+def words(text: str) -> list[str]:
+    plain = unicodedata.normalize("NFKD", text.lower())
+    return re.findall(r"[a-z']+", "".join(c for c in plain if not unicodedata.combining(c)))
+
+
+def heard(said: str, transcript: str) -> float:
+    got = set(words(transcript))
+    spoken = words(said)
+    return sum(word in got for word in spoken) / len(spoken)
 
 
 def seconds_of(note: bytes) -> float:
     return audio.decode(note, max_seconds=3600).size / audio.SAMPLE_RATE
 
 
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z']+", text.lower())
-
-
-def heard(said: str, transcript: str) -> float:
-    """Share of the words said that the transcript has (a sanity check of the figures, not a word error rate)."""
-    got = set(words(transcript))
-    spoken = words(said)
-    return sum(word in got for word in spoken) / len(spoken)
-
-
-def decode_seconds(note: bytes, rounds: int) -> float:
-    times = []
+async def measure(
+    transcriber: WhisperTranscriber, note: bytes, rounds: int, **options
+) -> tuple[float, str, str]:  # (median seconds, transcript, language heard)
+    times, text, language = [], "", ""
     for _ in range(rounds):
         started = time.perf_counter()
-        audio.decode(note, max_seconds=3600)
+        transcript = await transcriber.transcribe(note, **options)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-async def transcribe_seconds(transcriber: WhisperTranscriber, note: bytes, rounds: int) -> tuple[float, str]:
-    times, text = [], ""
-    for _ in range(rounds):
-        started = time.perf_counter()
-        text = (await transcriber.transcribe(note)).text
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), text
+        text, language = transcript.text, transcript.language
+    return statistics.median(times), text, language
 
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="tiny.en", help="faster-whisper model name or folder (tiny.en = the bundled one)")
-    p.add_argument("--clips", default="5,15,30,60", help="Clip lengths to measure, in seconds of speech")
-    p.add_argument("--rounds", type=int, default=3, help="Transcriptions per clip (the median is shown)")
-    p.add_argument("--note-seconds", type=float, default=10.0, help="Length of the 'typical voice note'")
+    p.add_argument("--models", default="base,tiny.en", help="faster-whisper models (base, tiny.en = the packaged ones)")
+    p.add_argument("--rounds", type=int, default=2, help="Transcriptions per note and mode (the median is shown)")
+    p.add_argument("--among", default="en,pt,es", help="The assistant's languages, for detection among them")
+    p.add_argument("--languages", default="pt,es,en", help="Languages of the notes")
     p.add_argument("--compute-type", default="int8")
     p.add_argument("--threads", type=int, default=0, help="CPU threads of the model; 0 = all cores")
+    p.add_argument("--models-dir", type=Path, default=None, help="Where Whisper base is joined (default: a temp dir)")
     args = p.parse_args()
     quiet_logs()
-    targets = [float(value) for value in args.clips.split(",") if value.strip()]
-    if not targets:
-        p.error("--clips needs at least one length")
+    among = tuple(code.strip() for code in args.among.split(",") if code.strip())
+    languages = [code.strip() for code in args.languages.split(",") if code.strip() in QUESTIONS]
 
-    print("speaking the clips with espeak-ng…", flush=True)
-    sentence_seconds = [seconds_of(speak(sentence)) for sentence in SENTENCES]
-    clips = []
-    for target in [*targets, args.note_seconds]:
-        text = clip_text(target, sentence_seconds)
-        note = to_ogg_opus(speak(text))
-        clips.append((target, text, note, seconds_of(note)))
+    print("speaking the notes with espeak-ng…", flush=True)
+    notes = []  # (language, kind, text, note, audio seconds)
+    for code in languages:
+        voice, questions = QUESTIONS[code]
+        for kind, text in (("short", questions[1]), ("long", " ".join(questions))):
+            note = to_ogg_opus(speak(text, voice=voice))
+            notes.append((code, kind, text, note, seconds_of(note)))
 
-    # A first voice note after a start also waits for the model to load.
-    _, note_text, note, note_audio = clips.pop()
-    transcriber = WhisperTranscriber(
-        args.model, compute_type=args.compute_type, threads=args.threads, concurrency=1, max_seconds=3600
-    )
-    started = time.perf_counter()
-    await transcriber.transcribe(note)
-    cold = time.perf_counter() - started
-    print(f"\nmodel {transcriber.model_name} ({transcriber.describe()['source']}), {args.compute_type}, "
-          f"{transcriber.threads} threads, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}); "
-          f"{args.rounds} rounds each, median shown")  # fmt: skip
+    models_dir = args.models_dir or Path(tempfile.mkdtemp(prefix="bench-whisper-"))
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; {args.rounds} rounds, median shown")
+    header = f"{'model':>8} {'mode':>13} {'lang':>4} {'note':>5} {'audio s':>7} {'took s':>7} {'RTF':>6} {'heard':>6} {'as':>3}"
+    rows: list[tuple[str, str, str, str, float, float, float, str]] = []
+    for model in [name.strip() for name in args.models.split(",") if name.strip()]:
+        transcriber = WhisperTranscriber(
+            model, compute_type=args.compute_type, threads=args.threads, max_seconds=3600, models_dir=models_dir
+        )
+        started = time.perf_counter()
+        await asyncio.to_thread(transcriber.load)
+        print(f"\n{model}: loaded in {time.perf_counter() - started:.2f} s from {transcriber.describe()['source']} "
+              f"({transcriber.threads} threads, {args.compute_type})")  # fmt: skip
+        print(header)
+        english_only = model.endswith(".en")
+        modes = [("given", {})] if english_only else [("given", {}), (f"among {','.join(among)}", {"among": among}), ("auto", {})]
+        for mode, options in modes:
+            for code, kind, text, note, seconds in notes:
+                given = {"language": code} if mode == "given" else {}
+                took, transcript, language = await measure(transcriber, note, args.rounds, **given, **options)
+                share = heard(text, transcript)
+                rows.append((model, mode, code, kind, seconds, took, share, language))
+                print(f"{model:>8} {mode:>13} {code:>4} {kind:>5} {seconds:>7.1f} {took:>7.2f} {took / seconds:>6.3f} "
+                      f"{share:>6.0%} {language:>3}", flush=True)  # fmt: skip
+        await transcriber.close()
 
-    rows = []
-    for target, text, clip, seconds in clips:
-        decoded = decode_seconds(clip, args.rounds)
-        took, transcript = await transcribe_seconds(transcriber, clip, args.rounds)
-        rows.append((target, seconds, decoded, took, heard(text, transcript)))
-    base_rtf = rows[0][3] / rows[0][1]
-    print(f"\n{'clip':>5} {'audio s':>8} {'decode s':>9} {'transcribe s':>13} {'RTF':>6} {'x decode':>9} "
-          f"{f'RTF x {rows[0][0]:.0f} s clip':>15} {'words heard':>12}")  # fmt: skip
-    for target, seconds, decoded, took, share in rows:
-        rtf = took / seconds
-        print(f"{target:>4.0f}s {seconds:>8.1f} {decoded:>9.3f} {took:>13.2f} {rtf:>6.3f} {took / decoded:>9.0f} "
-              f"{rtf / base_rtf:>15.2f} {share:>11.0%}")  # fmt: skip
-
-    warm, transcript = await transcribe_seconds(transcriber, note, args.rounds)
-    print(f"\na typical {note_audio:.1f} s voice note adds {warm:.2f} s to its reply (RTF {warm / note_audio:.3f}, "
-          f"words heard {heard(note_text, transcript):.0%});")  # fmt: skip
-    print(f"the first one after a start adds {cold:.2f} s (loading the model included)")
-    await transcriber.close()
+    print("\nsummary (all notes of each model and mode): audio-weighted RTF, mean words heard")
+    for key in dict.fromkeys((model, mode) for model, mode, *_ in rows):
+        chosen = [row for row in rows if (row[0], row[1]) == key]
+        rtf = sum(row[5] for row in chosen) / sum(row[4] for row in chosen)
+        per_language = {code: statistics.mean(row[6] for row in chosen if row[2] == code) for code in languages}
+        shares = ", ".join(f"{code} {share:.0%}" for code, share in per_language.items())
+        print(f"  {key[0]:>8} {key[1]:>13}: RTF {rtf:.3f}; heard {shares}")
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

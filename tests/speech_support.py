@@ -13,11 +13,12 @@ ESPEAK = "espeak-ng"
 INSTALL = "install it with `sudo apt-get install -y espeak-ng` (scripts/test.sh does)"
 
 
-def speak(text: str, *, words_per_minute: int = 140) -> bytes:
-    """A WAV file (22.05 kHz mono) of espeak-ng saying `text`."""
+def speak(text: str, *, words_per_minute: int = 140, voice: str = "en") -> bytes:
+    """A WAV file (22.05 kHz mono) of espeak-ng saying `text` in `voice` (en, pt-br, es, de, ...)."""
     binary = shutil.which(ESPEAK)
     assert binary is not None, f"{ESPEAK} is not installed: the speech tests need it; {INSTALL}"
-    done = subprocess.run([binary, "-s", str(words_per_minute), "--stdout", text], capture_output=True, timeout=60)
+    args = [binary, "-v", voice, "-s", str(words_per_minute), "--stdout", text]
+    done = subprocess.run(args, capture_output=True, timeout=60)
     assert done.returncode == 0 and done.stdout[:4] == b"RIFF", f"{ESPEAK} failed: {done.stderr.decode(errors='replace')}"
     return done.stdout
 

