@@ -15,7 +15,8 @@ format:
 
 bench:
 	.venv/bin/python -m bench.indexing
-	.venv/bin/python -m bench.retrieval_quality
+	.venv/bin/python -m bench.retrieval_quality --claims 150 --docs 1200
+	.venv/bin/python -m bench.multilingual_retrieval
 	.venv/bin/python -m bench.retrieval_latency
 	.venv/bin/python -m bench.ingest
 	.venv/bin/python -m bench.reply_overhead
@@ -25,3 +26,4 @@ bench:
 	.venv/bin/python -m bench.llm_overhead
 	.venv/bin/python -m bench.abuse
 	.venv/bin/python -m bench.transcription
+	.venv/bin/python -m bench.memory

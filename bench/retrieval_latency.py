@@ -116,6 +116,7 @@ async def grow_to(  # noqa: ANN001
     rng: np.random.Generator,
     embedder_name: str,
     hnsw_options: str | None = None,
+    languages: tuple[str, ...] = ("english",),
 ):
     """Add synthetic chunks until the assistant has `target`; returns the mean cosine of a copy to its source."""
     from backend.database import execute, fetchval, transaction
@@ -157,12 +158,15 @@ async def grow_to(  # noqa: ANN001
                 sha256=hashlib.sha256(body + str(have + start).encode()).hexdigest(),
                 content=body,
             )
+            # With --other-languages, documents in turn are stemmed as those languages (a multilingual assistant).
+            config = languages[(start // CHUNKS_PER_SYNTHETIC_DOC) % len(languages)]
             await replace_chunks(
                 rt.db,
                 document_id=record.id,
                 assistant_id=assistant.id,
-                language=assistant.language,
-                chunks=[(p, real[i]["heading"], real[i]["content"], real[i]["token_count"]) for p, i in enumerate(picked)],
+                chunks=[
+                    (p, real[i]["heading"], real[i]["content"], real[i]["token_count"], config) for p, i in enumerate(picked)
+                ],
                 vectors=vectors[start : start + len(picked)],
             )
             await mark_ready(rt.db, record.id, len(picked), embedder_name)
@@ -285,7 +289,14 @@ async def main() -> None:
     )
     p.add_argument("--synthetic", choices=("mix", "noise"), default="mix", help="How synthetic vectors are made (README)")
     p.add_argument("--noise", type=float, default=0.02, help="Std-dev of the per-dimension noise of synthetic vectors")
+    p.add_argument(
+        "--other-languages",
+        default="",
+        help="Text-search configurations synthetic documents take in turn besides english (e.g. portuguese,spanish,german): "
+        "the full-text query is then built for each of the assistant's languages",
+    )
     args = p.parse_args()
+    languages = ("english", *[c.strip() for c in args.other_languages.split(",") if c.strip()])
     quiet_logs()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     variant_names = list(LEXICAL_VARIANTS) if args.lexical_variants else []
@@ -297,7 +308,10 @@ async def main() -> None:
     rng.shuffle(queries)
     queries = queries[: args.queries + args.warmup]
     timed = queries[args.warmup :] or queries
-    print(f"dataset {data.name}; {len(timed)} timed queries (+{args.warmup} warm-up), hybrid top-{TOP_K}")
+    print(
+        f"dataset {data.name}; {len(timed)} timed queries (+{args.warmup} warm-up), hybrid top-{TOP_K}; "
+        f"synthetic chunks' text-search configurations: {', '.join(languages)}"
+    )
 
     async with bench_runtime(args) as rt:
         from rag.store import dense_search
@@ -305,7 +319,7 @@ async def main() -> None:
         assistant = await bench_assistant(rt, "bench retrieval latency", reuse=args.data_dir is not None)
         await warm_up_embedder(rt)
         real = await real_chunks(rt, assistant, data, doc_ids)
-        query_vectors = np.asarray(await rt.embedder.embed(timed), dtype=np.float32)
+        query_vectors = np.asarray(await rt.embedder.embed_queries(timed), dtype=np.float32)
         pgvector = await rt.db.fetch_val("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         print(
             f"server: PostgreSQL {await server_setting(rt, 'server_version')}, shared_buffers "
@@ -317,7 +331,7 @@ async def main() -> None:
         nprng = np.random.default_rng(args.seed)
         rows, recall_rows, verdicts, variant_rows = [], [], [], []
         for size in sizes:
-            await grow_to(rt, assistant, real, size, args.synthetic, args.noise, nprng, rt.embedder.name, args.hnsw)
+            await grow_to(rt, assistant, real, size, args.synthetic, args.noise, nprng, rt.embedder.name, args.hnsw, languages)
             stats_s = await refresh_term_stats(rt, assistant.id)  # what the indexing job does after documents change
             print(f"word statistics refreshed in {stats_s:.2f} s", flush=True)
             count = await rt.db.fetch_val("SELECT count(*) FROM chunks WHERE assistant_id = :a", {"a": assistant.id})

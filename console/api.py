@@ -77,6 +77,9 @@ class Assistant(_Model):
     temperature: float = 0.2
     fallback_message: str = ""
     language: str = "english"
+    languages: list[str] = Field(default_factory=list)  # as set; empty = automatic
+    served_languages: list[str] = Field(default_factory=lambda: ["en"])  # in use now, main first
+    document_languages: list[str] = Field(default_factory=list)
     policies: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -98,11 +101,22 @@ class Document(_Model):
     updated_at: datetime | None = None
 
 
+class Reembedding(_Model):
+    model: str = ""
+    searching_with: str = ""
+    done: int = 0
+    total: int = 0
+    percent: int = 0
+    status: str = "queued"
+    error: str | None = None
+
+
 class DocumentList(_Model):
     items: list[Document] = Field(default_factory=list)
     total: int = 0
     reindex_needed: bool = False
     notice: str | None = None
+    reembedding: Reembedding | None = None
 
 
 class Passage(_Model):
@@ -195,6 +209,9 @@ class Contact(_Model):
     opted_out: bool = False
     last_message_at: datetime | None = None
     last_message: LastMessage | None = None
+    language: str | None = None
+    language_name: str | None = None
+    language_source: str | None = None  # detected | operator
 
     @property
     def number(self) -> str:
@@ -203,6 +220,22 @@ class Contact(_Model):
     @property
     def label(self) -> str:
         return f"{self.name} ({self.number})" if self.name else self.number
+
+
+class LanguageDefaults(_Model):
+    code: str
+    name: str = ""
+    native: str = ""
+    texts: dict[str, str] = Field(default_factory=dict)  # shipped: key → text
+    words: dict[str, list[str]] = Field(default_factory=dict)  # shipped: handoff/opt_out/opt_in → words
+
+
+class LanguageCatalog(_Model):
+    items: list[LanguageDefaults] = Field(default_factory=list)
+    text_keys: list[str] = Field(default_factory=list)
+
+    def of(self, code: str) -> LanguageDefaults | None:
+        return next((item for item in self.items if item.code == code), None)
 
 
 class MessageMedia(_Model):
@@ -501,6 +534,10 @@ class Api:
     def update_assistant(self, assistant_id: int, changes: dict[str, Any]) -> Assistant:
         return self._parse(Assistant, self.request("PATCH", f"/api/assistants/{assistant_id}", json=changes))
 
+    def languages(self) -> LanguageCatalog:
+        """The languages an assistant can serve, with their shipped texts and command words."""
+        return self._parse(LanguageCatalog, self.request("GET", "/api/assistants/languages"))
+
     def delete_assistant(self, assistant_id: int) -> None:
         self.request("DELETE", f"/api/assistants/{assistant_id}")
 
@@ -526,6 +563,10 @@ class Api:
 
     def delete_document(self, assistant_id: int, document_id: int) -> None:
         self.request("DELETE", f"/api/assistants/{assistant_id}/documents/{document_id}")
+
+    def reembed(self, assistant_id: int) -> Reembedding | None:
+        payload = self.request("POST", f"/api/assistants/{assistant_id}/reembed", json={})
+        return self._parse(Reembedding, payload["reembedding"]) if payload.get("reembedding") else None
 
     def reindex_document(self, assistant_id: int, document_id: int) -> Document:
         payload = self.request("POST", f"/api/assistants/{assistant_id}/documents/{document_id}/reindex", json={})
@@ -669,6 +710,10 @@ class Api:
 
     def resume(self, contact_id: int) -> Contact:
         return self._parse(Contact, self.request("POST", f"/api/contacts/{contact_id}/resume", json={}))
+
+    def set_contact_language(self, contact_id: int, language: str | None) -> Contact:
+        """An operator's language for the contact; None gives it back to detection."""
+        return self._parse(Contact, self.request("PATCH", f"/api/contacts/{contact_id}", json={"language": language}))
 
     def inbox(self, assistant_id: int | None = None, limit: int = 100) -> Inbox:
         """Customers waiting for a person, the longest waiting first."""

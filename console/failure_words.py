@@ -106,6 +106,15 @@ DEGRADED_REASONS = {
 }
 
 
+# Why a reply quotes the documents instead of sending what the model wrote (a trace's `quote_reason`), when the
+# reason is a check the model's reply failed; degraded and ungrounded replies have notes of their own.
+QUOTE_REASONS = {
+    "wrong_language": "the model answered in another language than the customer's, twice",
+    "unsupported_claims": "the model stated something no sentence of the documents supports",
+    "yes_no": "the small demo model answered yes or no without the documents' words",
+}
+
+
 def degraded_words(reason: str | None) -> str:
     """Why no model wrote a reply, from its reason code; a code this console does not know yet still reads as words."""
     if reason in DEGRADED_REASONS:

@@ -14,9 +14,21 @@ import streamlit as st
 
 from console import browser_session
 from console.addresses import browser_address
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Inbox, Message, MessageMedia, SessionExpired, SignIn, Thread
+from console.api import (
+    Api,
+    ApiError,
+    Assistant,
+    BackendUnreachable,
+    Inbox,
+    LanguageCatalog,
+    Message,
+    MessageMedia,
+    SessionExpired,
+    SignIn,
+    Thread,
+)
 from console.config import console_settings
-from console.failure_words import DEGRADED_REASONS, degraded_words, person_error  # noqa: F401 - the pages use ui.*
+from console.failure_words import DEGRADED_REASONS, QUOTE_REASONS, degraded_words, person_error  # noqa: F401 - the pages use ui.*
 from console.markdown_text import plain, tidy  # noqa: F401 - the pages use ui.*
 
 TOKEN = "token"
@@ -427,18 +439,21 @@ def reply_notes(degraded: bool, reason: str | None, used_fallback: bool, trace: 
     notes = []
     if degraded:
         why = degraded_words(reason)
-        notes.append(("Degraded answer", f"{why}, so the best passage from the documents was sent instead.", "⚠️"))
+        notes.append(("Degraded answer", f"{why}, so the documents' sentences that answer were quoted instead.", "⚠️"))
     if trace.get("ungrounded"):
         # The model wrote these: a backtick inside would end the code span and let Markdown through.
         facts = ", ".join(f"`{str(fact).replace('`', chr(39))}`" for fact in trace.get("ungrounded_facts") or [])
         notes.append(
             (
                 "Invented facts stopped",
-                f"the model wrote {facts or 'facts'} that no source contains, so the best passage from the documents was"
-                " sent instead.",
+                f"the model wrote {facts or 'facts'} that no source sentence about the question contains, so the"
+                " documents' sentences that answer were quoted instead.",
                 ":material/gpp_maybe:",
             )
         )
+    if trace.get("quote_reason") in QUOTE_REASONS:
+        why = QUOTE_REASONS[trace["quote_reason"]]
+        notes.append(("Quoted instead", f"{why}, so the documents' sentences that answer were sent.", ":material/format_quote:"))
     if used_fallback:
         if trace.get("fallback_reason") == "model_not_in_sources":
             why = "the model found no answer in the sources, so the fallback message was sent."
@@ -664,3 +679,22 @@ def thread_bubbles(
         person_wrote_after = person_wrote_after or (message.direction == "out" and message.author in ("operator", "owner"))
     for message, answered in zip(messages, reversed(flags), strict=True):
         chat_bubble(message, details=details, answered_by_person=answered, on_bot_reply=on_bot_reply)
+
+
+LANGUAGES = "language_catalog"
+
+
+def languages(api: Api) -> LanguageCatalog:
+    """The languages an assistant can serve (kept for the session: they change only with the backend)."""
+    catalog = st.session_state.get(LANGUAGES)
+    if not isinstance(catalog, LanguageCatalog):
+        catalog = st.session_state[LANGUAGES] = api.languages()
+    return catalog
+
+
+def language_label(catalog: LanguageCatalog, code: str | None) -> str:
+    """`pt · Português`, the code alone for a language the backend does not list, or `unknown`."""
+    if not code:
+        return "unknown"
+    found = catalog.of(code)
+    return f"{code} · {found.native}" if found else code

@@ -4,22 +4,32 @@ A small model answering from numbered passages can invent prices, times, dates, 
 links. `check_grounding` extracts such facts from the reply and from every support text (the passages, the assistant's
 instructions, the customer's own messages) with one extractor, normalises them, and lists the reply facts no support
 fact backs. In brief: numbers compare by value (`1.80` = `1,80` = `1.8`; `1,800` may be 1800 or 1.8 and both are kept;
-`12 000`, `12,000.50`; ordinals are numbers, number words are not facts). Money needs the same value and the same
-currency, or the same value written without a currency; a different currency does not back it. A percentage needs the
-value as a percentage or as a bare number. Any other unit (km, minutes, people...) is not compared: `5 km` is the number
-5, which keeps the rule simple and predictable. Times compare as minutes since midnight (`2 pm` = `14:00` = `14h` =
-`14.00 Uhr`, noon = 12:00, midnight = 0:00; `2:00` without am/pm may be 2:00 or 14:00); a bare number equal to the hour
-also backs a time, because documents write "Mon-Fri 8-18". Dates compare by month and day, and by year when both give
-one (`05/06` may be 5 June or 6 May; a German `24.12.` reads as the number 24.12, which backs 24 December). Phone
-numbers (7 to 15 digits) compare by digits, a national form matching the international one by suffix. E-mails compare
-case-insensitively. A URL (or bare domain) is backed by an equal URL or a longer one it is a prefix of, never by a
-shorter one. Citation markers, list enumerators, `24/7` and digits inside words (`SmolLM2`, `mp3`, `B2B`) are not facts.
-Every pattern runs in linear time, and only the first 20,000 characters of a text are read.
+`12 000`, `12,000.50`; ordinals are numbers, number words are not facts). Money needs the same value AS MONEY: the same
+currency (`$` matches any dollar or peso), or a bare number that stands where prices stand — written with two decimals
+(`Croissant ..... 1.80`: price lists omit the currency), or in a paragraph that states or names money ("Prices", "€",
+"preço"; a heading-only paragraph lends it to the next one) — and then only in a currency that support text writes,
+when it writes any. So "about 20 minutes" never backs "20 euros", nor "Mühlgasse 7" "7 euros". A percentage needs the
+value as a percentage or as a bare number. A quantity keeps its unit: a number followed by a unit word in English,
+Portuguese, Spanish, German, French, Indonesian or Hindi (minutes, hours, days, weeks, months, years, nights, m/km,
+miles, g/kg, ml/l, people: "2 anos", "3 a 5 días", "2 Jahre", "6 mois", "5 hari", "2 साल"; a number word 1-12 counts in
+front of a unit: "two years") is backed only by the same amount of the same dimension ("24 months" = "2 years", "5000
+m" = "5 km"; days are not converted to months, nor km to miles), never by "2 days" or a bare "2"; a range gives each
+end the unit ("3-5 days"). Times compare as minutes since midnight (`2 pm` = `14:00` = `14h` = `14.00 Uhr`, noon =
+12:00, midnight = 0:00; `2:00` without am/pm may be 2:00 or 14:00); a bare number equal to the hour also backs a time,
+because documents write "Mon-Fri 8-18". Which sentences may back a reply (those about the question) is the caller's
+choice of support texts; give a passage's heading as the first line of its text so "## Prices" lends its bare numbers
+money. Dates compare by month and day, and by year when both give one (`05/06` may be 5 June or 6 May; a German
+`24.12.` reads as the number 24.12, which backs 24 December). Phone numbers (7 to 15 digits) compare by digits, a
+national form matching the international one by suffix. E-mails compare case-insensitively. A URL (or bare domain) is
+backed by an equal URL or a longer one it is a prefix of, never by a shorter one. Citation markers, list enumerators,
+`24/7` and digits inside words (`SmolLM2`, `mp3`, `B2B`) are not facts. Every pattern runs in linear time, and only the
+first 20,000 characters of a text are read.
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -27,8 +37,8 @@ from decimal import Decimal
 MAX_CHARS = 20_000
 
 # Per kind: number/money/percent → Decimal; time → minutes since midnight; date → (month, day, year | None);
-# phone → the digits as written; email and url → the normalised string.
-Value = Decimal | int | str | tuple[int, int, int | None]
+# phone → the digits as written; email and url → the normalised string; quantity → (dimension, amount in its base unit).
+Value = Decimal | int | str | tuple[int, int, int | None] | tuple[str, Decimal]
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,7 @@ class Fact:
     values: frozenset[Value] = frozenset()
     currency: str | None = None
     start: int = 0
+    unit: str | None = None  # a quantity's unit as written in English: "month", "km", "person"
 
 
 @dataclass(frozen=True)
@@ -127,7 +138,11 @@ _TIME = re.compile(
 
 _CURRENCIES = {
     **dict.fromkeys(("€", "eur", "euro", "euros"), "EUR"),
-    **dict.fromkeys(("$", "us$", "usd", "dollar", "dollars"), "USD"),
+    # "$" alone is written for US, Mexican, Canadian and Australian money alike: it matches any of them.
+    "$": "$",
+    **dict.fromkeys(("us$", "usd", "dollar", "dollars"), "USD"),
+    **dict.fromkeys(("mx$", "mxn", "peso", "pesos"), "MXN"),
+    **dict.fromkeys(("rp", "idr", "rupiah"), "IDR"),
     # "pounds" may be a weight; reading it as money only makes the check stricter.
     **dict.fromkeys(("£", "gbp", "pound", "pounds"), "GBP"),
     **dict.fromkeys(("r$", "brl", "real", "reais", "reals"), "BRL"),
@@ -142,12 +157,14 @@ _CURRENCIES = {
     # cents, which the text rarely states, so the stricter reading is kept.
     **dict.fromkeys(("¢", "cent", "cents"), "CENT"),
 }
-_CODES = "EUR|USD|GBP|CHF|BRL|JPY|INR|CAD|AUD|SEK|NOK|DKK|PLN|CZK"
-_CURRENCY_BEFORE = rf"US\$|R\$|C\$|A\$|[€$£¥₹]|(?:{_CODES})(?![A-Za-z])|(?i:kr)\.?(?![A-Za-z])"
+_CODES = "EUR|USD|GBP|CHF|BRL|JPY|INR|CAD|AUD|SEK|NOK|DKK|PLN|CZK|MXN|IDR"
+_CURRENCY_BEFORE = rf"US\$|R\$|C\$|A\$|MX\$|[€$£¥₹]|(?:{_CODES})(?![A-Za-z])|(?i:kr)\.?(?![A-Za-z])|Rp\.?(?![A-Za-z])"
 _CURRENCY_AFTER = (
     rf"[€$£¥₹¢](?![0-9])|(?:{_CODES})(?![A-Za-z0-9])"
-    r"|(?i:euros?|dollars?|pounds?|cents?|reais|reals?|francs?|yen|rupees?|kronor|kroner|krona|krone|kr)(?![A-Za-z])"
+    r"|(?i:euros?|dollars?|pounds?|cents?|reais|reals?|francs?|yen|rupees?|pesos?|rupiah|kronor|kroner|krona|krone|kr)(?![A-Za-z])"
 )
+# Money compatible with another: "$" is any dollar or peso; everything else only itself.
+_DOLLAR_SIGN_CURRENCIES = frozenset({"$", "USD", "MXN", "CAD", "AUD"})
 _AMOUNT = re.compile(
     rf"(?:(?<!\w)(?P<pre>{_CURRENCY_BEFORE})[ ]?|(?<![\w.,])(?<![A-Za-z]-))"
     r"(?P<num>[0-9]{1,3}(?:[ ][0-9]{3}(?![0-9]))++(?:[.,][0-9]++)?|[0-9]++(?:[.,][0-9]++)*+)"
@@ -155,6 +172,89 @@ _AMOUNT = re.compile(
     rf"|(?(pre)(?!)|[ ]?(?P<suf>{_CURRENCY_AFTER})))?",  # no currency after the number when one came before
     re.ASCII,
 )
+# Quantities keep their unit: "2 years" is backed by "2 years" (or "24 months", "two years", "2 anos"), never by "2 days"
+# or a bare "2". Each unit word (English, Portuguese, Spanish, German, French, Indonesian, Hindi) → its English name;
+# each English name → (dimension, size in the dimension's base unit). Months and years are not converted to days.
+_UNIT_SIZES: dict[str, tuple[str, Decimal]] = {
+    "second": ("time", Decimal(1)),
+    "minute": ("time", Decimal(60)),
+    "hour": ("time", Decimal(3600)),
+    "day": ("time", Decimal(86400)),
+    "week": ("time", Decimal(604800)),
+    "month": ("calendar", Decimal(1)),
+    "year": ("calendar", Decimal(12)),
+    "night": ("nights", Decimal(1)),
+    "m": ("length", Decimal(1)),
+    "km": ("length", Decimal(1000)),
+    "mile": ("miles", Decimal(1)),
+    "g": ("mass", Decimal(1)),
+    "kg": ("mass", Decimal(1000)),
+    "ml": ("volume", Decimal(1)),
+    "l": ("volume", Decimal(1000)),
+    "person": ("people", Decimal(1)),
+}
+_UNIT_WORDS: dict[str, tuple[str, ...]] = {
+    "second": ("s", "sec", "secs", "second", "seconds", "segundo", "segundos", "sekunde", "sekunden", "seconde",
+               "secondes", "detik", "सेकंड"),
+    "minute": ("min", "mins", "minute", "minutes", "minuto", "minutos", "minuten", "menit", "मिनट"),
+    "hour": ("h", "hr", "hrs", "hour", "hours", "hora", "horas", "stunde", "stunden", "std", "heure", "heures", "jam",
+             "घंटा", "घंटे"),
+    "day": ("day", "days", "dia", "dias", "día", "días", "tag", "tage", "tagen", "werktag", "werktage", "werktagen",
+            "arbeitstag", "arbeitstage", "jour", "jours", "hari", "दिन"),
+    "week": ("wk", "wks", "week", "weeks", "semana", "semanas", "woche", "wochen", "semaine", "semaines", "minggu",
+             "सप्ताह", "हफ्ते", "हफ़्ते", "हफ्ता"),
+    "month": ("mo", "mos", "month", "months", "mês", "mes", "meses", "monat", "monate", "monaten", "mois", "bulan",
+              "महीना", "महीने"),
+    "year": ("yr", "yrs", "year", "years", "ano", "anos", "año", "años", "jahr", "jahre", "jahren", "an", "ans",
+             "année", "années", "tahun", "साल", "वर्ष"),
+    "night": ("night", "nights", "noite", "noites", "noche", "noches", "nacht", "nächte", "nuit", "nuits", "malam", "रात"),
+    "m": ("m", "metre", "metres", "meter", "meters", "metro", "metros", "mètre", "mètres", "मीटर"),
+    "km": ("km", "kms", "kilometre", "kilometres", "kilometer", "kilometers", "quilômetro", "quilômetros",
+           "quilómetro", "quilómetros", "kilómetro", "kilómetros", "kilomètre", "kilomètres", "किमी", "किलोमीटर"),
+    "mile": ("mi", "mile", "miles", "milha", "milhas", "milla", "millas", "meile", "meilen"),
+    "g": ("g", "gram", "grams", "gramme", "grammes", "grama", "gramas", "gramo", "gramos", "gramm"),
+    "kg": ("kg", "kilo", "kilos", "kilogram", "kilograms", "kilogramme", "quilo", "quilos", "kilogramm"),
+    "ml": ("ml",),
+    "l": ("l", "litre", "litres", "liter", "liters", "litro", "litros"),
+    "person": ("people", "person", "persons", "guest", "guests", "pessoa", "pessoas", "persona", "personas", "personen",
+               "personne", "personnes", "orang", "pax", "लोग", "व्यक्ति"),
+}  # fmt: skip
+_UNIT_OF = {word: unit for unit, words in _UNIT_WORDS.items() for word in words}
+# Number words 1-12 count only in front of a unit ("two years"); alone they stay words, as before.
+_NUMBER_WORDS = {
+    word: Decimal(value)
+    for value, words in enumerate(
+        (
+            (),
+            ("one", "um", "uma", "uno", "una", "ein", "eine", "einen", "einem", "un", "une", "satu", "एक"),
+            ("two", "dois", "duas", "dos", "zwei", "deux", "dua", "दो"),
+            ("three", "três", "tres", "drei", "trois", "tiga", "तीन"),
+            ("four", "quatro", "cuatro", "vier", "quatre", "empat", "चार"),
+            ("five", "cinco", "fünf", "cinq", "lima", "पांच", "पाँच"),
+            ("six", "seis", "sechs", "enam", "छह"),
+            ("seven", "sete", "siete", "sieben", "sept", "tujuh", "सात"),
+            ("eight", "oito", "ocho", "acht", "huit", "delapan", "आठ"),
+            ("nine", "nove", "nueve", "neun", "neuf", "sembilan", "नौ"),
+            ("ten", "dez", "diez", "zehn", "dix", "sepuluh", "दस"),
+            ("eleven", "onze", "elf"),
+            ("twelve", "doze", "doce", "zwölf", "douze", "बारह"),
+        )
+    )
+    for word in words
+}
+_NUM = r"[0-9]{1,3}(?:[ ][0-9]{3}(?![0-9]))++(?:[.,][0-9]++)?|[0-9]++(?:[.,][0-9]++)?"
+_NUMBER_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+_QUANTITY_NUMBER = rf"(?:(?<![\w.,])(?<![A-Za-z]-)(?:{_NUM})|(?<!\w)(?:{_NUMBER_WORD})(?!\w))"
+_RANGE = r"(?:[ ]?-[ ]?|[ ](?:to|or|and|a|até|e|ou|o|y|bis|oder|und|à|au|et|hingga|sampai|atau|से)[ ])"
+_UNIT_WORD = "|".join(sorted(map(re.escape, _UNIT_OF), key=len, reverse=True))
+_QUANTITY = re.compile(
+    rf"(?P<first>{_QUANTITY_NUMBER})(?:{_RANGE}(?P<second>{_QUANTITY_NUMBER}))?"
+    r"[ -]?(?:(?:working|business|calendar|full|whole)[ ])?"  # "6-month warranty" too
+    rf"(?P<unit>{_UNIT_WORD})(?![\w\u0900-\u097f])",  # Devanagari vowel signs are not \w
+    re.IGNORECASE,
+)
+_CURRENCY_JUST_BEFORE = re.compile(rf"(?:{_CURRENCY_BEFORE})[ ]?$")
+
 _WORD_CHAR = re.compile(r"\w", re.ASCII)
 # Units written against the number ("10km", "1,5kg"); lowercase only, so model names like "360M" stay words.
 _GLUED_UNIT = re.compile(r"(?:km|kg|mg|g|cm|mm|m|ml|l|h|hrs?|min|mins|s|x|kb|mb|gb|tb|k)(?!\w)", re.ASCII)
@@ -166,9 +266,13 @@ def extract_facts(text: str) -> list[Fact]:
     work = original.translate(_FOLD)
     work = _mask(work, [match.span() for match in _NOT_FACTS.finditer(work)])
     facts: list[Fact] = []
-    for stage in (_urls, _emails, _phones, _dates, _times, _amounts):
+    for stage in (_urls, _emails, _phones, _dates, _times, _quantities, _amounts):
         found = list(stage(work))
-        facts.extend(Fact(kind, original[start:end], values, currency, start) for start, end, kind, values, currency in found)
+        facts.extend(
+            Fact(kind, original[start:end], values, qualifier if kind == "money" else None, start,
+                 qualifier if kind == "quantity" else None)
+            for start, end, kind, values, qualifier in found
+        )  # fmt: skip
         work = _mask(work, [(start, end) for start, end, *_ in found])
     facts.sort(key=lambda fact: fact.start)
     return facts
@@ -180,8 +284,7 @@ def check_grounding(reply: str, support: Iterable[str]) -> Grounding:
     index = _Support()
     if facts:
         for text in support:
-            for fact in extract_facts(text):
-                index.add(fact)
+            index.add_text(text)
     return Grounding(facts=facts, unsupported=[fact for fact in facts if not index.backs(fact)])
 
 
@@ -352,6 +455,26 @@ def _time_minutes(match: re.Match[str]) -> frozenset[Value]:
     return frozenset({hour * 60 + minute})
 
 
+def _quantities(work: str) -> Iterator[_Found]:
+    for match in _QUANTITY.finditer(work):
+        written = match["unit"]
+        if len(written) == 1 and written.isupper():
+            continue  # "360M", "5 M": a model size or millions, not metres
+        if _CURRENCY_JUST_BEFORE.search(work, max(0, match.start() - 4), match.start()):
+            continue  # "€5 m": money, left to the amounts
+        unit = _UNIT_OF[written.lower()]
+        dimension, size = _UNIT_SIZES[unit]
+        numbers = [("first", match.end() if match["second"] is None else match.end("first"))]
+        if match["second"] is not None:
+            numbers.append(("second", match.end()))
+        for group, end in numbers:
+            raw = match[group]
+            word = _NUMBER_WORDS.get(raw.lower())
+            amounts = frozenset({word}) if word is not None else _number_values(raw)
+            if amounts:
+                yield match.start(group), end, "quantity", frozenset((dimension, amount * size) for amount in amounts), unit
+
+
 def _amounts(work: str) -> Iterator[_Found]:
     for match in _AMOUNT.finditer(work):
         values = _number_values(match["num"])
@@ -423,9 +546,25 @@ class _Support:
     phones: dict[str, set[str]] = field(default_factory=dict)  # by their last seven digits
     emails: set[Value] = field(default_factory=set)
     urls: set[str] = field(default_factory=set)
+    quantities: set[Value] = field(default_factory=set)  # (dimension, amount in the base unit)
+    # Bare numbers that stand where prices stand, with the currencies their text writes (empty: it writes none).
+    priced: set[tuple[Value, frozenset[str]]] = field(default_factory=set)
+
+    def add_text(self, text: str) -> None:
+        """Every fact of a support text; a bare number is also a price when it stands among prices (`_priced`)."""
+        facts = extract_facts(text)
+        currencies = frozenset(fact.currency or "" for fact in facts if fact.kind == "money")
+        for fact, priced in zip(facts, _priced(text, facts), strict=True):
+            self.add(fact)
+            if priced:
+                self.priced |= {(value, currencies) for value in fact.values}
 
     def add(self, fact: Fact) -> None:
-        if fact.kind in ("number", "money", "percent"):
+        if fact.kind == "quantity":
+            self.quantities |= fact.values
+            size = _UNIT_SIZES[fact.unit or ""][1]
+            self.numeric |= {amount / size for _, amount in fact.values}  # type: ignore[misc]
+        elif fact.kind in ("number", "money", "percent"):
             self.numeric |= fact.values
             if fact.kind == "number":
                 self.plain |= fact.values
@@ -457,7 +596,9 @@ class _Support:
                 self._phone(format(v, "f")) for v in fact.values if _is_long_integer(v)
             )
         if fact.kind == "money":
-            return any((value, fact.currency) in self.money or value in self.plain for value in fact.values)
+            return any(self._money(value, fact.currency or "") for value in fact.values)
+        if fact.kind == "quantity":
+            return bool(fact.values & self.quantities)
         if fact.kind == "percent":
             return bool(fact.values & (self.percent | self.plain))
         if fact.kind == "time":
@@ -472,6 +613,15 @@ class _Support:
         if fact.kind == "url":
             return any(self._url(str(value)) for value in fact.values)
         return False
+
+    def _money(self, value: Value, currency: str) -> bool:
+        if any(value == other and _same_currency(currency, written) for other, written in self.money):
+            return True
+        # A price written without its currency backs the reply's currency unless its text writes other money only.
+        return any(
+            value == other and (not written or any(_same_currency(currency, c) for c in written))
+            for other, written in self.priced
+        )
 
     def _date(self, month: int, day: int, year: int | None) -> bool:
         years = self.dates.get((month, day))
@@ -490,6 +640,46 @@ class _Support:
         return url in self.urls or any(
             other.startswith(url) and other[len(url)] in "/?#" for other in self.urls if len(other) > len(url)
         )
+
+
+def _same_currency(one: str, other: str) -> bool:
+    return one == other or (one in _DOLLAR_SIGN_CURRENCIES and other in _DOLLAR_SIGN_CURRENCIES and "$" in (one, other))
+
+
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*+\n")
+# A paragraph that names money without an amount ("Prices (€)", "in euros", "Preise") makes its bare numbers prices.
+_MONEY_WORDS = re.compile(
+    r"[€$£¥₹]|(?<!\w)(?:eur|euros?|usd|dollars?|reais|pesos?|mxn|rupiah|rp|gbp|pounds?|rupees?"
+    r"|prices?|priced|costs?|fees?|charges?|tariffs?|preços?|valor|valores|custa|custam|custo|taxa|precios?|cuesta|cuestan"
+    r"|coste|costo|tarifas?|preis|preise|kostet|kosten|gebühr|gebühren|prix|coûte|coûtent|tarifs?|harga|biaya|कीमत|दाम|शुल्क"
+    r")(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def _priced(text: str, facts: list[Fact]) -> list[bool]:
+    """Per fact: is it a bare number that stands where prices stand? Yes when it is written with two decimals
+    ("Croissant ..... 1.80", how price lists omit the currency), or when its paragraph (the text between blank lines)
+    states money or names it ("Prices", "€", "preço"). Numbers with a unit ("about 20 minutes", "8 people") never are."""
+    work = text[:MAX_CHARS].translate(_FOLD)
+    ends = [match.start() for match in _PARAGRAPH_BREAK.finditer(work)] + [len(work)]
+    money_paragraphs: set[int] = set()
+    start = previous = 0
+    for index, end in enumerate(ends):
+        if index - 1 in money_paragraphs and _HEADING.fullmatch(work, previous, start):
+            money_paragraphs.add(index)  # under a heading that names money ("## Prices")
+        if _MONEY_WORDS.search(work, start, end):
+            money_paragraphs.add(index)
+        previous, start = start, end
+    money_paragraphs |= {bisect_right(ends, fact.start) for fact in facts if fact.kind == "money"}
+    return [
+        fact.kind == "number" and (bool(_TWO_DECIMALS.search(fact.text)) or bisect_right(ends, fact.start) in money_paragraphs)
+        for fact in facts
+    ]
+
+
+_TWO_DECIMALS = re.compile(r"[.,][0-9]{2}$")
+_HEADING = re.compile(r"\s*+(?:#[^\n]*+|[^\n.!?]{1,60})\s*+")  # one line: "## Prices", "Preços (R$)"
 
 
 def _is_long_integer(value: Value) -> bool:

@@ -10,15 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from rag.embeddings import estimate_tokens
+from rag.embedders import estimate_tokens
 from rag.types import Passage
 
 MESSAGE_OVERHEAD = 8  # role markers and separators the chat template adds per message
 MIN_NUM_CTX = 2048
+# Small models follow "Answer in Portuguese." far better than "in the language of the question".
 RULES = (
     "Answer the customer's question using only the numbered sources below. "
     "Cite the sources you used like [1] or [2]. If the sources do not contain the answer, "
-    "reply with exactly NOT_IN_SOURCES and nothing else. Answer in the language of the question, briefly."
+    "reply with exactly NOT_IN_SOURCES and nothing else. Answer in {language}, briefly."
 )
 # The marker the rules ask for, as models write it back (case, spaces or underscores vary).
 NOT_IN_SOURCES = re.compile(r"\bnot[ _]?in[ _]?(?:the[ _]?)?sources\b", re.IGNORECASE)
@@ -42,8 +43,9 @@ def count_tokens(text: str) -> int:
 
 
 def format_source(number: int, passage: Passage, text: str | None = None) -> str:
-    where = passage.filename + (f" — {passage.heading}" if passage.heading else "")
-    return f"[{number}] ({where})\n{text if text is not None else passage.text}"
+    """A numbered source under its heading; never its filename, which a model would repeat to customers."""
+    where = f" ({passage.heading})" if passage.heading else ""
+    return f"[{number}]{where}\n{text if text is not None else passage.text}"
 
 
 def _truncate_to(text: str, tokens: int) -> str:
@@ -64,12 +66,13 @@ def build_prompt(
     context_limit: int,
     answer_tokens: int,
     history_share: float = 0.25,
+    language_name: str = "English",
 ) -> Prompt:
     """Fit everything in `context_limit - answer_tokens`: the question and instructions always,
     then the best sources, then the most recent turns (at least `history_share` of what is left
-    is kept for turns that need it)."""
+    is kept for turns that need it). The reply is asked for in `language_name` (English name: "Portuguese")."""
     budget = max(context_limit - answer_tokens, 256)
-    header = (instructions.strip() + "\n\n" + RULES).strip()
+    header = (instructions.strip() + "\n\n" + RULES.format(language=language_name)).strip()
     fixed = count_tokens(header + "\n\nSources:\n") + count_tokens(question)
 
     turns = [t for t in history if t.get("role") in ("user", "assistant") and t.get("content")]

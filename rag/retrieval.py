@@ -12,7 +12,7 @@ import numpy as np
 from databases import Database
 
 from rag import store
-from rag.embeddings import Embedder
+from rag.embedders import Embedder
 from rag.types import Passage
 
 # Reciprocal-rank fusion's constant: Cormack et al. use 60; on SciFact's train split 10 ranks
@@ -27,6 +27,10 @@ class SearchResult:
     passages: list[Passage]
     stale_document_ids: list[int] = field(default_factory=list)  # indexed with another embedding model
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # The question's vector (None in lexical mode): answers score the chunks' stored sentences with it (rag.sentences).
+    query_vector: np.ndarray | None = None
+    # The model of `query_vector` and of the passages' vectors: compare stored sentences of this model only.
+    embedding_model: str | None = None
 
     @property
     def reindex_needed(self) -> bool:
@@ -70,7 +74,7 @@ def _round(value: float | None) -> float | None:
 
 async def search(
     db: Database,
-    embedder: Embedder,
+    embedder: Embedder | None,
     assistant_id: int,
     query: str,
     *,
@@ -78,8 +82,14 @@ async def search(
     language: str = "english",
     mode: Mode = "hybrid",
     candidates: int | None = None,
+    embedding_model: str | None = None,
 ) -> SearchResult:
-    """The `top_k` best chunks of one assistant's documents for `query`."""
+    """The `top_k` best chunks of one assistant's documents for `query`. Only documents whose vectors are
+    `embedding_model`'s (default: the embedder's) are searched; `language` is the full-text configuration used
+    when the assistant has no chunks yet (each chunk has its own). Lexical mode needs no embedder."""
+    model = embedding_model or (embedder.name if embedder is not None else None)
+    if mode != "lexical" and embedder is None:
+        raise ValueError("dense and hybrid searches need an embedder")
     started = time.perf_counter()
     timings: dict[str, float] = {}
     pool = candidates or max(top_k * 4, 20)
@@ -87,11 +97,11 @@ async def search(
     if mode in ("hybrid", "dense"):
         # Before the searches, not beside them: the encode holds the GIL and both cores for ~12 ms,
         # and the searches slowed by half when they ran during it.
-        vector = (await _timed(timings, "embed", embedder.embed([query])))[0]
+        vector = (await _timed(timings, "embed", embedder.embed_queries([query])))[0]
     if mode == "lexical":
-        dense_side = _without_hits(store.stale_documents(db, assistant_id, embedder.name))
+        dense_side = _without_hits(store.stale_documents(db, assistant_id, model) if model else _no_documents())
     else:  # which documents another embedding model indexed is asked in the same round trip
-        dense_side = _timed(timings, "dense", store.dense_search_fresh(db, assistant_id, vector, pool, embedder.name))
+        dense_side = _timed(timings, "dense", store.dense_search_fresh(db, assistant_id, vector, pool, model))
     lexical: list[dict] = []
     if mode == "dense":
         dense, stale = await dense_side
@@ -99,9 +109,7 @@ async def search(
         lexical_side = _timed(
             timings,
             "lexical",
-            store.lexical_search(
-                db, assistant_id, query, language, pool, embedding_model=embedder.name, with_embedding=mode == "hybrid"
-            ),
+            store.lexical_search(db, assistant_id, query, language, pool, embedding_model=model, with_embedding=mode == "hybrid"),
         )
         # Each in a task of its own, so on a connection of its own: PostgreSQL runs them at once.
         (dense, stale), lexical = await asyncio.gather(dense_side, lexical_side)
@@ -116,7 +124,9 @@ async def search(
     else:
         passages = fuse(dense, with_cosine(lexical, vector), top_k)
     timings["total"] = _ms(started)
-    return SearchResult(passages=passages, stale_document_ids=stale, timings_ms=timings)
+    return SearchResult(
+        passages=passages, stale_document_ids=stale, timings_ms=timings, query_vector=vector, embedding_model=model
+    )
 
 
 def with_cosine(hits: list[dict], vector: np.ndarray) -> list[dict]:
@@ -127,6 +137,10 @@ def with_cosine(hits: list[dict], vector: np.ndarray) -> list[dict]:
         embedding = np.asarray(hit.pop("embedding").to_numpy(), dtype=np.float32)
         hit["cosine"] = float(embedding @ query / (np.linalg.norm(embedding) * np.linalg.norm(query) or 1.0))
     return hits
+
+
+async def _no_documents() -> list[int]:
+    return []
 
 
 async def _without_hits(stale: Awaitable[list[int]]) -> tuple[list[dict], list[int]]:

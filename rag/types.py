@@ -26,9 +26,10 @@ class Answer:
     text: str  # shaped for WhatsApp (its markup)
     parts: list[str]  # `text` split into messages of at most 4096 characters
     sources: list[dict[str, Any]]  # [{document_id, filename, chunk_id, position, score}]
-    degraded: bool = False  # no engine answered: the best passage was sent
+    degraded: bool = False  # no engine answered: the quote was sent
     degraded_reason: str | None = None  # e.g. "ollama_unreachable", "model_not_found", "timeout"
     used_fallback: bool = False  # no good passage, or the model said the sources lack it: the fallback message
-    ungrounded: bool = False  # the model stated a fact the sources lack: the best passage was sent instead
+    ungrounded: bool = False  # the model stated a fact the relevant sentences lack: the quote was sent instead
+    quoted: bool = False  # the reply is sentences of the documents, verbatim (quote mode, or the safe answer)
     top_score: float | None = None  # best dense similarity, for "no good answer in the documents"
     trace: dict[str, Any] = field(default_factory=dict)  # passages+scores, prompt tokens, model, timings, truncated

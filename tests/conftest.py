@@ -93,6 +93,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides) -> Settings:
         "llm_provider": "ollama",  # the Ollama protocol's tests; the real models' tests choose theirs
         "gateway_provider": "sandbox",
         "job_poll_seconds": 0.5,
+        "load_models_at_start": False,  # each test's backend loads only the models it uses (tests/test_startup_models.py)
         "log_format": "console",
         **overrides,
     }

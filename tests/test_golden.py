@@ -190,7 +190,9 @@ def embedded_settings(database_url, tmp_path):
 async def test_golden_runs_use_the_real_model_and_flag_a_regression_when_a_document_loses_the_fact(embedded_settings):
     async with serve_app(create_app(embedded_settings, name=f"golden_{uuid.uuid4().hex[:8]}")) as backend:
         async with backend.client(await login(backend)) as api:
-            body = {"name": BAKERY.name, "instructions": BAKERY.instructions, "temperature": 0}
+            # answer_mode generate: by default the bundled demo model is not asked (its answers are quotes).
+            policies = {"answer_mode": "generate"}
+            body = {"name": BAKERY.name, "instructions": BAKERY.instructions, "temperature": 0, "policies": policies}
             assistant_id = (await api.post("/api/assistants", json=body)).json()["id"]
             assert (await upload(api, assistant_id, (BAKERY.filename, BAKERY.document.encode()))).status_code == 201
             [document] = await wait_indexed(api, assistant_id)

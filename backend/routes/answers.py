@@ -22,7 +22,7 @@ async def generate(request: Request, assistant_id: int):
     body = parse_body(request, GenerateRequest)
     rt = runtime_of(request)
     assistant = await get_assistant(rt.db, assistant_id)
-    answer = await answer_question(rt, assistant, body.question, [t.model_dump() for t in body.history])
+    answer = await answer_question(rt, assistant, body.question, [t.model_dump() for t in body.history], language=body.language)
     return ok(to_response(answer))
 
 

@@ -9,7 +9,7 @@ from backend.http import Page, ok, page_of, parse_body, parse_query
 from backend.openapi import doc
 from backend.routes.deps import db_of, settings_of
 from backend.services import assistants as service
-from backend.services.assistants import Assistant, AssistantFields, AssistantPage, AssistantPatch
+from backend.services.assistants import Assistant, AssistantFields, AssistantPage, AssistantPatch, LanguageCatalog
 
 bp = Blueprint("assistants", url_prefix="/api/assistants")
 
@@ -28,6 +28,12 @@ async def create_assistant(request: Request):
     fields = parse_body(request, AssistantFields)
     assistant = await service.create_assistant(db_of(request), fields, settings_of(request).ollama_model)
     return ok(assistant, status=201)
+
+
+@bp.get("/languages")
+@doc("The languages an assistant can serve, with their shipped fixed texts and command words", response=LanguageCatalog)
+async def list_languages(request: Request):
+    return ok(service.language_catalog())
 
 
 @bp.get("/<assistant_id:int>")

@@ -9,7 +9,16 @@ from backend.http import Page, ok, parse_body, parse_query
 from backend.openapi import doc
 from backend.routes.deps import db_of, runtime_of
 from backend.services import conversations as service
-from backend.services.conversations import Contact, ContactPage, ContactQuery, Message, OperatorReply, PauseRequest, Thread
+from backend.services.conversations import (
+    Contact,
+    ContactChange,
+    ContactPage,
+    ContactQuery,
+    Message,
+    OperatorReply,
+    PauseRequest,
+    Thread,
+)
 
 bp = Blueprint("contacts", url_prefix="/api/contacts")
 
@@ -25,6 +34,17 @@ async def list_contacts(request: Request):
 @doc("One contact: who owns the conversation, pause and opt-out state", response=Contact)
 async def get_contact(request: Request, contact_id: int):
     return ok(await service.get_contact(db_of(request), contact_id))
+
+
+@bp.patch("/<contact_id:int>")
+@doc(
+    "Set the customer's language (kept against detection), or null to give it back to detection",
+    body=ContactChange,
+    response=Contact,
+)
+async def change_contact(request: Request, contact_id: int):
+    change = parse_body(request, ContactChange)
+    return ok(await service.change_contact(db_of(request), contact_id, change))
 
 
 @bp.get("/<contact_id:int>/messages")

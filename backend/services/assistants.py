@@ -7,14 +7,18 @@ from datetime import datetime
 from typing import Literal
 
 from databases import Database
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from backend.errors import Invalid, NotFound
 from backend.http import Page
-from backend.services.policies import ReplyPolicy, parse_policy
+from backend.services.languages import served_languages
+from backend.services.policies import LanguageCode, ReplyPolicy, parse_policy
+from backend.services.texts import KEYS, SHIPPED, SHIPPED_WORDS
 from backend.store import assistants as store
 from backend.store import golden as golden_store
 from backend.store.assistants import AssistantRow
+from rag.languages import LANGUAGES as SERVED_LANGUAGES
+from rag.languages import code_of_text_search, text_search_of
 
 # PostgreSQL text-search configurations shipped with the server.
 LANGUAGES = (
@@ -23,10 +27,24 @@ LANGUAGES = (
     "lithuanian", "nepali", "norwegian", "portuguese", "romanian", "russian", "serbian",
     "spanish", "swedish", "tamil", "turkish", "yiddish",
 )  # fmt: skip
+LANGUAGE_HELP = (
+    "Older API: the full-text search configuration of its documents and questions (PostgreSQL's). "
+    "Follows the main language when `languages` is set; for an automatic assistant its language comes after its documents'."
+)
+LANGUAGES_HELP = (
+    "The languages it answers in (ISO 639-1 codes), its main language first: a customer in another language is answered "
+    "in the main one. Empty: automatic (its documents' languages, then English)."
+)
+
+
+def _distinct_languages(codes: list[str] | None) -> list[str] | None:
+    if codes is not None and len(set(codes)) != len(codes):
+        raise ValueError("each language at most once")
+    return codes
 
 
 # A change to one of these queues a run of the assistant's golden questions (backend.services.golden).
-ANSWER_INPUTS = ("instructions", "engine", "model")
+ANSWER_INPUTS = ("instructions", "engine", "model", "languages")
 
 Engine = Literal["default", "auto", "ollama", "openai", "embedded"]
 ENGINE_HELP = (
@@ -47,9 +65,14 @@ class AssistantFields(BaseModel):
         description="Model of the Ollama or OpenAI-compatible engine; default OLLAMA_MODEL",
     )
     temperature: float = Field(default=0.2, ge=0, le=2)
-    fallback_message: str = Field(default="Sorry, I don't know that yet. A person from our team will follow up.", max_length=4000)
-    language: str = Field(default="english", description="Full-text search language", pattern="^[a-z]+$")
+    fallback_message: str = Field(
+        default="", max_length=4000, description="Older API: the fallback text in the main language (see policies.texts)"
+    )
+    language: str | None = Field(default=None, description=LANGUAGE_HELP + " Default: english", pattern="^[a-z]+$")
+    languages: list[LanguageCode] = Field(default_factory=list, max_length=20, description=LANGUAGES_HELP)
     policies: ReplyPolicy = Field(default_factory=ReplyPolicy)
+
+    _languages_once = field_validator("languages")(_distinct_languages)
 
 
 class AssistantPatch(BaseModel):
@@ -60,8 +83,11 @@ class AssistantPatch(BaseModel):
     model: str | None = Field(default=None, min_length=1, max_length=200)
     temperature: float | None = Field(default=None, ge=0, le=2)
     fallback_message: str | None = Field(default=None, max_length=4000)
-    language: str | None = Field(default=None, pattern="^[a-z]+$")
+    language: str | None = Field(default=None, pattern="^[a-z]+$", description=LANGUAGE_HELP)
+    languages: list[LanguageCode] | None = Field(default=None, max_length=20, description=LANGUAGES_HELP)
     policies: ReplyPolicy | None = None
+
+    _languages_once = field_validator("languages")(_distinct_languages)
 
 
 class Assistant(BaseModel):
@@ -72,10 +98,47 @@ class Assistant(BaseModel):
     model: str
     temperature: float
     fallback_message: str
-    language: str
+    language: str = Field(description=LANGUAGE_HELP)
+    languages: list[str] = Field(description=LANGUAGES_HELP)
+    document_languages: list[str] = Field(description="The languages of its documents, the most passages first")
     policies: ReplyPolicy
     created_at: datetime
     updated_at: datetime
+
+    @computed_field(description="The languages it answers in now, main first: `languages`, or the automatic ones")
+    @property
+    def served_languages(self) -> list[str]:
+        return served_languages(self.languages, self.document_languages, self.language)
+
+
+class LanguageDefaults(BaseModel):
+    code: str
+    name: str = Field(description="In English, as a prompt asks for it")
+    native: str = Field(description="As its speakers write it")
+    texts: dict[str, str] = Field(description="The shipped fixed texts (key → text); none for a language without them")
+    words: dict[str, list[str]] = Field(description="The shipped command words (handoff, opt_out, opt_in)")
+
+
+class LanguageCatalog(BaseModel):
+    items: list[LanguageDefaults]
+    text_keys: list[str] = Field(description="The fixed texts an assistant sends on its own")
+
+
+def language_catalog() -> LanguageCatalog:
+    """Every language an assistant can serve, with what it ships (the console shows them as placeholders)."""
+    return LanguageCatalog(
+        items=[
+            LanguageDefaults(
+                code=code,
+                name=language.name,
+                native=language.native,
+                texts={key: by_code[code] for key, by_code in SHIPPED.items() if code in by_code},
+                words={kind: list(by_code.get(code, [])) for kind, by_code in SHIPPED_WORDS.items()},
+            )
+            for code, language in SERVED_LANGUAGES.items()
+        ],
+        text_keys=list(KEYS),
+    )
 
 
 class AssistantPage(BaseModel):
@@ -93,11 +156,18 @@ def _check_language(language: str | None) -> None:
         )
 
 
+def _text_search_of_main(languages: list[str]) -> str | None:
+    """The full-text configuration that follows a main language set through `languages`."""
+    return text_search_of(languages[0]) if languages else None
+
+
 def to_assistant(record: AssistantRow) -> Assistant:
     """The API's view of a stored assistant; its stored settings read tolerantly (`parse_policy`)."""
     values = asdict(record)
     policies = parse_policy(values.pop("settings"))
-    return Assistant(**values, policies=policies)
+    # Passages whose language has no PostgreSQL stemmer (`simple`) name no language.
+    documents = [code for code in map(code_of_text_search, values.pop("document_languages")) if code]
+    return Assistant(**values, document_languages=list(dict.fromkeys(documents)), policies=policies)
 
 
 def _not_found(assistant_id: int) -> NotFound:
@@ -108,6 +178,7 @@ async def create_assistant(db: Database, fields: AssistantFields, default_model:
     _check_language(fields.language)
     values = fields.model_dump(exclude={"policies"})
     values["model"] = values["model"] or default_model
+    values["language"] = fields.language or _text_search_of_main(fields.languages) or "english"
     return to_assistant(await store.insert_assistant(db, **values, settings=fields.policies.model_dump()))
 
 
@@ -127,6 +198,8 @@ async def update_assistant(db: Database, assistant_id: int, patch: AssistantPatc
     _check_language(patch.language)
     changes = patch.model_dump(exclude_unset=True, exclude={"policies"})
     changes = {key: value for key, value in changes.items() if value is not None}
+    if patch.languages and patch.language is None:
+        changes["language"] = _text_search_of_main(patch.languages) or "simple"
     if patch.policies is not None:
         changes["settings"] = patch.policies.model_dump()
     before = await store.find_assistant(db, assistant_id)

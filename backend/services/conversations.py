@@ -21,12 +21,13 @@ from backend.http import Page, page_of
 from backend.runtime import Runtime
 from backend.services.decisions import ContactState
 from backend.services.inbound import queue_reply_job
-from backend.services.policies import parse_policy
+from backend.services.policies import LanguageCode, parse_policy
 from backend.store import contacts as contacts_store
 from backend.store import media as media_store
 from backend.store import messages as store
 from backend.store.contacts import ContactRow
 from backend.store.messages import MessageRow
+from rag.languages import LANGUAGES
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,12 @@ class Contact(BaseModel):
     last_message_at: datetime | None
     last_message: LastMessage | None = None
     created_at: datetime
+    language: str | None = Field(description="The customer's language (ISO 639-1), None until detected or set")
+    language_name: str | None = Field(description="Its name as its speakers write it (Português)")
+    language_source: Literal["detected", "operator"] | None = Field(
+        description="detected from the customer's messages, or set by an operator (then detection leaves it alone)"
+    )
+    language_set_at: datetime | None
 
 
 class ContactPage(BaseModel):
@@ -119,6 +126,13 @@ class Thread(BaseModel):
 class PauseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: int | None = Field(default=None, ge=1, le=525600, description="Default: the assistant's pause_minutes")
+
+
+class ContactChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    language: LanguageCode | None = Field(
+        description="The customer's language, kept against detection; null gives it back to detection"
+    )
 
 
 class OperatorReply(BaseModel):
@@ -208,6 +222,10 @@ def contact_of(contact: ContactRow, last: contacts_store.LastMessage | None = No
         last_message_at=contact.last_message_at,
         last_message=LastMessage(**asdict(last)) if last is not None else None,
         created_at=contact.created_at,
+        language=contact.language,
+        language_name=LANGUAGES[contact.language].native if contact.language in LANGUAGES else None,
+        language_source=contact.language_source,
+        language_set_at=contact.language_set_at,
     )
 
 
@@ -232,6 +250,15 @@ async def get_thread(db: Database, contact_id: int, page: Page) -> Thread:
     contact = contact_of(await _find(db, contact_id))
     records, total = await store.thread(db, contact_id, page.limit, page.offset)
     return Thread(contact=contact, items=[message_of(r) for r in records], total=total, limit=page.limit, offset=page.offset)
+
+
+async def change_contact(db: Database, contact_id: int, change: ContactChange) -> Contact:
+    """An operator's change to a contact: its language (detection no longer changes it), or back to detection."""
+    record = await contacts_store.set_operator_language(db, contact_id, change.language)
+    if record is None:
+        raise NotFound(f"Contact {contact_id} does not exist.", code="contact_not_found")
+    log.info("contact.language_set", contact=contact_id, language=change.language)
+    return await get_contact(db, contact_id)
 
 
 async def pause_contact(db: Database, contact_id: int, minutes: int | None, by: str = "operator") -> Contact:

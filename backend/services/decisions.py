@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from backend.gateways.base import InboundMessage
-from backend.services.policies import ReplyPolicy, is_exact_command, mentions_any
+from backend.services.policies import ReplyPolicy
 
 VOICE_KINDS = frozenset({"audio", "voice"})
 # Outcomes that change the contact (opt-out, opt-in, pause): applied on the locked contact row.
@@ -73,13 +73,16 @@ def decide(policy: ReplyPolicy, connected_at: datetime | None, contact: ContactS
         return Decision("ignored", "broadcast")
     if is_backlog(connected_at, message):
         return Decision("ignored", "before_connection")
-    if is_exact_command(text, policy.opt_out_words):
+    # Command words of every language count, whatever the contact's: "PARAR" opts out before any language is known
+    # (the confirmation goes out in the words' language, backend.services.replies._canned).
+    if policy.says("opt_out", text):
         return Decision("ignored", "opted_out") if contact.opted_out else Decision("pending", "opt_out")
     if contact.opted_out:
-        return Decision("pending", "opt_in") if is_exact_command(text, policy.opt_in_words) else Decision("ignored", "opted_out")
+        opt_in = policy.says("opt_in", text)
+        return Decision("pending", "opt_in") if opt_in else Decision("ignored", "opted_out")
     if contact.paused:
         return Decision("ignored", "paused")
-    if mentions_any(text, policy.handoff_words):
+    if policy.says("handoff", text):
         return Decision("pending", "handoff_request")
     if not text.strip():
         if message.media is not None and message.media.kind in VOICE_KINDS:

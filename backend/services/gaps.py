@@ -18,7 +18,9 @@ class GapsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     days: int = Field(default=30, ge=1, le=365, description="Look this far back")
     limit: int = Field(default=20, ge=1, le=200, description="Groups returned")
-    similarity: float = Field(default=0.7, ge=0.3, le=1.0, description="Questions this similar form one group")
+    similarity: float | None = Field(
+        default=None, ge=0.3, le=1.0, description="Questions this similar form one group; default: the embedding model's own"
+    )
 
 
 class Gap(BaseModel):
@@ -71,8 +73,8 @@ async def knowledge_gaps(rt: Runtime, assistant_id: int, query: GapsQuery) -> Ga
         return GapsResponse(items=[], questions=0, min_score=min_score)
     texts = [" ".join(r["text"].split()) for r in records]
     try:
-        vectors = await rt.embedder.embed(texts)
-        groups = _group(vectors, query.similarity)
+        vectors = await rt.embedder.embed_queries(texts)  # customers' questions, grouped by meaning
+        groups = _group(vectors, query.similarity or rt.embedder.same_meaning)
     except (LLMUnavailable, EmbeddingError):  # remote embedder down: group identical wordings only
         vectors = None
         by_text: dict[str, list[int]] = {}

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
 
 import asyncpg
+import numpy as np
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,6 +32,8 @@ from backend.store.documents import DocumentRow
 from backend.store.jobs import enqueue_job
 from rag import retrieval
 from rag import store as chunk_store
+from rag.chunking import Chunk
+from rag.embedders import Embedder
 from rag.errors import (
     CorruptDocument,
     DocumentError,
@@ -40,12 +43,17 @@ from rag.errors import (
     EmptyDocument,
     LLMUnavailable,
 )
-from rag.indexing import chunk_document, embed_chunks
+from rag.indexing import chunk_configs, chunk_document, embed_chunks, embed_texts, text_search_configs
+from rag.languages import LANGUAGES, text_search_of
 from rag.loaders import Block, LoadedDocument, load_document
+from rag.sentences import SentenceVectors, embed_sentences, store_document_sentences
 
 log = structlog.get_logger(__name__)
 
 INDEX_JOB = "index_document"
+REEMBED_JOB = "reembed_assistant"
+# Chunks re-embedded per round (a transaction and a progress report each): a few of the embedder's batches.
+REEMBED_ROUND_BATCHES = 4
 TERM_STATS_JOB = "refresh_term_stats"
 # A burst of uploads or deletions gives one refresh: the queued (delayed) job absorbs the next ones.
 TERM_STATS_DELAY_SECONDS = 5.0
@@ -63,9 +71,23 @@ class Document(BaseModel):
     error: str | None
     chunk_count: int
     embedding_model: str | None = Field(description="The embedding model of its chunks")
-    reindex_needed: bool = Field(description="Indexed with another embedding model than the one configured")
+    reindex_needed: bool = Field(
+        description="Its vectors are another embedding model's than the one configured: being re-embedded in the background"
+    )
     created_at: datetime
     updated_at: datetime
+
+
+class Reembedding(BaseModel):
+    """An assistant's documents being re-embedded after a change of embedding model."""
+
+    model: str = Field(description="The configured embedding model, whose vectors are being computed")
+    searching_with: str = Field(description="The model whose vectors searches compare until every chunk has its new one")
+    done: int = Field(description="Chunks that have their new vector")
+    total: int
+    percent: int
+    status: Literal["queued", "running", "failed", "not_started"] = Field(description="The re-embedding job's state")
+    error: str | None
 
 
 class UploadedDocument(Document):
@@ -80,6 +102,7 @@ class DocumentPage(BaseModel):
     offset: int
     reindex_needed: bool
     notice: str | None
+    reembedding: Reembedding | None = Field(description="Progress of a re-embedding after a change of embedding model")
 
 
 class UploadResult(BaseModel):
@@ -88,6 +111,10 @@ class UploadResult(BaseModel):
 
 class ReindexResult(BaseModel):
     queued: list[int]
+
+
+class ReembedResult(BaseModel):
+    reembedding: Reembedding | None = Field(description="None: every document already has the configured model's vectors")
 
 
 class SearchRequest(BaseModel):
@@ -141,9 +168,30 @@ def _reindex_notice(count: int) -> str | None:
     if not count:
         return None
     return (
-        f"{count} document(s) were indexed with another embedding model and are left out of searches "
-        "until re-indexed: POST /api/assistants/{id}/reindex."
+        f"{count} document(s) hold another embedding model's vectors than the one searches use and are left out "
+        "of searches until their re-embedding is swapped in."
     )
+
+
+def _reembedding_notice(reembedding: Reembedding | None) -> str | None:
+    if reembedding is None:
+        return None
+    if reembedding.status == "failed":
+        return (
+            f"Re-embedding with {reembedding.model} failed: {reembedding.error}. Answers still use {reembedding.searching_with}."
+        )
+    return (
+        f"Re-embedding with {reembedding.model}: {reembedding.done} of {reembedding.total} passages "
+        f"({reembedding.percent}%). Answers use {reembedding.searching_with} until all are ready."
+    )
+
+
+def text_search_config(language: str | None) -> str:
+    """An assistant's full-text fallback configuration: from its language code, or the configuration name
+    assistants stored before they had codes ("english")."""
+    if language in LANGUAGES:
+        return text_search_of(language)
+    return language or "simple"
 
 
 def to_document(record: DocumentRow, embedding_model: str) -> Document:
@@ -162,7 +210,7 @@ def _uploaded(record: DocumentRow, model: str, *, duplicate: bool, message: str)
 
 
 def _model_name(rt: Runtime) -> str:
-    return f"{rt.settings.embedding_provider}:{rt.settings.embedding_model}"
+    return rt.embedding_model
 
 
 def document_limits(settings: Settings, max_bytes: int) -> dict[str, int]:
@@ -254,13 +302,15 @@ async def list_documents(rt: Runtime, assistant_id: int, page: Page) -> Document
     await get_assistant(rt.db, assistant_id)
     records, total = await store.list_documents(rt.db, assistant_id, page.limit, page.offset)
     stale = await chunk_store.stale_documents(rt.db, assistant_id, _model_name(rt))
+    reembedding = await reembedding_of(rt, assistant_id) if stale else None
     return DocumentPage(
         items=[to_document(r, _model_name(rt)) for r in records],
         total=total,
         limit=page.limit,
         offset=page.offset,
         reindex_needed=bool(stale),
-        notice=_reindex_notice(len(stale)),
+        notice=_reembedding_notice(reembedding),
+        reembedding=reembedding,
     )
 
 
@@ -313,6 +363,29 @@ async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int
     return await _store_blocks(rt, document.id, document.assistant_id, document.language, loaded.blocks, on_progress)
 
 
+@dataclass(frozen=True)
+class EmbeddedChunks:
+    """A document's chunk vectors and its chunks' sentence vectors (`rag.sentences`), by one model."""
+
+    vectors: np.ndarray
+    sentences: list[SentenceVectors]
+
+
+async def embed_document(
+    embedder: Embedder, chunks: list[Chunk], progress: Callable[[float], Awaitable[None]] | None = None
+) -> EmbeddedChunks:
+    async def share(start: float, done: float) -> None:
+        if progress is not None:
+            await progress(start + done / 2)
+
+    vectors = await embed_chunks(chunks, embedder, on_progress=lambda done: share(0, done))
+    # Each chunk's sentences with their own vectors, for quoted answers (rag.sentences): embedded now, never at question time.
+    sentences = await embed_sentences(
+        embedder, [(c.heading, c.text) for c in chunks], batch_size=embedder.batch_size, on_progress=lambda d: share(0.5, d)
+    )
+    return EmbeddedChunks(vectors, sentences)
+
+
 async def _store_blocks(
     rt: Runtime,
     document_id: int,
@@ -327,25 +400,47 @@ async def _store_blocks(
     )
     if not chunks:
         raise EmptyDocument("The document has no text to index.")
+    configs = await chunk_configs(chunks, rt.language_detector, text_search_config(language))
+    # While the assistant is re-embedded, searches compare the old model's vectors: the document gets those too,
+    # so it answers at once, and the new model's wait beside them for the swap.
+    searching_with = await chunk_store.search_model(rt.db, assistant_id, embedder.name)
+    models = [embedder.name] if searching_with == embedder.name else [embedder.name, searching_with]
+    embedded: dict[str, EmbeddedChunks] = {}
+    for step, model in enumerate(models):
 
-    async def progress(done: float) -> None:
-        fraction = 0.05 + 0.9 * done
-        await store.mark_indexing(rt.db, document_id, fraction)
-        if on_progress is not None:
-            await on_progress(fraction)
+        async def progress(done: float, step: int = step) -> None:
+            fraction = 0.05 + 0.9 * (step + done) / len(models)
+            await store.mark_indexing(rt.db, document_id, fraction)
+            if on_progress is not None:
+                await on_progress(fraction)
 
-    vectors = await embed_chunks(chunks, embedder, on_progress=progress)
+        try:
+            embedded[model] = await embed_document(rt.embedder_named(model), chunks, progress)
+        except (EmbeddingError, LLMUnavailable) as exc:
+            if model == embedder.name:
+                raise
+            # The old model is gone (a server down, a model removed): the document joins searches at the swap.
+            log.warning("documents.old_model_unavailable", document=document_id, model=model, error=exc.message)
     try:
         async with transaction(rt.db):
+            async with rt.db.connection() as connection:
+                await chunk_store.lock_chunk_writes(connection.raw_connection, assistant_id)
+            # Asked again under the lock: a swap may have happened while we embedded.
+            searching_with = await chunk_store.search_model(rt.db, assistant_id, embedder.name)
+            model = searching_with if searching_with in embedded else embedder.name
+            following = embedded[embedder.name] if model != embedder.name else None
             await chunk_store.replace_chunks(
                 rt.db,
                 document_id=document_id,
                 assistant_id=assistant_id,
-                language=language,
-                chunks=[(c.position, c.heading, c.text, c.token_count) for c in chunks],
-                vectors=vectors,
+                chunks=_rows(chunks, configs),
+                vectors=embedded[model].vectors,
+                next_vectors=following.vectors if following is not None else None,
+                next_model=embedder.name if following is not None else None,
             )
-            await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
+            for name, stored in embedded.items():
+                await store_document_sentences(rt.db, document_id, stored.sentences, name)  # quoted answers
+            await store.mark_ready(rt.db, document_id, len(chunks), model)
             await _enqueue_term_stats(rt, assistant_id)
             await _queue_golden_run(rt, assistant_id)
     except asyncpg.ForeignKeyViolationError:
@@ -353,10 +448,114 @@ async def _store_blocks(
     return len(chunks)
 
 
+def _rows(chunks: list[Chunk], configs: list[str]) -> list[tuple[int, str, str, int, str]]:
+    """What `rag.store.replace_chunks` stores of each chunk."""
+    return [(c.position, c.heading, c.text, c.token_count, config) for c, config in zip(chunks, configs, strict=True)]
+
+
 async def search_assistant(
     rt: Runtime, assistant: Assistant, query: str, *, top_k: int = 8, mode: str = "hybrid"
 ) -> retrieval.SearchResult:
-    return await retrieval.search(rt.db, rt.embedder, assistant.id, query, top_k=top_k, language=assistant.language, mode=mode)
+    """Search with the model whose vectors the assistant's chunks hold: the configured one, or the old one
+    while a re-embedding is under way (the question is embedded by the same model as the passages)."""
+    model = await chunk_store.search_model(rt.db, assistant.id, rt.embedding_model)
+    embedder = None if mode == "lexical" else rt.embedder_named(model)
+    return await retrieval.search(
+        rt.db,
+        embedder,
+        assistant.id,
+        query,
+        top_k=top_k,
+        language=text_search_config(assistant.language),
+        mode=mode,
+        embedding_model=model,
+    )
+
+
+def _reembed_key(assistant_id: int, model: str) -> str:
+    return f"{REEMBED_JOB}:{assistant_id}:{model}"
+
+
+async def start_reembedding(rt: Runtime, assistant_id: int | None = None) -> list[int]:
+    """Queue a re-embedding with the configured model for every assistant (or this one) whose documents hold
+    another model's vectors; at start-up and on demand. Returns the assistants queued (a queued job is kept)."""
+    model = rt.embedding_model
+    stale = await chunk_store.assistants_to_reembed(rt.db, model)
+    queued = [a for a in stale if assistant_id is None or a == assistant_id]
+    for each in queued:
+        await enqueue_job(
+            rt.db,
+            REEMBED_JOB,
+            {"assistant_id": each, "model": model},
+            dedup_key=_reembed_key(each, model),
+            serial_key=f"{REEMBED_JOB}:{each}",
+            max_attempts=rt.settings.job_max_attempts,
+        )
+    if queued:
+        log.info("reembedding.queued", assistants=queued, model=model)
+    return queued
+
+
+async def reembed(rt: Runtime, assistant_id: int) -> Reembedding | None:
+    """`POST /api/assistants/{id}/reembed`: start (or restart, after a failure) the assistant's re-embedding."""
+    await get_assistant(rt.db, assistant_id)
+    await start_reembedding(rt, assistant_id)
+    return await reembedding_of(rt, assistant_id)
+
+
+async def reembedding_of(rt: Runtime, assistant_id: int) -> Reembedding | None:
+    """How far the assistant's re-embedding with the configured model is; None when none is needed."""
+    model = rt.embedding_model
+    searching_with = await chunk_store.search_model(rt.db, assistant_id, model)
+    done, total = await chunk_store.reembed_progress(rt.db, assistant_id, model)
+    if searching_with == model and not total:
+        return None
+    job = await store.latest_job(rt.db, REEMBED_JOB, _reembed_key(assistant_id, model))
+    # A job done while vectors are still missing (documents changed since): none is running now.
+    status = "not_started" if job is None or job.status == "done" else "queued" if job.status == "cancelled" else job.status
+    return Reembedding(
+        model=model,
+        searching_with=searching_with,
+        done=done,
+        total=total,
+        percent=round(100 * done / total) if total else 100,
+        status=status,
+        error=job.last_error if job is not None and job.status == "failed" else None,
+    )
+
+
+async def reembed_assistant(rt: Runtime, assistant_id: int, on_progress: Callable[[float], Awaitable[None]]) -> int:
+    """Give every chunk (and its sentences) of the assistant the configured model's vector beside its current one,
+    a round at a time with progress; then swap them all in at once. Searches meanwhile compare the old model's
+    vectors only. Returns how many documents were switched to the new model."""
+    assistant = await get_assistant(rt.db, assistant_id)
+    embedder = rt.embedder
+    fallback = text_search_config(assistant.language)
+    while True:
+        rows = await chunk_store.chunks_to_reembed(
+            rt.db, assistant_id, embedder.name, embedder.batch_size * REEMBED_ROUND_BATCHES
+        )
+        if not rows:
+            switched = await chunk_store.swap_embeddings(rt.db, assistant_id, embedder.name)
+            if switched is not None:
+                break
+            continue  # a document indexed meanwhile without the new vectors: embed its chunks too
+        texts = [Chunk(0, row["heading"], row["text"], 0).embedding_text for row in rows]  # what indexing embedded
+        vectors = await embed_texts(texts, embedder)
+        sentences = await embed_sentences(
+            embedder, [(row["heading"], row["text"]) for row in rows], batch_size=embedder.batch_size
+        )
+        configs = await asyncio.to_thread(text_search_configs, texts, rt.language_detector, fallback)
+        ids = [row["chunk_id"] for row in rows]
+        async with transaction(rt.db):
+            await chunk_store.store_next_vectors(rt.db, list(zip(ids, vectors, configs, strict=True)), embedder.name)
+            await chunk_store.replace_sentences(rt.db, list(zip(ids, sentences, strict=True)), embedder.name)
+        done, total = await chunk_store.reembed_progress(rt.db, assistant_id, embedder.name)
+        await on_progress(done / total if total else 1.0)
+    await _enqueue_term_stats(rt, assistant_id)  # the chunks' languages were read again
+    await _queue_golden_run(rt, assistant_id)
+    log.info("reembedding.swapped", assistant=assistant_id, model=embedder.name, documents=switched)
+    return switched
 
 
 @contextmanager
@@ -376,7 +575,7 @@ async def search(rt: Runtime, assistant_id: int, request: SearchRequest) -> Sear
         query=request.query,
         mode=request.mode,
         items=[SearchHit(rank=i, **p.__dict__) for i, p in enumerate(found.passages, start=1)],
-        embedding_model=rt.embedder.name,
+        embedding_model=found.embedding_model,
         reindex_needed=found.reindex_needed,
         stale_document_ids=found.stale_document_ids,
         notice=_reindex_notice(len(found.stale_document_ids)),
@@ -451,11 +650,12 @@ class IngestedIds(list[int]):
         self.skipped = skipped
 
 
-async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, str]]) -> IngestedIds:
+async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, str]], *, sentences: bool = True) -> IngestedIds:
     """Index (filename, text) pairs for an assistant right away, through the real load/chunk/embed/store
     path but without the job queue (benchmarks, scripts); the chunks of all texts are embedded
     together in large batches. A text that cannot be read is skipped (logged, marked failed,
-    reported in `skipped`) without stopping the others. Returns the document ids, in order."""
+    reported in `skipped`) without stopping the others. Returns the document ids, in order.
+    `sentences=False` leaves out the sentence vectors of quoted answers (retrieval benchmarks need none)."""
     assistant = await get_assistant(rt.db, assistant_id)
     embedder = rt.embedder
     ids: list[int] = []
@@ -480,18 +680,24 @@ async def ingest_texts(rt: Runtime, assistant_id: int, texts: list[tuple[str, st
             loaded.blocks, embedder, max_tokens=rt.settings.rag_chunk_tokens, overlap=rt.settings.rag_chunk_overlap_tokens
         )
         pending.append((record.id, chunks))
-    vectors = await embed_chunks([c for _, chunks in pending for c in chunks], embedder)
+    every = [c for _, chunks in pending for c in chunks]
+    configs = await chunk_configs(every, rt.language_detector, text_search_config(assistant.language))
+    vectors = await embed_chunks(every, embedder)
+    if sentences:  # quoted answers
+        sentence_vectors = await embed_sentences(embedder, [(c.heading, c.text) for c in every], batch_size=embedder.batch_size)
     offset = 0
     for document_id, chunks in pending:
+        part = slice(offset, offset + len(chunks))
         async with transaction(rt.db):
             await chunk_store.replace_chunks(
                 rt.db,
                 document_id=document_id,
                 assistant_id=assistant.id,
-                language=assistant.language,
-                chunks=[(c.position, c.heading, c.text, c.token_count) for c in chunks],
-                vectors=vectors[offset : offset + len(chunks)],
+                chunks=_rows(chunks, configs[part]),
+                vectors=vectors[part],
             )
+            if sentences:
+                await store_document_sentences(rt.db, document_id, sentence_vectors[part], embedder.name)
             await store.mark_ready(rt.db, document_id, len(chunks), embedder.name)
         offset += len(chunks)
     if pending:  # no job queue here: refresh the word statistics once for the whole batch

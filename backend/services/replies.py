@@ -23,11 +23,12 @@ from backend.gateways.base import ChannelRef
 from backend.gateways.errors import WindowClosed
 from backend.runtime import Runtime
 from backend.services.answers import answer_question
-from backend.services.assistants import Assistant
+from backend.services.assistants import Assistant, to_assistant
 from backend.services.channels import channel_ref
 from backend.services.decisions import ContactState
 from backend.services.inbound import queue_reply_job
-from backend.services.policies import ReplyPolicy, parse_policy, typing_seconds
+from backend.services.languages import detection_candidates, fixed_text, reply_language, settle_contact_language
+from backend.services.policies import ReplyPolicy, typing_seconds
 from backend.services.voice import UNCLEAR, hear_voice_notes
 from backend.store import contacts as contacts_store
 from backend.store import messages as store
@@ -77,14 +78,9 @@ async def load_conversation(rt: Runtime, contact_id: int) -> Conversation | None
     if loaded is None:
         return None  # deleted with its channel: nothing left to answer
     contact, channel, assistant, has_waiting = loaded
-    conversation = Conversation(contact, channel, _assistant(assistant), rt.gateway(channel.provider), channel_ref(channel))
+    conversation = Conversation(contact, channel, to_assistant(assistant), rt.gateway(channel.provider), channel_ref(channel))
     conversation.has_waiting = has_waiting
     return conversation
-
-
-def _assistant(row: dict) -> Assistant:
-    values = {name: value for name, value in row.items() if name != "settings"}
-    return Assistant(**values, policies=parse_policy(row["settings"]))
 
 
 async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:  # noqa: ANN001
@@ -102,7 +98,14 @@ async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None
     batch = await store.pending_inbound(rt.db, contact_id, conversation.channel.id, _rate_caps(policy), policy.history_turns * 2)
     if not batch:
         return
-    batch = await hear_voice_notes(rt, conversation.gateway, conversation.ref, batch)
+    batch = await hear_voice_notes(
+        rt,
+        conversation.gateway,
+        conversation.ref,
+        batch,
+        language=conversation.contact.language,
+        among=detection_candidates(conversation.assistant),
+    )
     draft = await _draft_reply(rt, conversation, batch)
     if heartbeat is not None and time.monotonic() - started > HEARTBEAT_AFTER_SECONDS:
         await heartbeat()
@@ -129,30 +132,39 @@ class Draft:
     top_score: float | None = None
 
 
-def _canned(policy: ReplyPolicy, batch: list[MessageRow]) -> tuple[str, str] | None:
+# The fixed text (backend.services.texts) and, for a command, the kind of its words.
+CANNED_TEXTS = {
+    "opt_out": ("opt_out", "opt_out"),
+    "opt_in": ("opt_in", "opt_in"),
+    "handoff_request": ("handoff", "handoff"),
+    "media_without_text": ("media", None),
+    UNCLEAR: ("voice_unclear", None),
+}
+
+
+def _canned(assistant: Assistant, batch: list[MessageRow], contact_language: str | None) -> tuple[str, str] | None:
     """A fixed reply (reason, text) when the latest message asks for one, or no message of the burst has words
-    (media without a caption, a voice note nobody could hear)."""
-    texts = {
-        "opt_out": policy.opt_out_reply,
-        "opt_in": policy.opt_in_reply,
-        "handoff_request": policy.handoff_reply,
-        "media_without_text": policy.media_reply,
-        UNCLEAR: policy.voice_unclear_reply,
-    }
-    last = batch[-1].reason
-    if last in CANNED_REASONS:
-        return last, texts[last]
-    if all(message.reason in WORDLESS for message in batch):
+    (media without a caption, a voice note nobody could hear), in the contact's reply language — a command's
+    confirmation in the language of its words ("PARAR" opts out in Portuguese whoever wrote it)."""
+    last = batch[-1]
+    if last.reason in CANNED_REASONS:
+        reason = last.reason
+    elif all(message.reason in WORDLESS for message in batch):
         reason = UNCLEAR if any(message.reason == UNCLEAR for message in batch) else "media_without_text"
-        return reason, texts[reason]
-    return None
+    else:
+        return None
+    key, command = CANNED_TEXTS[reason]
+    said_in = assistant.policies.languages_of_command(command, last.text) if command else ()
+    return reason, fixed_text(assistant, key, reply_language(contact_language, assistant.served_languages, said_in))
 
 
 async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[MessageRow]) -> Draft | None:
     policy, contact = conversation.policy, conversation.contact
     db = rt.db
     ids = [message.id for message in batch]
-    canned = _canned(policy, batch)
+    question = "\n".join(message.text for message in batch if message.text.strip())
+    language = await settle_contact_language(rt, contact, conversation.assistant, question)
+    canned = _canned(conversation.assistant, batch, language)
     if canned is None or canned[0] != "opt_out":
         # The contact's state may have changed since these messages were stored.
         now = datetime.now(UTC)
@@ -170,7 +182,8 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[Mess
         if recent.recent_channel >= policy.max_replies_per_channel_per_minute:
             raise ChannelBusy(delay=15)
     if canned is not None:
-        return Draft(parts=[canned[1]], trace={"canned": canned[0]})
+        return Draft(parts=[canned[1]], trace={"canned": canned[0], "contact_language": language})
+    reply_in = reply_language(language, conversation.assistant.served_languages)
     # The read receipt goes out while the answer is prepared, and "typing…" too once the answer takes
     # long enough to be seen (an instant answer would only flash it: one gateway call saved per reply).
     # Both are done before the reply is sent.
@@ -179,11 +192,10 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[Mess
     )
     typing = _SlowTyping(conversation, contact.chat_id)
     try:
-        question = "\n".join(message.text for message in batch if message.text.strip())
         history = conversation_history(policy, batch[0], batch[0].history or [])
 
         started = time.perf_counter()
-        answer = await answer_question(rt, conversation.assistant, question, history)
+        answer = await answer_question(rt, conversation.assistant, question, history, language=reply_in)
         answer_ms = round((time.perf_counter() - started) * 1000, 1)
         await typing.settle()
         await seen
@@ -200,8 +212,11 @@ async def _draft_reply(rt: Runtime, conversation: Conversation, batch: list[Mess
         "answered_message_ids": ids,
         "history_turns": len(history),
         "answer_ms": answer_ms,
+        "contact_language": language,
+        "reply_language": reply_in,
     }
-    parts = [part for part in answer.parts if part.strip()] or [answer.text or conversation.assistant.fallback_message]
+    fallback = answer.text or fixed_text(conversation.assistant, "fallback", reply_in)
+    parts = [part for part in answer.parts if part.strip()] or [fallback]
     return Draft(
         parts=parts,
         sources=answer.sources,

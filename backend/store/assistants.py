@@ -19,14 +19,24 @@ class AssistantRow:
     model: str
     temperature: float
     fallback_message: str
-    language: str
+    language: str  # full-text configuration (the older API's "language")
     settings: dict  # the reply policy as stored (read it with `backend.services.policies.parse_policy`)
     created_at: datetime
     updated_at: datetime
+    languages: list[str]  # the codes it serves, main first; empty = automatic
+    document_languages: list[str]  # its passages' full-text configurations, the most used first
 
 
-COLUMNS = ", ".join(field.name for field in fields(AssistantRow))
-EDITABLE = ("name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "settings")
+# The text-search configurations of an assistant's passages (`a`), most passages first.
+DOCUMENT_LANGUAGES = """
+    (SELECT coalesce(array_agg(config ORDER BY passages DESC, config), '{}')
+     FROM (SELECT language::text AS config, count(*) AS passages FROM chunks WHERE assistant_id = a.id GROUP BY 1) used)
+"""
+COLUMNS = ", ".join(
+    f"a.{field.name}" if field.name != "document_languages" else f"{DOCUMENT_LANGUAGES} AS document_languages"
+    for field in fields(AssistantRow)
+)
+EDITABLE = ("name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "languages", "settings")
 
 
 def _assistant(record) -> AssistantRow | None:  # noqa: ANN001 - asyncpg record
@@ -43,14 +53,16 @@ async def insert_assistant(
     temperature: float,
     fallback_message: str,
     language: str,
+    languages: list[str],
     settings: dict,
 ) -> AssistantRow:
     return _assistant(
         await fetchrow(
             db,
             f"""
-            INSERT INTO assistants (name, instructions, engine, model, temperature, fallback_message, language, settings)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            INSERT INTO assistants AS a
+                (name, instructions, engine, model, temperature, fallback_message, language, settings, languages)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             RETURNING {COLUMNS}
             """,
             name,
@@ -61,16 +73,17 @@ async def insert_assistant(
             fallback_message,
             language,
             settings,
+            languages,
         )
     )
 
 
 async def find_assistant(db: Database, assistant_id: int) -> AssistantRow | None:
-    return _assistant(await fetchrow(db, f"SELECT {COLUMNS} FROM assistants WHERE id = $1", assistant_id))
+    return _assistant(await fetchrow(db, f"SELECT {COLUMNS} FROM assistants a WHERE id = $1", assistant_id))
 
 
 async def list_assistants(db: Database, limit: int, offset: int) -> tuple[list[AssistantRow], int]:
-    records = await fetch(db, f"SELECT {COLUMNS} FROM assistants ORDER BY id LIMIT $1 OFFSET $2", limit, offset)
+    records = await fetch(db, f"SELECT {COLUMNS} FROM assistants a ORDER BY id LIMIT $1 OFFSET $2", limit, offset)
     total = await fetchval(db, "SELECT count(*) FROM assistants")
     return [_assistant(r) for r in records], total
 
@@ -78,7 +91,7 @@ async def list_assistants(db: Database, limit: int, offset: int) -> tuple[list[A
 async def update_assistant(db: Database, assistant_id: int, changes: dict[str, object]) -> AssistantRow | None:
     """Set the given columns (of `EDITABLE`); None when the assistant does not exist."""
     sets, values = assignments(EDITABLE, changes, 2)
-    sql = f"UPDATE assistants SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    sql = f"UPDATE assistants a SET {sets}updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     return _assistant(await fetchrow(db, sql, assistant_id, *values))
 
 

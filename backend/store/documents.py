@@ -154,3 +154,17 @@ async def mark_failed(db: Database, document_id: int, error: str) -> None:
     await execute(
         db, "UPDATE documents SET status = 'failed', error = $2, updated_at = now() WHERE id = $1", document_id, error[:2000]
     )
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: str  # queued, running, done, failed or cancelled
+    last_error: str | None
+
+
+async def latest_job(db: Database, kind: str, dedup_key: str) -> JobState | None:
+    """The newest job of `kind` with this dedup key (a re-embedding's, say), whatever its state."""
+    record = await fetchrow(
+        db, "SELECT status, last_error FROM jobs WHERE kind = $1 AND dedup_key = $2 ORDER BY id DESC LIMIT 1", kind, dedup_key
+    )
+    return JobState(**record) if record is not None else None

@@ -49,6 +49,7 @@ class MessageRow:
     audio_seconds: float | None = None
     transcribe_seconds: float | None = None
     media_error: str | None = None
+    heard_language: str | None = None  # only on a voice note just heard: the language Whisper heard it in
     reactions: list[dict] | None = None  # [{emoji, sentiment}], on a reply the customer reacted to
     quote_id: str | None = None  # only on a waiting reply (`waiting_outbound`): the customer's message to quote
     # Only on the rows of a burst (`pending_inbound`):

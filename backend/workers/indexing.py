@@ -1,4 +1,5 @@
-"""Background knowledge work: index a document (`index_document`), pull an Ollama model (`pull_model`)."""
+"""Background knowledge work: index a document (`index_document`), pull an Ollama model (`pull_model`),
+re-embed an assistant's documents after a change of embedding model (`backend.workers.reembedding`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from backend.runtime import Runtime
 from backend.services import knowledge
 from backend.services.models import PULL_JOB
 from backend.store import documents as store
+from backend.workers import reembedding
 from backend.workers.jobs import REASONS, Job, Lease, PermanentFailure, RetryLater
 from rag.errors import DocumentError, EmbeddingError, LLMUnavailable
 from rag.store import refresh_term_stats
@@ -29,7 +31,9 @@ class IndexDocument:
         document_id = job.payload["document_id"]
         try:
             count = await knowledge.index_document(rt, document_id, on_progress=lease.heartbeat)
-        except (DocumentError, EmbeddingError) as exc:
+        except EmbeddingError as exc:  # the embedder cannot serve (e.g. wrong dimensions): its message names the setting
+            raise PermanentFailure("embedding_failed", exc.message) from exc
+        except DocumentError as exc:
             # rag's messages are written for the person who uploaded the file.
             reason = exc.code if exc.code in REASONS else "corrupt_document"
             raise PermanentFailure(reason, exc.message) from exc
@@ -76,4 +80,9 @@ class PullModel:
         log.warning("model.pull_failed", model=job.payload.get("model"), error=error)
 
 
-HANDLERS: dict = {knowledge.INDEX_JOB: IndexDocument(), knowledge.TERM_STATS_JOB: RefreshTermStats(), PULL_JOB: PullModel()}
+HANDLERS: dict = {
+    knowledge.INDEX_JOB: IndexDocument(),
+    knowledge.TERM_STATS_JOB: RefreshTermStats(),
+    PULL_JOB: PullModel(),
+    **reembedding.HANDLERS,
+}

@@ -12,6 +12,12 @@ st.title("Assistants")
 api: Api = ui.client()
 CONFIRM_DELETE = "confirm_delete_assistant"
 PULL_JOB = "model_pull_job"
+# The assistant's answer modes (backend ReplyPolicy.answer_mode), as the form offers them.
+ANSWER_MODES = {
+    "auto": "Automatic: quote the documents with the small demo model or when a written reply fails a check",
+    "generate": "Written by the model (checked; the documents are quoted when a check fails)",
+    "quote": "Always quote the documents' sentences that answer",
+}
 STEPS = {"total": "Total", "retrieval": "Retrieval", "generation": "Generation"}
 
 
@@ -104,17 +110,42 @@ def assistant_form(key: str, models: ModelList | None, current: Assistant | None
         temperature = st.slider(
             "Temperature", 0.0, 2.0, float(current.temperature) if current else 0.2, 0.05, help="Lower = more factual"
         )
-        fallback = st.text_area(
-            "Fallback message",
-            value=current.fallback_message if current else "Sorry, I don't know that yet. A person from our team will follow up.",
-            help="Sent when the documents hold no good answer.",
+        catalog = ui.languages(api)
+        codes = [item.code for item in catalog.items]
+        chosen_languages = st.multiselect(
+            "Languages it answers in",
+            codes,
+            default=[code for code in (current.languages if current else []) if code in codes],
+            format_func=lambda code: ui.language_label(catalog, code),
+            help="The first is its main language: a customer writing in another language is answered in it. "
+            "None chosen: automatic, its documents' languages and then English.",
         )
+        if current and not current.languages:
+            now = ", ".join(ui.language_label(catalog, code) for code in current.served_languages)
+            st.caption(f"Automatic now: {now}.")
         policies = dict(current.policies) if current else {}
+        # The main language's fallback, wherever it is kept (the texts editor keeps it per language).
+        main_texts = dict((policies.get("texts") or {}).get(current.served_languages[0]) or {}) if current else {}
+        fallback = st.text_area(
+            "Fallback message (main language)",
+            value=main_texts.get("fallback") or (current.fallback_message if current else ""),
+            placeholder=TEXT_NAMES["fallback"][1],
+            help="Sent when the documents hold no good answer. Empty: the shipped text; other languages under "
+            "Languages and texts.",
+        )
         guard = st.checkbox(
             "Never send invented facts",
             value=bool(policies.get("grounding_guard", True)),
             help="A reply that states a price, time, date, number, phone, e-mail or web address that no source contains"
-            " is not sent; the customer gets the best passage from the documents instead.",
+            " is not sent; the customer gets the sentences of the documents that answer instead.",
+        )
+        modes = list(ANSWER_MODES)
+        answer_mode = st.selectbox(
+            "How answers are written",
+            modes,
+            index=modes.index(policies.get("answer_mode", "auto")) if policies.get("answer_mode", "auto") in modes else 0,
+            format_func=ANSWER_MODES.get,
+            help="Quoting sends the sentences of your documents that answer, word for word, with where they come from.",
         )
         locked = ui.admin_only("change assistants")
         submitted = st.form_submit_button("Save" if current else "Create assistant", type="primary", disabled=bool(locked))
@@ -125,17 +156,112 @@ def assistant_form(key: str, models: ModelList | None, current: Assistant | None
     if not name.strip():
         st.warning("Give the assistant a name.")
         return None
+    if current and main_texts.get("fallback"):  # the field above is now the main language's fallback
+        main_texts.pop("fallback")
+        policies["texts"] = {**policies["texts"], current.served_languages[0]: main_texts}
     fields = {
         "name": name.strip(),
         "instructions": instructions,
         "engine": engine,
         "temperature": temperature,
-        "fallback_message": fallback,
-        "policies": {**policies, "grounding_guard": guard},
+        "fallback_message": fallback.strip(),
+        "languages": chosen_languages,
+        "policies": {**policies, "grounding_guard": guard, "answer_mode": answer_mode},
     }
     if model and model.strip():
         fields["model"] = model.strip()
     return fields
+
+
+# The fixed texts an assistant sends on its own: (label, what it is for).
+TEXT_NAMES = {
+    "fallback": ("Fallback", "Sent when the documents hold no good answer."),
+    "handoff": ("Handoff", "Sent when the customer asks for a person (the bot then stays quiet)."),
+    "opt_out": ("Opt-out", "Confirms an opt-out: name this language's opt-in word."),
+    "opt_in": ("Opt-in", "Welcomes back a customer who opted in again."),
+    "media": ("Picture or file", "Sent for a picture, file or sticker without words."),
+    "voice_unclear": ("Unclear voice note", "Sent when a voice note could not be heard."),
+    "quote_intro": ("Above quoted passages", "The lead-in above the documents' sentences sent as the answer."),
+}
+WORD_NAMES = {
+    "handoff": ("Words asking for a person", "Anywhere in a message. Choose phrases an ordinary question never contains."),
+    "opt_out": ("Opt-out words", "Only as the whole message, e.g. STOP."),
+    "opt_in": ("Opt-in words", "Only as the whole message, from a customer who opted out."),
+}
+# The older API's one text per key, now the main language's (backend ReplyPolicy).
+LEGACY_TEXTS = {
+    "media": "media_reply",
+    "voice_unclear": "voice_unclear_reply",
+    "handoff": "handoff_reply",
+    "opt_out": "opt_out_reply",
+    "opt_in": "opt_in_reply",
+}
+
+
+def word_list(text: str) -> list[str]:
+    """Words written one a line or comma-separated."""
+    return [word.strip() for line in text.splitlines() for word in line.split(",") if word.strip()]
+
+
+def texts_tab(assistant: Assistant) -> None:
+    """The assistant's fixed texts and command words in one language: the shipped ones as placeholders."""
+    catalog = ui.languages(api)
+    codes = list(dict.fromkeys([*assistant.served_languages, *(item.code for item in catalog.items)]))
+    code = st.selectbox(
+        "Language",
+        codes,
+        format_func=lambda c: ui.language_label(catalog, c) + (" — main language" if c == assistant.served_languages[0] else ""),
+        key=f"texts-language-{assistant.id}",
+    )
+    shipped = catalog.of(code)
+    main = code == assistant.served_languages[0]
+    policies = dict(assistant.policies)
+    own_texts = dict((policies.get("texts") or {}).get(code) or {})
+    own_words = dict((policies.get("words") or {}).get(code) or {})
+    if main:  # what older versions stored, shown where it now applies
+        for key, legacy in LEGACY_TEXTS.items():
+            own_texts.setdefault(key, policies.get(legacy) or "")
+        own_texts.setdefault("fallback", assistant.fallback_message)
+    if shipped and not shipped.texts:
+        st.caption("No shipped texts in this language: empty fields send the main language's.")
+    with st.form(f"texts-{assistant.id}-{code}"):
+        texts = {}
+        for key, (label, why) in TEXT_NAMES.items():
+            texts[key] = st.text_area(
+                label,
+                value=own_texts.get(key) or "",
+                placeholder=(shipped.texts.get(key) if shipped else None) or "",
+                help=f"{why} Empty: the shipped text (shown greyed).",
+                key=f"text-{assistant.id}-{code}-{key}",
+                height=68,
+            )
+        words = {}
+        for kind, (label, why) in WORD_NAMES.items():
+            words[kind] = st.text_input(
+                label,
+                value=", ".join(own_words.get(kind) or []),
+                placeholder=", ".join(shipped.words.get(kind, [])) if shipped else "",
+                help=f"{why} Comma-separated. Empty: the shipped words (shown greyed); words of every language count.",
+                key=f"words-{assistant.id}-{code}-{kind}",
+            )
+        locked = ui.admin_only("change assistants")
+        saved = st.form_submit_button("Save texts", type="primary", disabled=bool(locked))
+        if locked:
+            st.caption(locked)
+    if not saved:
+        return
+    all_texts = {lang: dict(by_key) for lang, by_key in (policies.get("texts") or {}).items()}
+    all_texts[code] = {key: text.strip() for key, text in texts.items() if text.strip()}
+    all_words = {lang: dict(by_kind) for lang, by_kind in (policies.get("words") or {}).items()}
+    all_words[code] = {kind: word_list(text) for kind, text in words.items() if word_list(text)}
+    changes: dict = {"policies": {**policies, "texts": all_texts, "words": all_words}}
+    if main:  # now kept per language: the older single texts would only shadow them
+        changes["policies"].update({legacy: None for legacy in LEGACY_TEXTS.values()})
+        changes["fallback_message"] = ""
+    with ui.friendly():
+        api.update_assistant(assistant.id, changes)
+        ui.flash(f"Saved the {ui.language_label(catalog, code)} texts of {assistant.name}.")
+        st.rerun()
 
 
 def load_models() -> ModelList | None:
@@ -274,7 +400,9 @@ pull_section(models)
 if assistants:
     assistant = ui.choose_assistant(api)
     if assistant:
-        settings_tab, playground_tab, golden_tab, delete_tab = st.tabs(["Settings", "Playground", "Golden questions", "Delete"])
+        settings_tab, texts_tab_, playground_tab, golden_tab, delete_tab = st.tabs(
+            ["Settings", "Languages and texts", "Playground", "Golden questions", "Delete"]
+        )
         with settings_tab:
             changes = assistant_form(f"edit-{assistant.id}", models, assistant, engines)
             if changes:
@@ -282,6 +410,8 @@ if assistants:
                     api.update_assistant(assistant.id, changes)
                     ui.flash(f"Saved {changes['name']}.")
                     st.rerun()
+        with texts_tab_:
+            texts_tab(assistant)
         with playground_tab:
             playground(assistant)
         with golden_tab, ui.friendly(golden.REFUSALS):

@@ -26,11 +26,34 @@ def owner_line(contact: Contact) -> None:
         st.badge("The assistant answers", color="green", icon=":material/smart_toy:")
 
 
+def language_control(contact: Contact) -> None:
+    """The customer's language, and the operator's choice of it (kept against detection) or back to detection."""
+    catalog = ui.languages(api)
+    detected = contact.language_source != "operator"
+    now = ui.language_label(catalog, contact.language)
+    st.caption(f"Language: {now} ({'detected from their messages' if detected else 'set by an operator'})")
+    options = ["", *(item.code for item in catalog.items)]
+    chosen = st.selectbox(
+        "Customer's language",
+        options,
+        index=0 if detected or contact.language not in options else options.index(contact.language),
+        format_func=lambda code: ui.language_label(catalog, code) if code else "Detect from their messages",
+        key=f"language-{contact.id}",
+        help="Replies and fixed texts go out in this language when the assistant serves it. Detection changes it only"
+        " on a clear message; a language set here stays until you choose detection again.",
+    )
+    if chosen != ("" if detected else contact.language):
+        api.set_contact_language(contact.id, chosen or None)
+        ui.flash(f"Language set to {ui.language_label(catalog, chosen)}." if chosen else "Language: detected again.")
+        st.rerun()
+
+
 def contact_list(contacts: list[Contact]) -> None:
     for contact in contacts:
         last = contact.last_message
         preview = (last.text[:60] + ("…" if len(last.text) > 60 else "")) if last else "no messages"
         marker = " · :material/support_agent: person" if contact.owner == "human" else ""
+        marker += f" · {contact.language}" if contact.language else ""
         label = f"**{ui.plain(contact.label)}**{marker}  \n{ui.plain(preview)}  \n{ui.ago(contact.last_message_at)}"
         chosen = st.session_state.get(OPEN_CONTACT) == contact.id
         if st.button(label, key=f"contact-{contact.id}", width="stretch", type="primary" if chosen else "secondary"):
@@ -43,6 +66,7 @@ def thread_view(contact_id: int) -> None:
     contact = thread.contact
     st.subheader(ui.plain(contact.label))
     owner_line(contact)
+    language_control(contact)
     cols = st.columns(3)
     if contact.owner == "human":
         if cols[0].button("Resume the bot", icon=":material/smart_toy:", key="resume"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console import ui
-from console.api import Api, ApiError, Assistant, BackendUnreachable, Document, SessionExpired
+from console.api import Api, ApiError, Assistant, BackendUnreachable, Document, Reembedding, SessionExpired
 from console.config import INDEXING_POLL_SECONDS
 
 st.title("Knowledge")
@@ -76,7 +76,7 @@ def document_row(assistant: Assistant, doc: Document) -> None:
             elif doc.status == "failed":
                 ui.show_problem(ui.person_error(doc.error, "Indexing failed:", "the search model"), doc.error)
             elif doc.reindex_needed:
-                st.caption("Indexed with another embedding model: re-index it.")
+                st.caption("Being re-embedded with the new search model; answers use its old vectors meanwhile.")
         with actions:
             if st.button("Re-index", key=f"reindex-{doc.id}", icon=":material/refresh:", disabled=doc.status in BUSY):
                 with ui.friendly():
@@ -101,9 +101,30 @@ def document_row(assistant: Assistant, doc: Document) -> None:
                     st.rerun()
 
 
+def reembedding_status(assistant: Assistant, reembedding: Reembedding) -> None:
+    """After a change of search model (EMBEDDING_MODEL): how far the re-embedding is, and a restart when it failed."""
+    with st.container(border=True):
+        st.markdown(f"**Re-embedding with {ui.plain(reembedding.model)}**")
+        st.progress(min(max(reembedding.percent, 0), 100) / 100)
+        st.caption(
+            f"{reembedding.done} of {reembedding.total} passages ({reembedding.percent}%). "
+            f"Answers use {ui.plain(reembedding.searching_with)} until every passage has its new vector."
+        )
+        if reembedding.status in ("failed", "not_started"):
+            if reembedding.error:
+                ui.show_problem(ui.person_error(reembedding.error, "Re-embedding failed:", "the search model"), reembedding.error)
+            locked = ui.admin_only("start a re-embedding")
+            if st.button("Re-embed now", icon=":material/refresh:", disabled=bool(locked), help=locked, key="reembed"):
+                with ui.friendly():
+                    api.reembed(assistant.id)
+                    st.rerun()
+
+
 def documents_section(assistant: Assistant) -> None:
     listing = api.documents(assistant.id)
-    busy = any(doc.status in BUSY for doc in listing.items)
+    busy = any(doc.status in BUSY for doc in listing.items) or (
+        listing.reembedding is not None and listing.reembedding.status in ("queued", "running")
+    )
     if listing.items and (locked := ui.admin_only("delete documents")):
         st.caption(locked)
 
@@ -115,7 +136,9 @@ def documents_section(assistant: Assistant) -> None:
             if not current.items:
                 st.info("No documents yet. Upload the files your customers' answers are in: FAQs, price lists, manuals.")
                 return
-            if current.notice:
+            if current.reembedding is not None:
+                reembedding_status(assistant, current.reembedding)
+            elif current.notice:
                 st.warning(current.notice)
             counts = {s: sum(d.status == s for d in current.items) for s in ("ready", "indexing", "pending", "failed")}
             st.caption(" · ".join(f"{n} {status}" for status, n in counts.items() if n))

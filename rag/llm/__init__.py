@@ -51,6 +51,7 @@ class EngineChoice:
 
     llm: LLM
     model: str
+    demo: bool = False  # the bundled demo model (SmolLM2-135M): `auto` answers quote the documents instead of asking it
 
     @property
     def engine(self) -> str:

@@ -187,6 +187,12 @@ class EmbeddedLLM:
         }
 
     async def close(self) -> None:
-        llama, self._llama = self._llama, None
-        if llama is not None:
-            await asyncio.to_thread(llama.close)
+        def close_when_idle() -> None:
+            # Under the generation lock: a generation whose caller gave up (a cancelled reply job at shutdown) may
+            # still be decoding in its thread, and freeing the context under it crashes the process.
+            with self._thread_lock:
+                llama, self._llama = self._llama, None
+                if llama is not None:
+                    llama.close()
+
+        await asyncio.to_thread(close_when_idle)

@@ -56,3 +56,9 @@ def test_a_golden_fact_check_stays_linear_on_hostile_text():
     started = time.perf_counter()
     assert not states_fact("a " * 100_000, "a " * 100 + "b")
     assert time.perf_counter() - started < 1.0
+
+
+def test_a_golden_fact_with_a_unit_or_a_currency_keeps_it():
+    assert states_fact("Repairs carry a 6-month warranty.", "6 months") and states_fact("Garantía de 6 meses.", "6 months")
+    assert not states_fact("Frames carry a 2-year warranty.", "6 months") and not states_fact("It takes 2 days.", "2 years")
+    assert states_fact("A city bike is €60 a week.", "60 euros") and not states_fact("About 20 minutes.", "20 euros")
