@@ -189,7 +189,16 @@ async def generate_answer(
     if sentences is None:
         sentences = by_shared_words(question, split_passages(passages))
     rule = config.coverage or CoverageRule(sentence=math.inf, passage=config.min_score)
-    coverage = decide(evidence_of(passages, _similarities(sentences, passages)), rule)
+    # A question in another language than the documents scores lower with e5 (rag.coverage): both told apart here.
+    question_language = await _language_of(language_of, question)
+    documents_language = await _language_of(language_of, " ".join(p.text for p in passages[:2])) if question_language else None
+    evidence = evidence_of(
+        passages,
+        _similarities(sentences, passages),
+        question_language=question_language,
+        documents_language=documents_language,
+    )
+    coverage = decide(evidence, rule)
     good = relevant_passages(passages, config.min_score) or passages
     usable = {p.chunk_id for p in good}
     sentences = [s for s in sentences if s.chunk_id in usable]
@@ -209,6 +218,7 @@ async def generate_answer(
         "top_sentence_score": max((s.similarity for s in sentences if s.similarity is not None), default=None),
         "min_score": config.min_score,
         "coverage": coverage.reason,
+        "cross_language": evidence.cross_language,
         "prompt_tokens": None,
         "num_ctx": None,
         "context_limit": None,
