@@ -31,6 +31,7 @@ ADMIN_ROUTES = {
     ("DELETE", "/api/assistants/<assistant_id:int>"),
     ("DELETE", "/api/assistants/<assistant_id:int>/documents/<document_id:int>"),
     ("POST", "/api/assistants/<assistant_id:int>/reindex"),
+    ("POST", "/api/assistants/<assistant_id:int>/reembed"),
     ("POST", "/api/channels"),
     ("POST", "/api/channels/<channel_id:int>/reconnect"),
     ("POST", "/api/channels/<channel_id:int>/logout"),
