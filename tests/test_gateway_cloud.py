@@ -300,13 +300,18 @@ def test_the_business_scoped_user_id_is_the_contact_s_identity_when_meta_gives_o
     assert hidden.chat_id == "US.1349120865530274" and hidden.sender_phone is None
 
 
+def one_message(parser, message: dict) -> InboundMessage:  # noqa: ANN001 - the parser fixture
+    """The text fixture's message with its text replaced by `message` (a type and its object), parsed."""
+    doc = json.loads(fixture("webhook.messages.text.json"))
+    base = doc["entry"][0]["changes"][0]["value"]["messages"][0]
+    base.pop("text")
+    base.update(message)
+    return parser.parse_webhook({}, json.dumps(doc).encode(), CHANNEL)[0]
+
+
 def test_media_kinds_captions_locations_and_contacts(parser):
     def one(message: dict) -> InboundMessage:
-        doc = json.loads(fixture("webhook.messages.text.json"))
-        base = doc["entry"][0]["changes"][0]["value"]["messages"][0]
-        base.pop("text")
-        base.update(message)
-        return parser.parse_webhook({}, json.dumps(doc).encode(), CHANNEL)[0]
+        return one_message(parser, message)
 
     image = one({"type": "image", "image": {"id": "55", "mime_type": "image/jpeg", "caption": "this one?"}})
     assert (image.media.kind, image.text, image.media.caption) == ("image", "this one?", "this one?")
@@ -379,11 +384,7 @@ def test_a_sender_declared_mimetype_that_a_browser_would_run_is_not_kept(parser)
     media widgets and the file route, and run script on the console's origin."""
 
     def one(message: dict) -> InboundMessage:
-        doc = json.loads(fixture("webhook.messages.text.json"))
-        base = doc["entry"][0]["changes"][0]["value"]["messages"][0]
-        base.pop("text")
-        base.update(message)
-        return parser.parse_webhook({}, json.dumps(doc).encode(), CHANNEL)[0]
+        return one_message(parser, message)
 
     voice = one({"type": "audio", "audio": {"id": "60", "mime_type": "text/html", "voice": True}})
     svg = one({"type": "image", "image": {"id": "61", "mime_type": "image/svg+xml"}})

@@ -127,6 +127,42 @@ class EncodeTurns:
         self._busy = False
 
 
+class RemoteEmbedder:
+    """An embedder behind an HTTP API (Ollama, an OpenAI-compatible server): e5 prefixes, batches, unit vectors.
+    A subclass sends one batch (`_embed_batch`); the server's tokenizer is unknown, so tokens are estimated."""
+
+    max_tokens = 256  # chunks small enough for most embedding models
+    batch_size = 64
+
+    def __init__(self, provider: str, model: str, batch_size: int | None) -> None:
+        self.model_name = model
+        self.name = embedder_name(provider, model)
+        self.dimensions = DIMENSIONS
+        self.batch_size = batch_size or self.batch_size
+        self.query_prefix, self.passage_prefix = e5_prefixes(model)
+        self.same_meaning = same_meaning_of(model)
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)  # a conservative estimate keeps chunks under the server's limit
+
+    async def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return await self._embed([self.query_prefix + t for t in texts])
+
+    async def embed_passages(self, texts: list[str]) -> np.ndarray:
+        return await self._embed([self.passage_prefix + t for t in texts])
+
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return empty()
+        out: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            out.extend(await self._embed_batch(texts[start : start + self.batch_size]))
+        return unit_vectors(out, self.model_name)
+
+    async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError
+
+
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
