@@ -45,23 +45,23 @@ async def run_migrations(url: str) -> None:
     await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
 
 
-async def _init_connection(conn) -> None:  # noqa: ANN001 - asyncpg connection
+async def _init_connection(conn) -> None:  # asyncpg connection
     # jsonb in and out as Python objects; vectors in as numpy arrays, out as pgvector.Vector (`.to_numpy()`).
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
     await register_vector(conn)
 
 
-def rows(records) -> list[dict]:  # noqa: ANN001 - asyncpg records
+def rows(records) -> list[dict]:  # asyncpg records
     """Plain dicts from asyncpg records."""
     return [dict(record) for record in records]
 
 
-def row(record) -> dict | None:  # noqa: ANN001
+def row(record) -> dict | None:
     return dict(record) if record is not None else None
 
 
-async def _keep_session(conn) -> None:  # noqa: ANN001 - asyncpg connection
+async def _keep_session(conn) -> None:  # asyncpg connection
     """Pool release without asyncpg's default reset (RESET ALL, UNLISTEN ...): one round trip
     saved per query. Our code sets session state only with SET LOCAL inside transactions (and
     the start-up settings of `make_database`)."""

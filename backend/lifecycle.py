@@ -35,7 +35,7 @@ async def resolve_database_url(settings: Settings) -> str:
 async def connect_with_backoff(url: str, *, migrate: bool, max_size: int = 10):
     """Migrate (optionally) and connect, retrying with back-off until the database answers."""
 
-    def log_retry(state) -> None:  # noqa: ANN001 - tenacity RetryCallState
+    def log_retry(state) -> None:  # tenacity RetryCallState
         log.warning(
             "database.unavailable",
             attempt=state.attempt_number,

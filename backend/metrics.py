@@ -33,5 +33,5 @@ JOB_QUEUE_OLDEST_AGE = Gauge("wa_job_queue_oldest_age_seconds", "Age of the olde
 GOLDEN_REGRESSIONS = Gauge("wa_golden_regressions", "Golden questions failing that passed before, in each assistant's latest run")
 
 
-def observe_llm_call(engine: str):  # noqa: ANN201 - the `on_call` hook of a rag.llm engine
+def observe_llm_call(engine: str):  # the `on_call` hook of a rag.llm engine
     return lambda operation, outcome, seconds: LLM_CALLS.labels(engine, operation, outcome).observe(seconds)

@@ -72,7 +72,7 @@ async def _timed(name: str, model: str, load: Callable[[], Awaitable[object]]) -
         await load()
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001 - a missing package, file or server: reported, the rest starts
+    except Exception as exc:  # a missing package, file or server: reported, the rest starts
         log.error("models.load_failed", model=name, error=f"{type(exc).__name__}: {exc}")
         return ModelLoad(name, model, False, round(time.perf_counter() - started, 3), f"{type(exc).__name__}: {exc}")
     return ModelLoad(name, model, True, round(time.perf_counter() - started, 3))

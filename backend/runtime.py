@@ -42,11 +42,11 @@ class Runtime:
         return f"{self.settings.embedding_provider}:{self.settings.embedding_model}"
 
     @cached_property
-    def embedder(self):  # noqa: ANN201 - rag.embedders.Embedder
+    def embedder(self):  # rag.embedders.Embedder
         """The configured embedder (EMBEDDING_PROVIDER / EMBEDDING_MODEL)."""
         return self.embedder_named(self.embedding_model)
 
-    def embedder_named(self, name: str):  # noqa: ANN201 - rag.embedders.Embedder
+    def embedder_named(self, name: str):  # rag.embedders.Embedder
         """The embedder that wrote vectors named `name`: one per model in this process, its model loaded on
         first use. While documents are re-embedded, questions are embedded with the old model too."""
         if name not in self.embedders:
@@ -63,7 +63,7 @@ class Runtime:
         return self.embedders[name]
 
     @cached_property
-    def ollama(self):  # noqa: ANN201 - rag.llm.ollama.OllamaLLM
+    def ollama(self):  # rag.llm.ollama.OllamaLLM
         from backend.metrics import observe_llm_call
         from rag.llm.ollama import OllamaLLM
 
@@ -72,7 +72,7 @@ class Runtime:
         )
 
     @cached_property
-    def openai(self):  # noqa: ANN201 - rag.llm.openai_compatible.OpenAICompatibleLLM, or None when not configured
+    def openai(self):  # rag.llm.openai_compatible.OpenAICompatibleLLM, or None when not configured
         if not self.settings.openai_base_url:
             return None
         from backend.metrics import observe_llm_call
@@ -87,11 +87,11 @@ class Runtime:
         )
 
     @cached_property
-    def embedded(self):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM (loads its model on first use)
+    def embedded(self):  # rag.llm.embedded.EmbeddedLLM (loads its model on first use)
         return make_embedded(self.settings)
 
     @cached_property
-    def document_reader(self):  # noqa: ANN201 - rag.parsing.DocumentReader
+    def document_reader(self):  # rag.parsing.DocumentReader
         """Reads uploads and index jobs' documents in limited child processes, a few at a time."""
         from rag.parsing import ChildLimits, DocumentReader
 
@@ -105,7 +105,7 @@ class Runtime:
         )
 
     @cached_property
-    def transcriber(self):  # noqa: ANN201 - backend.speech.Transcriber (loads its model on the first voice note)
+    def transcriber(self):  # backend.speech.Transcriber (loads its model on the first voice note)
         from backend.speech import make_transcriber
 
         return make_transcriber(self.settings)
@@ -116,7 +116,7 @@ class Runtime:
         before ready) or on the first detection."""
         return LanguageDetector(tuple(self.settings.detected_languages))
 
-    def gateway(self, provider: str):  # noqa: ANN201 - backend.gateways.base.Gateway
+    def gateway(self, provider: str):  # backend.gateways.base.Gateway
         if provider not in self.gateways:
             from backend.gateways import make_gateway
 
@@ -124,14 +124,14 @@ class Runtime:
         return self.gateways[provider]
 
     @cached_property
-    def ingest_batcher(self):  # noqa: ANN201 - backend.store.batch.StatementBatcher
+    def ingest_batcher(self):  # backend.store.batch.StatementBatcher
         """Concurrent webhooks' messages stored together (see backend.store.batch)."""
         from backend.store.messages import ingest_batcher
 
         return ingest_batcher(self.db)
 
     @cached_property
-    def webhook_channel_reader(self):  # noqa: ANN201 - backend.store.batch.StatementBatcher
+    def webhook_channel_reader(self):  # backend.store.batch.StatementBatcher
         """Concurrent webhooks' channel reads sent together."""
         from backend.store.channels import webhook_channel_reader
 
@@ -146,7 +146,7 @@ class Runtime:
                 await close()
 
 
-def make_embedded(settings: Settings):  # noqa: ANN201 - rag.llm.embedded.EmbeddedLLM
+def make_embedded(settings: Settings):  # rag.llm.embedded.EmbeddedLLM
     """The embedded engine these settings describe (nothing is loaded until its first answer)."""
     from rag.llm.embedded import EmbeddedLLM
 

@@ -32,7 +32,7 @@ class Passwords:
         # Verifying against this keeps timing the same whether or not the email exists.
         self._dummy_hash = self._hasher.hash("not-a-real-password")
 
-    async def _run(self, fn, *args):  # noqa: ANN001, ANN002
+    async def _run(self, fn, *args):
         if self._waiting >= self._max_waiting:
             raise TooManyRequests("Too many logins at once; try again in a moment.", details={"retry_after_seconds": 5})
         self._waiting += 1

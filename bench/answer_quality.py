@@ -95,8 +95,8 @@ def questions_of(entry: dict) -> list[dict]:
     return covered + silent
 
 
-async def answer_all(  # noqa: ANN201
-    rt,  # noqa: ANN001
+async def answer_all(
+    rt,
     businesses: list[dict],
     documents: dict[str, str],
     engines: list[str],

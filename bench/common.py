@@ -61,7 +61,7 @@ def quiet_logs() -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    except Exception:  # noqa: BLE001 - cosmetic only
+    except Exception:  # cosmetic only
         pass
 
 
@@ -86,7 +86,7 @@ def businesses_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def run_on_businesses(args: argparse.Namespace, measure) -> None:  # noqa: ANN001 - async (args, businesses, documents)
+def run_on_businesses(args: argparse.Namespace, measure) -> None:  # async (args, businesses, documents)
     businesses, documents = load_businesses(args.folder)
     quiet_logs()
     run(lambda: measure(args, businesses, documents))
@@ -130,7 +130,7 @@ def dataset_path(arg: str | Path) -> Path:
     return path
 
 
-def _open_text(path: Path):  # noqa: ANN202 - text file
+def _open_text(path: Path):  # text file
     return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
@@ -276,7 +276,7 @@ async def bench_runtime(args: argparse.Namespace, *, fresh: bool | None = None, 
         await db.disconnect()
 
 
-def migration_module(name: str):  # noqa: ANN201 - module
+def migration_module(name: str):  # module
     """A migration file as a module (its file name starts with a digit: not importable by name)."""
     import importlib.util
 
@@ -302,7 +302,7 @@ async def _catch_up_schema(url: str) -> None:
         await conn.close()
 
 
-async def refresh_term_stats(rt, assistant_id: int) -> float:  # noqa: ANN001
+async def refresh_term_stats(rt, assistant_id: int) -> float:
     """What the indexing job does after documents change (a reused database may predate it); seconds."""
     from rag.store import refresh_term_stats as refresh
 
@@ -311,7 +311,7 @@ async def refresh_term_stats(rt, assistant_id: int) -> float:  # noqa: ANN001
     return time.perf_counter() - started
 
 
-async def bench_assistant(rt, name: str, *, reuse: bool = False):  # noqa: ANN001, ANN201 - Runtime -> Assistant
+async def bench_assistant(rt, name: str, *, reuse: bool = False):  # Runtime -> Assistant
     """The assistant the benchmark's documents belong to (the one of an earlier run when `reuse`)."""
     from backend.services.assistants import AssistantFields, create_assistant, get_assistant
 
@@ -322,11 +322,11 @@ async def bench_assistant(rt, name: str, *, reuse: bool = False):  # noqa: ANN00
     return await create_assistant(rt.db, AssistantFields(name=name, language="english"), rt.settings.ollama_model)
 
 
-async def server_setting(rt, name: str) -> str:  # noqa: ANN001
+async def server_setting(rt, name: str) -> str:
     return str(await rt.db.fetch_val(f"SHOW {name}"))
 
 
-async def warm_up_embedder(rt) -> float:  # noqa: ANN001
+async def warm_up_embedder(rt) -> float:
     """Load the model (seconds) before anything is timed; returns the load time."""
     started = time.perf_counter()
     await rt.embedder.embed_queries(["warm-up sentence for the embedding model"])
@@ -370,7 +370,7 @@ def _numeric(cell: str) -> bool:
     return bool(cell) and any(c.isdigit() for c in cell) and all(c.isdigit() or c in ".,/-+%" for c in cell)
 
 
-def run(main) -> None:  # noqa: ANN001 - coroutine function
+def run(main) -> None:  # coroutine function
     """Run a benchmark's async main; Ctrl-C stops it without a traceback."""
     try:
         asyncio.run(main())

@@ -47,7 +47,7 @@ def questions_of(entry: dict) -> list[tuple[str, str, bool]]:
     return covered + [(q["question"], q.get("language", "en"), False) for q in entry["not_covered"]]
 
 
-async def gather_evidence(rt, businesses: list[dict], documents: dict[str, str]) -> list[Labelled]:  # noqa: ANN001
+async def gather_evidence(rt, businesses: list[dict], documents: dict[str, str]) -> list[Labelled]:
     from backend.services.assistants import AssistantFields, create_assistant
     from backend.services.knowledge import ingest_texts, search_assistant
     from rag.sentences import sentences_of
@@ -265,7 +265,7 @@ def document_sentences(text: str) -> list[str]:
     return sentences
 
 
-async def report_claims(rt, folder: Path, documents: dict[str, str]) -> None:  # noqa: ANN001
+async def report_claims(rt, folder: Path, documents: dict[str, str]) -> None:
     claims = json.loads((folder / "claims.json").read_text())["claims"]
     embedder = rt.embedder
     best: list[tuple[bool, float]] = []

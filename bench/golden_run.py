@@ -20,7 +20,7 @@ async def _noop(_: float) -> None:
     return None
 
 
-async def ask_directly(rt, assistant, questions: list[str]) -> float:  # noqa: ANN001 - Runtime, Assistant
+async def ask_directly(rt, assistant, questions: list[str]) -> float:  # Runtime, Assistant
     from backend.services.answers import answer_question
 
     started = time.perf_counter()
@@ -29,7 +29,7 @@ async def ask_directly(rt, assistant, questions: list[str]) -> float:  # noqa: A
     return time.perf_counter() - started
 
 
-async def ask_as_a_run(rt, assistant_id: int) -> tuple[float, int]:  # noqa: ANN001 - Runtime
+async def ask_as_a_run(rt, assistant_id: int) -> tuple[float, int]:  # Runtime
     """Seconds, and questions passed. No workers run here: the job's body is called instead."""
     from backend.services.golden import get_run, request_run, run_questions
 

@@ -42,7 +42,7 @@ WORDS_PER_PAGE = 330
 LINES_PER_PAGE = 46
 
 
-async def ingest_round(rt, docs: list[tuple[str, str]], label: str) -> tuple[int, float, list[list[str]]]:  # noqa: ANN001
+async def ingest_round(rt, docs: list[tuple[str, str]], label: str) -> tuple[int, float, list[list[str]]]:
     """Ingest into a fresh assistant (so nothing is a duplicate); returns chunks, seconds, and the texts embedded:
     the chunks', then their sentences' (each group embedded on its own, as the path does)."""
     from backend.services.knowledge import ingest_texts
@@ -63,7 +63,7 @@ async def ingest_round(rt, docs: list[tuple[str, str]], label: str) -> tuple[int
     return len(chunks), elapsed, [[c.embedding_text for c in chunks], sentences]
 
 
-def bare_encode(embedder, groups: list[list[str]]) -> float:  # noqa: ANN001 - a local embedder
+def bare_encode(embedder, groups: list[list[str]]) -> float:  # a local embedder
     """The engine's own call, in the path's batches (each group's texts of similar length together, longest first)."""
     size, started = embedder.batch_size, time.perf_counter()
     for texts in groups:
@@ -73,7 +73,7 @@ def bare_encode(embedder, groups: list[list[str]]) -> float:  # noqa: ANN001 - a
     return time.perf_counter() - started
 
 
-def pdf_of(data, pages: int, seed: int) -> tuple[bytes, int]:  # noqa: ANN001 - BeirDataset
+def pdf_of(data, pages: int, seed: int) -> tuple[bytes, int]:  # BeirDataset
     """A `pages`-page PDF of SciFact abstracts, ~WORDS_PER_PAGE words a page; returns it and its word count."""
     from reportlab.pdfgen import canvas
 
@@ -94,7 +94,7 @@ def pdf_of(data, pages: int, seed: int) -> tuple[bytes, int]:  # noqa: ANN001 - 
     return buffer.getvalue(), min(len(words), pages * WORDS_PER_PAGE)
 
 
-async def index_pdf(rt, pdf: bytes, label: str) -> tuple[int, float]:  # noqa: ANN001
+async def index_pdf(rt, pdf: bytes, label: str) -> tuple[int, float]:
     """Upload (parsed and checked) and index the PDF as the indexing job does; returns chunks and seconds."""
     from backend.services.knowledge import index_document, upload_documents
 
@@ -105,7 +105,7 @@ async def index_pdf(rt, pdf: bytes, label: str) -> tuple[int, float]:  # noqa: A
     return chunks or 0, time.perf_counter() - started
 
 
-async def measure(base, name: str, docs, args, pdf: bytes | None) -> dict:  # noqa: ANN001
+async def measure(base, name: str, docs, args, pdf: bytes | None) -> dict:
     from backend.runtime import Runtime
     from rag.embedders import split_name
 

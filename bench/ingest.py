@@ -211,7 +211,7 @@ def build_load(count: int, contacts: int, duplicates: float, seed: int, prefix: 
 # -- the bare baseline --------------------------------------------------------------------------------
 
 
-def baseline_app(database_url: str):  # noqa: ANN201 - sanic.Sanic
+def baseline_app(database_url: str):  # sanic.Sanic
     """A bare Sanic handler: parse the JSON body, one INSERT."""
     from sanic import Sanic
     from sanic.response import json as json_response
@@ -219,19 +219,19 @@ def baseline_app(database_url: str):  # noqa: ANN201 - sanic.Sanic
     app = Sanic("bare_ingest")
 
     @app.before_server_start
-    async def connect(app, _):  # noqa: ANN001, ANN202
+    async def connect(app, _):
         app.ctx.pool = await asyncpg.create_pool(database_url, min_size=1, max_size=10)
 
     @app.after_server_stop
-    async def close(app, _):  # noqa: ANN001, ANN202
+    async def close(app, _):
         await app.ctx.pool.close()
 
     @app.get("/readyz")
-    async def ready(request):  # noqa: ANN001, ANN202
+    async def ready(request):
         return json_response({"status": "ready"})
 
     @app.post("/webhooks/waha/<channel_id:int>")
-    async def receive(request, channel_id: int):  # noqa: ANN001, ANN202
+    async def receive(request, channel_id: int):
         payload = request.json["payload"]
         await request.app.ctx.pool.execute(
             "INSERT INTO bench_baseline (channel_id, provider_message_id, text) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

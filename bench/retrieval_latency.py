@@ -72,7 +72,7 @@ def migration_hnsw_options() -> str | None:
     return found.group(1).strip() if found else None
 
 
-async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:  # noqa: ANN001
+async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:
     """Index the sample for real, or (--data-dir) reuse an earlier run's real chunks after dropping its synthetic ones."""
     from backend.services.knowledge import ingest_texts
 
@@ -102,11 +102,11 @@ async def real_chunks(rt, assistant, data, doc_ids: list[str]) -> list[dict]:  #
     return [dict(r._mapping) for r in records]
 
 
-def as_array(value) -> np.ndarray:  # noqa: ANN001 - numpy array or pgvector.Vector
+def as_array(value) -> np.ndarray:  # numpy array or pgvector.Vector
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
-async def grow_to(  # noqa: ANN001
+async def grow_to(
     rt,
     assistant,
     real: list[dict],
@@ -197,7 +197,7 @@ LIMIT :limit
 """
 
 
-async def exact_ids(rt, assistant_id: int, vector: np.ndarray) -> list[int]:  # noqa: ANN001
+async def exact_ids(rt, assistant_id: int, vector: np.ndarray) -> list[int]:
     """The true nearest chunks: the same ordering with index scans off (a sequential scan + sort)."""
     async with rt.db.transaction():
         await rt.db.execute("SET LOCAL enable_indexscan = off")
@@ -206,7 +206,7 @@ async def exact_ids(rt, assistant_id: int, vector: np.ndarray) -> list[int]:  # 
     return [r._mapping["id"] for r in records]
 
 
-async def measure(  # noqa: ANN001
+async def measure(
     rt, assistant, queries: list[str], vectors: np.ndarray, ef_values: list[int], warmup: int, variant_names: list[str]
 ) -> dict:
     from rag.retrieval import search

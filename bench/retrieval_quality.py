@@ -54,7 +54,7 @@ def recall_at(ranking: Sequence[str], relevant: dict[str, int], k: int = CUTOFF)
     return len(set(ranking[:k]) & set(relevant)) / len(relevant) if relevant else 0.0
 
 
-def doc_ranking(passages, doc_ids_of: dict[int, list[str]]) -> list[str]:  # noqa: ANN001 - list[Passage]
+def doc_ranking(passages, doc_ids_of: dict[int, list[str]]) -> list[str]:  # list[Passage]
     """BEIR doc ids in the order of their best chunk (identical texts share one stored document)."""
     ranking: list[str] = []
     seen: set[str] = set()
@@ -66,7 +66,7 @@ def doc_ranking(passages, doc_ids_of: dict[int, list[str]]) -> list[str]:  # noq
     return ranking
 
 
-async def index_corpus(rt, assistant, data: BeirDataset, batch: int) -> dict[int, list[str]]:  # noqa: ANN001
+async def index_corpus(rt, assistant, data: BeirDataset, batch: int) -> dict[int, list[str]]:
     """Ingest the documents not indexed yet (an earlier run's, with --data-dir, are reused);
     returns stored document id -> BEIR doc ids."""
     from backend.services.knowledge import ingest_texts
@@ -99,7 +99,7 @@ async def index_corpus(rt, assistant, data: BeirDataset, batch: int) -> dict[int
     return {k: [d for d in v if d in wanted] for k, v in doc_ids_of.items() if any(d in wanted for d in v)}
 
 
-async def evaluate(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, pool: int | None):  # noqa: ANN001
+async def evaluate(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, pool: int | None):
     from rag.retrieval import search
 
     scores = {m: {"ndcg": [], "recall": [], "ms": [], "short": 0} for m in MODES}
@@ -121,7 +121,7 @@ async def evaluate(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int
     return {m: {k: (sum(v) / len(v) if isinstance(v, list) else v) for k, v in s.items()} for m, s in scores.items()}
 
 
-async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -> None:  # noqa: ANN001
+async def sweep(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int) -> None:
     """Hybrid with other RRF constants and candidate pools: one dense and one lexical list per
     query (the library's own store functions), truncated and fused with the library's `fuse`."""
     from rag import store
@@ -190,7 +190,7 @@ ORDER BY h.score DESC, c.id LIMIT :limit
 class LexicalVariants:
     """The variants above, ready to run for one assistant (builds its term statistics once)."""
 
-    def __init__(self, rt, assistant) -> None:  # noqa: ANN001
+    def __init__(self, rt, assistant) -> None:
         self.rt, self.assistant = rt, assistant
 
     async def prepare(self) -> None:
@@ -221,7 +221,7 @@ class LexicalVariants:
         return [{**dict(r._mapping), "score": float(r._mapping["score"])} for r in await self.rt.db.fetch_all(sql, values)]
 
 
-async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:  # noqa: ANN001
+async def lexical_variants(rt, assistant, data: BeirDataset, doc_ids_of, top_chunks: int, lists) -> None:
     """Other ways to build and rank the full-text query, alone and fused (library `fuse`, k=60)
     with the same dense lists."""
     from rag.retrieval import fuse
@@ -258,7 +258,7 @@ class Measured:
     results: dict
 
 
-async def measure(base, name: str, data: BeirDataset, args) -> Measured:  # noqa: ANN001 - Runtime, Namespace
+async def measure(base, name: str, data: BeirDataset, args) -> Measured:  # Runtime, Namespace
     """Index the subset for an assistant of this embedder's and evaluate every query in the three modes."""
     from backend.runtime import Runtime
     from rag.embedders import split_name

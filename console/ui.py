@@ -29,7 +29,7 @@ from console.api import (
 )
 from console.config import console_settings
 from console.failure_words import DEGRADED_REASONS, QUOTE_REASONS, degraded_words, person_error  # noqa: F401 - the pages use ui.*
-from console.markdown_text import plain, tidy  # noqa: F401 - the pages use ui.*
+from console.markdown_text import plain, tidy
 
 TOKEN = "token"
 OPERATOR = "operator_email"
@@ -315,7 +315,7 @@ def operator_zone() -> ZoneInfo:
     """The operator's browser's time zone (Streamlit tells it), else UTC: never the server's, which nobody sees."""
     try:
         name = st.context.timezone
-    except Exception:  # noqa: BLE001 - outside a script run (tests of helpers): no browser
+    except Exception:  # outside a script run (tests of helpers): no browser
         name = None
     try:
         return ZoneInfo(name) if name else ZoneInfo("UTC")

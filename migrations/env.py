@@ -29,7 +29,7 @@ def _database_url() -> str:
     return embedded_database_url(settings.data_dir)
 
 
-def _run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+def _run(connection) -> None:  # a sync Connection inside run_sync
     context.configure(connection=connection, target_metadata=None, transaction_per_migration=False)
     with context.begin_transaction():
         # Held until commit: a second backend waits here, then finds the schema at head.

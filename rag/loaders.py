@@ -288,7 +288,7 @@ def _html(filename: str, data: bytes, chars: _Characters, *, max_depth: int) -> 
 _SPACE_BEFORE_PUNCTUATION = re.compile(r"(?<!\s)\s++(?=[.,;:!?])")
 
 
-def _html_depth(soup, limit: int) -> int:  # noqa: ANN001 - bs4.BeautifulSoup
+def _html_depth(soup, limit: int) -> int:  # bs4.BeautifulSoup
     """How deep elements nest (counting stops past `limit`), walked without recursion."""
     from bs4 import Tag
 
@@ -303,7 +303,7 @@ def _html_depth(soup, limit: int) -> int:  # noqa: ANN001 - bs4.BeautifulSoup
     return deepest
 
 
-def _outermost_blocks(root):  # noqa: ANN001, ANN202 - bs4 Tag in, Tags out
+def _outermost_blocks(root):  # bs4 Tag in, Tags out
     """The block elements under `root` that no other block encloses, in document order. One walk of
     the tree: asking each block for its enclosing block would climb the tree once per block."""
     from bs4 import Tag
@@ -346,7 +346,7 @@ def _pdf(filename: str, data: bytes, chars: _Characters, *, max_pages: int, max_
         raise
     except LimitReachedError as exc:  # pypdf's own guard against streams that inflate without end
         raise DocumentTooLarge(f"'{filename}' holds more compressed data than a PDF may unpack to.") from exc
-    except Exception as exc:  # noqa: BLE001 - pypdf raises many types (PdfReadError, KeyError, RecursionError...) on bad input
+    except Exception as exc:  # pypdf raises many types (PdfReadError, KeyError, RecursionError...) on bad input
         raise CorruptDocument(f"'{filename}' is not a readable PDF ({type(exc).__name__}).") from exc
     blocks: list[Block] = []
     for page in pages:
@@ -363,7 +363,7 @@ _PDF_INFLATE_LIMITS = (
 )
 
 
-def _pdf_content_bytes(page) -> int:  # noqa: ANN001 - pypdf PageObject
+def _pdf_content_bytes(page) -> int:  # pypdf PageObject
     """The size of a page's content streams, inflated (pypdf keeps what it inflated for the next page)."""
     from pypdf.generic import ArrayObject
 
@@ -419,7 +419,7 @@ def _docx(filename: str, data: bytes, chars: _Characters, *, max_inflated: int, 
             blocks.extend(Block(row) for row in _table_rows(table._tbl, chars))
     except DocumentError:
         raise
-    except Exception as exc:  # noqa: BLE001 - python-docx/lxml raise many types (XMLSyntaxError, KeyError...) on bad input
+    except Exception as exc:  # python-docx/lxml raise many types (XMLSyntaxError, KeyError...) on bad input
         raise CorruptDocument(f"'{filename}' is not a readable Word document ({type(exc).__name__}).") from exc
     return blocks
 
@@ -429,7 +429,7 @@ def _heading_level(style: str | None) -> int:
     return int(match.group(1)) if match else (1 if style == "Title" else 0)
 
 
-def _table_rows(table, chars: _Characters) -> list[str]:  # noqa: ANN001 - docx.oxml.table.CT_Tbl
+def _table_rows(table, chars: _Characters) -> list[str]:  # docx.oxml.table.CT_Tbl
     """Each row as "cell | cell", a cell spanning columns repeated once per column it spans and a cell
     merged with the one above reading as that one (as python-docx's `row.cells` gives them). Read
     from the XML in one pass: `row.cells` looks for each merged cell's row again, and repeats a

@@ -162,7 +162,7 @@ async def dense_search_fresh(
     return hits, stale
 
 
-def _hit(record, **extra) -> dict:  # noqa: ANN001 - asyncpg record
+def _hit(record, **extra) -> dict:  # asyncpg record
     hit = {key: value for key, value in record.items() if not key.startswith("session_")}
     hit.update(extra)
     return hit

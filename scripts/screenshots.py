@@ -37,7 +37,7 @@ Cakes are ordered two days ahead, by phone or here on WhatsApp. A birthday cake 
 """
 
 
-def seed(api: httpx.Client, ollama) -> None:  # noqa: ANN001 - the fake Ollama
+def seed(api: httpx.Client, ollama) -> None:  # the fake Ollama
     """One assistant with its document and WhatsApp number, and three customers: answered, degraded, waiting."""
     assistant = api.post(
         "/api/assistants", json={"name": "Corner Bakery", "model": "llama3.2", "policies": {"burst_window_seconds": 0}}
@@ -72,7 +72,7 @@ def seed(api: httpx.Client, ollama) -> None:  # noqa: ANN001 - the fake Ollama
     seed_golden(api, ollama, assistant["id"])
 
 
-def seed_golden(api: httpx.Client, ollama, assistant_id: int) -> None:  # noqa: ANN001 - the fake Ollama
+def seed_golden(api: httpx.Client, ollama, assistant_id: int) -> None:  # the fake Ollama
     """Two golden questions, a run, then new instructions after which the Saturday hours are lost: a regression."""
     base = f"/api/assistants/{assistant_id}"
     for question, fact in (("When do you open on Saturday?", "8 am"), ("How much is a birthday cake for 10 people?", "32 euros")):

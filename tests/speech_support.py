@@ -56,7 +56,7 @@ def encode(samples: np.ndarray, sample_rate: int, container: str, codec: str, ra
     return out.getvalue()
 
 
-def _mono_s16(source: av.container.InputContainer, rate: int):  # noqa: ANN202 - av.AudioFrame iterator
+def _mono_s16(source: av.container.InputContainer, rate: int):  # av.AudioFrame iterator
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
     for frame in source.decode(audio=0):
         yield from resampler.resample(frame)

@@ -130,7 +130,7 @@ def _sandbox_body() -> bytes:
     return json.dumps({"event": "session.status", "payload": {"status": "scan_qr"}}).encode()
 
 
-def _hmac(key: str, body: bytes, digest=hashlib.sha512) -> str:  # noqa: ANN001
+def _hmac(key: str, body: bytes, digest=hashlib.sha512) -> str:
     return hmac.new(key.encode(), body, digest).hexdigest()
 
 

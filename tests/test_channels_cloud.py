@@ -44,7 +44,7 @@ async def connect(api, config: dict = CONFIG) -> dict:
     return response.json()
 
 
-async def wait_for(predicate, timeout: float = 20.0):  # noqa: ANN001, ASYNC109
+async def wait_for(predicate, timeout: float = 20.0):  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while not (result := await predicate()):
         assert time.monotonic() < deadline, "timed out"

@@ -78,13 +78,13 @@ def open_page(at: AppTest, page: str) -> AppTest:
     return at
 
 
-def button(at: AppTest, label: str):  # noqa: ANN201
+def button(at: AppTest, label: str):
     found = [b for b in at.button if b.label == label]
     assert found, f"no {label!r} button"
     return found[0]
 
 
-def form(at: AppTest, key: str):  # noqa: ANN201
+def form(at: AppTest, key: str):
     return next(f for f in at.form if f.key == key)
 
 

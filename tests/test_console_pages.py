@@ -103,7 +103,7 @@ def rendered(markdown: str) -> tuple[str, set[str]]:
     words: list[str] = []
     kinds: set[str] = set()
 
-    def walk(tokens) -> None:  # noqa: ANN001
+    def walk(tokens) -> None:
         for token in tokens:
             kinds.add(token.type)
             if token.type in ("text", "code_inline"):

@@ -33,7 +33,7 @@ def indexed(client: httpx.Client, assistant_id: int, filename: str, text: bytes)
     )
 
 
-def bubble_words(bubble) -> str:  # noqa: ANN001 - AppTest's ChatMessage
+def bubble_words(bubble) -> str:  # AppTest's ChatMessage
     return "\n".join([t.value for t in bubble.text] + [c.value for c in bubble.caption] + [e.value for e in bubble.error])
 
 

@@ -63,7 +63,7 @@ def test_every_variable_in_env_example_has_a_comment():
     assert [var.name for var in variables if not var.comment] == []
 
 
-def _comparable(value):  # noqa: ANN001, ANN202
+def _comparable(value):
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 

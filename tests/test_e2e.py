@@ -68,7 +68,7 @@ async def backend_process(tmp_path, fake_ollama):  # noqa: F811
             await asyncio.to_thread(stop_embedded_postgres, data_dir / "postgres")
 
 
-async def call(function, *args, **kwargs):  # noqa: ANN001, ANN201
+async def call(function, *args, **kwargs):
     """The console's client is synchronous; run it off the loop that serves the fakes."""
     return await asyncio.to_thread(function, *args, **kwargs)
 
@@ -134,5 +134,5 @@ async def test_operator_connects_whatsapp_and_a_customer_gets_one_sourced_answer
         console.close()
 
 
-async def _sent(waha) -> bool:  # noqa: ANN001
+async def _sent(waha) -> bool:
     return bool(waha.sent)

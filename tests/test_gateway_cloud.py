@@ -300,7 +300,7 @@ def test_the_business_scoped_user_id_is_the_contact_s_identity_when_meta_gives_o
     assert hidden.chat_id == "US.1349120865530274" and hidden.sender_phone is None
 
 
-def one_message(parser, message: dict) -> InboundMessage:  # noqa: ANN001 - the parser fixture
+def one_message(parser, message: dict) -> InboundMessage:  # the parser fixture
     """The text fixture's message with its text replaced by `message` (a type and its object), parsed."""
     doc = json.loads(fixture("webhook.messages.text.json"))
     base = doc["entry"][0]["changes"][0]["value"]["messages"][0]

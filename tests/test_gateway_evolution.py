@@ -38,12 +38,12 @@ def gateway() -> EvolutionGateway:
     return EvolutionGateway(Settings(_env_file=None), http=None)  # parsing needs no HTTP
 
 
-def parse(gateway: EvolutionGateway, body: dict | bytes):  # noqa: ANN201
+def parse(gateway: EvolutionGateway, body: dict | bytes):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return gateway.parse_webhook({}, raw)
 
 
-def upsert(key: dict, message: dict | None, **extra) -> dict:  # noqa: ANN003
+def upsert(key: dict, message: dict | None, **extra) -> dict:
     data = {"key": key, "message": message, "messageType": "conversation", "messageTimestamp": 1717604327, **extra}
     return {"event": "messages.upsert", "instance": "shop", "data": data}
 

@@ -38,7 +38,7 @@ def gateway() -> WahaGateway:
     return WahaGateway(Settings(_env_file=None), http=None)  # parsing needs no HTTP
 
 
-def parse(gateway: WahaGateway, body: dict | bytes):  # noqa: ANN201
+def parse(gateway: WahaGateway, body: dict | bytes):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     return gateway.parse_webhook({}, raw)
 

@@ -36,7 +36,7 @@ def settings(database_url, tmp_path, fake_ollama):  # noqa: F811
     return make_settings(database_url, tmp_path / "data", ollama_host=fake_ollama.url)
 
 
-async def add(api, assistant_id: int, **body):  # noqa: ANN201
+async def add(api, assistant_id: int, **body):
     return await api.post(f"/api/assistants/{assistant_id}/golden", json=body)
 
 

@@ -65,7 +65,7 @@ async def waha():
 
 
 @asynccontextmanager
-async def waha_stack(database_url, tmp_path, waha, fake_ollama):  # noqa: ANN001, ANN201, F811
+async def waha_stack(database_url, tmp_path, waha, fake_ollama):  # noqa: F811
     """The backend talking to the fake WAHA; one channel paired: (api, waha)."""
     async with backend_with_gateway(
         database_url,
@@ -84,7 +84,7 @@ async def waha_stack(database_url, tmp_path, waha, fake_ollama):  # noqa: ANN001
             yield api, assistant.json()["id"]
 
 
-async def wait_for_sends(waha, count: int, timeout: float = 20.0) -> None:  # noqa: ANN001, ASYNC109
+async def wait_for_sends(waha, count: int, timeout: float = 20.0) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while len(waha.sent) < count:
         assert time.monotonic() < deadline, f"{len(waha.sent)} of {count} sends within {timeout}s"

@@ -38,7 +38,7 @@ async def thread(api, contact_id: int) -> list[dict]:
 async def waiting(api, count: int = 1, *, reason: str | None = None, **params) -> list[dict]:
     """The inbox once it lists `count` threads (the first waiting for `reason`, when given)."""
 
-    async def probe():  # noqa: ANN202
+    async def probe():
         items = (await inbox(api, **params))["items"]
         return items if len(items) == count and (reason is None or items[0]["reason"] == reason) else None
 
@@ -48,7 +48,7 @@ async def waiting(api, count: int = 1, *, reason: str | None = None, **params) -
 async def settled(api, channel_id: int, count: int) -> list[dict]:
     """The sandbox outbox once the bot has sent `count` messages."""
 
-    async def probe():  # noqa: ANN202
+    async def probe():
         sent = await outbox(api, channel_id)
         return sent if len(sent) >= count else None
 

@@ -144,11 +144,11 @@ def test_nul_characters_in_an_answer_are_not_read_as_placeholders():
 
 
 @pytest.fixture
-def backend_with(database_url, tmp_path, fake_ollama):  # noqa: ANN201, F811
+def backend_with(database_url, tmp_path, fake_ollama):  # noqa: F811
     """Start the backend on loopback with these settings: (it, a client logged in as admin)."""
 
     @asynccontextmanager
-    async def start(**overrides) -> AsyncIterator:  # noqa: ANN003
+    async def start(**overrides) -> AsyncIterator:
         settings = make_settings(database_url, tmp_path / "data", **fake_ollama.backend_settings(), **overrides)
         async with serve_app(create_app(settings, name=f"limits_{uuid.uuid4().hex[:8]}")) as backend:
             async with backend.client(await login(backend), timeout=300) as api:
@@ -157,7 +157,7 @@ def backend_with(database_url, tmp_path, fake_ollama):  # noqa: ANN201, F811
     return start
 
 
-async def upload(api, assistant: int, name: str, data: bytes, content_type: str):  # noqa: ANN001, ANN201
+async def upload(api, assistant: int, name: str, data: bytes, content_type: str):
     started = time.perf_counter()
     response = await api.post(f"/api/assistants/{assistant}/documents", files={"files": (name, data, content_type)})
     return response, time.perf_counter() - started

@@ -64,7 +64,7 @@ def unsupported_in(reply: str, question: str) -> list[str]:
     return [fact.text for fact in check_grounding(reply, [BAKERY.document, BAKERY.instructions, question]).unsupported]
 
 
-async def ask_the_bakery(settings, question: str, sender: str, **fields) -> tuple[str, dict, dict]:  # noqa: ANN001
+async def ask_the_bakery(settings, question: str, sender: str, **fields) -> tuple[str, dict, dict]:
     """A backend with `settings`, the bakery, one customer question: (received, stored reply, /api/status)."""
     async with serve_app(create_app(settings, name=f"real_{uuid.uuid4().hex[:8]}")) as backend:
         async with backend.client(await login(backend)) as api:

@@ -13,7 +13,7 @@ from tests.test_replies_crash import start_worker, stop, worker_env
 INTERVAL = 0.2
 
 
-async def _ready(backend, channel_id: int) -> bool:  # noqa: ANN001
+async def _ready(backend, channel_id: int) -> bool:
     [channel] = await db_rows(backend, "SELECT status, phone_number FROM channels WHERE id = $1", channel_id)
     return channel["status"] == "ready" and channel["phone_number"] == "+15550100001"
 

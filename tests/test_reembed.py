@@ -30,7 +30,7 @@ async def backend_with(settings):
         yield client
 
 
-async def listing_when(client, assistant: int, done) -> dict:  # noqa: ANN001 - predicate on the listing
+async def listing_when(client, assistant: int, done) -> dict:  # predicate on the listing
     async with asyncio.timeout(60):
         while not done(listing := (await client.get(f"/api/assistants/{assistant}/documents")).json()):
             await asyncio.sleep(0.2)

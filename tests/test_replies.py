@@ -241,5 +241,5 @@ async def test_a_message_during_generation_makes_the_draft_stale_and_the_latest_
     assert thread[-1]["sources"] and thread[-1]["reply_to_id"] == thread[1]["id"]
 
 
-async def _asked(fake, n: int) -> bool:  # noqa: ANN001
+async def _asked(fake, n: int) -> bool:
     return len(fake.requests_to("/api/chat")) >= n

@@ -54,7 +54,7 @@ async def waha():
         await fake.stop()
 
 
-def model_settings(fake_ollama) -> dict:  # noqa: ANN001, F811
+def model_settings(fake_ollama) -> dict:  # noqa: F811
     fake_ollama.set_models(["llama3.2", "all-minilm"])
     return {"ollama_host": fake_ollama.url, "embedding_provider": "ollama", "embedding_model": "all-minilm"}
 
@@ -63,7 +63,7 @@ def model_settings(fake_ollama) -> dict:  # noqa: ANN001, F811
 def stack_factory(waha, fake_ollama, database_url, tmp_path):  # noqa: F811
     """Start the backend (workers in-process or not) talking to the fake WAHA."""
 
-    def start(**overrides):  # noqa: ANN202
+    def start(**overrides):
         return backend_with_gateway(
             database_url,
             tmp_path,
@@ -134,7 +134,7 @@ async def test_gateway_always_failing_marks_the_reply_failed_and_visible(stack_f
             waha.fail_status = 500
             await waha.deliver_message(CUSTOMER, "Do you ship abroad?")
 
-            async def failed_contacts():  # noqa: ANN202
+            async def failed_contacts():
                 found = (await api.get("/api/contacts", params={"status": "failed"})).json()["items"]
                 return found or None
 
@@ -178,7 +178,7 @@ def start_worker(env: dict[str, str], tmp_path: Path) -> subprocess.Popen:
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=open(tmp_path / f"worker-{len(os.listdir(tmp_path))}.log", "w"),  # noqa: SIM115
+        stderr=open(tmp_path / f"worker-{len(os.listdir(tmp_path))}.log", "w"),
     )
 
 

@@ -20,7 +20,7 @@ OPERATOR_PASSWORD = "operator-password-a8b7c6d5e4"
 FAST_POLICY = {"burst_window_seconds": 0, "typing_seconds_per_char": 0}
 
 
-async def _run_session(database_url, data_dir, ollama_url: str, waha) -> dict[str, str]:  # noqa: ANN001
+async def _run_session(database_url, data_dir, ollama_url: str, waha) -> dict[str, str]:
     """Everything an operator and two customers do in a day; returns the secrets that were in play."""
     port = free_port()
     settings = make_settings(
@@ -94,7 +94,7 @@ async def _run_session(database_url, data_dir, ollama_url: str, waha) -> dict[st
     return secrets
 
 
-async def _sent_everything(api, sandbox_id: int, waha) -> bool:  # noqa: ANN001
+async def _sent_everything(api, sandbox_id: int, waha) -> bool:
     outbox = (await api.get(f"/api/channels/{sandbox_id}/sandbox/outbox")).json()["items"]
     return bool(outbox) and bool(waha.sent)
 

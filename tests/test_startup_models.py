@@ -119,7 +119,7 @@ def test_healthz_answers_within_a_second_during_the_first_upload_voice_note_and_
             wait_for(lambda: len(_outbox(api, channel)) >= 2, timeout=120, what="the voice note's answer")
             probe.phase = "after"
         worst = probe.worst()
-        print("healthz (polls, slowest s) by phase:", worst)  # noqa: T201 - the figure the report quotes
+        print("healthz (polls, slowest s) by phase:", worst)  # the figure the report quotes
         for phase in ("first upload", "first answer", "first voice note"):
             polls, slowest = worst[phase]
             assert polls >= 3 and slowest < HEALTHZ_LIMIT_SECONDS, (phase, worst)

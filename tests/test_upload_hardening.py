@@ -62,13 +62,13 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 120
 
 
-async def assistant_id(api) -> int:  # noqa: ANN001
+async def assistant_id(api) -> int:
     response = await api.post("/api/assistants", json={"name": "Uploads"})
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
 
-async def nothing_stored(api, backend, assistant: int) -> None:  # noqa: ANN001
+async def nothing_stored(api, backend, assistant: int) -> None:
     listing = (await api.get(f"/api/assistants/{assistant}/documents")).json()
     assert listing["total"] == 0, listing
     db = backend.app.ctx.db

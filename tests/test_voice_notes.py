@@ -218,7 +218,7 @@ async def evolution_stack(database_url, tmp_path, fake_ollama, joined_models):  
         yield api, backend, fake
 
 
-async def wait_for_sent(fake, count: int, timeout: float = 60.0) -> list[dict]:  # noqa: ANN001, ASYNC109
+async def wait_for_sent(fake, count: int, timeout: float = 60.0) -> list[dict]:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while len(fake.sent) < count:
         assert time.monotonic() < deadline, f"{len(fake.sent)} of {count} sends"

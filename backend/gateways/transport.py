@@ -27,7 +27,7 @@ CHUNK_BYTES = 64 * 1024
 Classifier = Callable[[int, Any], GatewayHttpError | None]
 
 
-def _retryable(idempotent: bool):  # noqa: ANN202
+def _retryable(idempotent: bool):
     def check(exc: BaseException) -> bool:
         if isinstance(exc, RateLimited):
             return True  # refused before it was accepted: safe to send again, even a message

@@ -27,7 +27,7 @@ async def readyz(request: Request):
     if reason is None and db is not None:
         try:
             revision = await asyncio.wait_for(current_revision(db), timeout=3)
-        except Exception as exc:  # noqa: BLE001 - any failure here means "not ready"
+        except Exception as exc:  # any failure here means "not ready"
             reason = f"database unreachable ({type(exc).__name__})"
         else:
             if revision != head_revision():

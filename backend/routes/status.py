@@ -27,7 +27,7 @@ async def metrics(request: Request):
     if db is not None:
         try:
             await refresh_database_gauges(db)
-        except Exception as exc:  # noqa: BLE001 - a scrape still answers with what this process knows
+        except Exception as exc:  # a scrape still answers with what this process knows
             log.warning("metrics.database_unavailable", error=type(exc).__name__)
     return raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 

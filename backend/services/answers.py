@@ -114,7 +114,7 @@ def outcome_of(answer: Answer) -> str:
     return "quoted" if answer.quoted else "answered"
 
 
-def language_of(rt: Runtime):  # noqa: ANN201 - rag.answer.LanguageOf
+def language_of(rt: Runtime):  # rag.answer.LanguageOf
     """The Runtime's detector as the callable `rag.answer` takes: a reply's language code, or None when unsure."""
     detector = rt.language_detector
 

@@ -350,7 +350,7 @@ async def reindex_assistant(rt: Runtime, assistant_id: int) -> list[int]:
     return ids
 
 
-async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int | None:  # noqa: ANN001
+async def index_document(rt: Runtime, document_id: int, on_progress=None) -> int | None:
     """Load, chunk, embed and store one document; its chunks are swapped in one transaction.
     Returns the chunk count, or None when the document was deleted meanwhile.
     Raises `DocumentError` for a file that cannot be read, or costs more to read than the settings allow."""
@@ -392,7 +392,7 @@ async def _store_blocks(
     assistant_id: int,
     language: str,
     blocks: list[Block],
-    on_progress=None,  # noqa: ANN001
+    on_progress=None,
 ) -> int | None:
     embedder = rt.embedder
     chunks = await chunk_document(

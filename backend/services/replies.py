@@ -83,7 +83,7 @@ async def load_conversation(rt: Runtime, contact_id: int) -> Conversation | None
     return conversation
 
 
-async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:  # noqa: ANN001
+async def reply_to_contact(rt: Runtime, contact_id: int, heartbeat=None) -> None:
     """The whole reply job for one contact (safe to run again at any point)."""
     started = time.monotonic()
     conversation = await load_conversation(rt, contact_id)
@@ -375,11 +375,11 @@ def _describe(exc: Exception) -> str:
     return f"{code}: {message}"
 
 
-async def _best_effort(call) -> None:  # noqa: ANN001 - a gateway coroutine
+async def _best_effort(call) -> None:  # a gateway coroutine
     """Typing and read receipts are niceties: a provider without them must not block a reply."""
     try:
         await call
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.debug("gateway.nicety_failed", error=_describe(exc))
 
 

@@ -158,7 +158,7 @@ async def database_status(settings: Settings, db: Database | None, not_ready_rea
     started = time.perf_counter()
     try:
         revision = await asyncio.wait_for(current_revision(db), timeout=PROBE_TIMEOUT_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - any failure means "down", with the reason shown
+    except Exception as exc:  # any failure means "down", with the reason shown
         return DatabaseStatus(ok=False, kind=kind, error=_describe(exc))
     latency = _ms(started)
     if revision != head_revision():
@@ -175,7 +175,7 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
     started = time.perf_counter()
     try:
         listing = await asyncio.wait_for(client.list(), timeout=PROBE_TIMEOUT_SECONDS + 0.5)
-    except Exception as exc:  # noqa: BLE001 - unreachable, refused, timed out, or an error status
+    except Exception as exc:  # unreachable, refused, timed out, or an error status
         metrics.LLM_CALLS.labels(engine="ollama", operation="list", outcome="error").observe(time.perf_counter() - started)
         return OllamaStatus(
             ok=False,
@@ -203,7 +203,7 @@ async def ollama_status(settings: Settings, required: list[str]) -> OllamaStatus
     )
 
 
-async def openai_status(settings: Settings, llm) -> OpenAIStatus:  # noqa: ANN001 - OpenAICompatibleLLM or None
+async def openai_status(settings: Settings, llm) -> OpenAIStatus:  # OpenAICompatibleLLM or None
     """Reachable, the key accepted, and the model listed (through its /v1/models)."""
     model = settings.openai_model or None
     if llm is None:
@@ -282,7 +282,7 @@ async def gateway_status(
             timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS),
         ) as response:
             status = response.status
-    except Exception as exc:  # noqa: BLE001 - refused, DNS, timeout: all mean unreachable
+    except Exception as exc:  # refused, DNS, timeout: all mean unreachable
         failure = _describe(exc)
     outcome = "ok" if status is not None and status < 400 else "error"
     metrics.GATEWAY_CALLS.labels(provider=provider, operation="status", outcome=outcome).observe(time.perf_counter() - started)
@@ -318,7 +318,7 @@ async def collect_status(
     http: aiohttp.ClientSession,
     *,
     embedded: dict[str, Any],
-    openai_llm=None,  # noqa: ANN001 - the runtime's OpenAICompatibleLLM, None when not configured
+    openai_llm=None,  # the runtime's OpenAICompatibleLLM, None when not configured
     not_ready_reason: str | None = None,
     uptime_seconds: float = 0.0,
     loaded_models: list[ModelStatus] | None = None,

@@ -100,7 +100,7 @@ def _audio_stream(container: av.container.InputContainer) -> av.AudioStream:
     return container.streams.audio[0]
 
 
-def _frames(frames):  # noqa: ANN001, ANN202 - av.AudioFrame iterator
+def _frames(frames):  # av.AudioFrame iterator
     """Frames up to the first damaged packet: a voice note cut short still has its first words."""
     try:
         yield from frames

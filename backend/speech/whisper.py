@@ -146,7 +146,7 @@ class WhisperTranscriber:
                     cpu_threads=self.threads,
                     num_workers=self.concurrency,
                 )
-            except Exception as exc:  # noqa: BLE001 - missing package, folder, corrupt join, download or compute type alike
+            except Exception as exc:  # missing package, folder, corrupt join, download or compute type alike
                 # A model that does not load will not load next time either: say so at once from now on.
                 reason = str(exc) if isinstance(exc, TranscriberUnavailable) else f"{type(exc).__name__}: {exc}"
                 self._load_error = f"The speech model {self.model!r} could not be loaded ({reason})."

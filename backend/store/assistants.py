@@ -39,7 +39,7 @@ COLUMNS = ", ".join(
 EDITABLE = ("name", "instructions", "engine", "model", "temperature", "fallback_message", "language", "languages", "settings")
 
 
-def _assistant(record) -> AssistantRow | None:  # noqa: ANN001 - asyncpg record
+def _assistant(record) -> AssistantRow | None:  # asyncpg record
     return AssistantRow(**record) if record is not None else None
 
 

@@ -58,7 +58,7 @@ class StatementBatcher:
                     records = [await held.raw_connection.fetchrow(self._sql, *batch[0][0])]
                 else:
                     records = await held.raw_connection.fetchmany(self._sql, [args for args, _ in batch])
-        except Exception as exc:  # noqa: BLE001 - handed to the callers, never lost
+        except Exception as exc:  # handed to the callers, never lost
             if len(batch) == 1 or is_connection_error(exc):
                 for _, future in batch:
                     _settle(future, error=exc)

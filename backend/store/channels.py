@@ -38,7 +38,7 @@ class ChannelRow:
     assistant_settings: str | None = None  # the assistant's stored settings (jsonb text), read with the webhook's channel
 
 
-def _channel(record) -> ChannelRow | None:  # noqa: ANN001 - asyncpg record
+def _channel(record) -> ChannelRow | None:  # asyncpg record
     return ChannelRow(**record) if record is not None else None
 
 

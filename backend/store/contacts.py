@@ -68,11 +68,11 @@ class ContactListing:
     waiting_since: datetime | None = None
 
 
-def _contact(record, **extra) -> ContactRow | None:  # noqa: ANN001 - asyncpg record
+def _contact(record, **extra) -> ContactRow | None:  # asyncpg record
     return ContactRow(**{name: record[name] for name in _CONTACT_FIELDS}, **extra) if record is not None else None
 
 
-def _listing(record) -> ContactListing:  # noqa: ANN001 - asyncpg record
+def _listing(record) -> ContactListing:  # asyncpg record
     last = None
     if record["last_message_created_at"] is not None:
         last = LastMessage(

@@ -41,7 +41,7 @@ class DocumentToIndex:
 COLUMNS = ", ".join(field.name for field in fields(DocumentRow))
 
 
-def _document(record) -> DocumentRow | None:  # noqa: ANN001 - asyncpg record
+def _document(record) -> DocumentRow | None:  # asyncpg record
     return DocumentRow(**record) if record is not None else None
 
 

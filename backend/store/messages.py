@@ -58,7 +58,7 @@ class MessageRow:
     history: list[dict] | None = None
 
 
-def _message(record) -> MessageRow | None:  # noqa: ANN001 - asyncpg record
+def _message(record) -> MessageRow | None:  # asyncpg record
     return MessageRow(**record) if record is not None else None
 
 

@@ -22,7 +22,7 @@ class OperatorRow:
     created_at: datetime
 
 
-def _operator(record) -> OperatorRow | None:  # noqa: ANN001 - asyncpg record
+def _operator(record) -> OperatorRow | None:  # asyncpg record
     return OperatorRow(**record) if record is not None else None
 
 

@@ -100,7 +100,7 @@ class Workers:
                     await asyncio.sleep(1)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("workers.listen_failed", error=type(exc).__name__)
             await asyncio.sleep(1)
 
@@ -124,7 +124,7 @@ class Workers:
                     log.info("media.files_deleted", count=forgotten)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("workers.reap_failed", error=type(exc).__name__)
             await asyncio.sleep(max(1.0, min(settings.job_lease_seconds / 4, 30)))
 
@@ -164,7 +164,7 @@ class Workers:
                 claim = await store.claim_next_job(self.rt.db, worker_id, kinds, self.rt.settings.job_lease_seconds)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 level = "warning" if is_connection_error(exc) else "error"
                 getattr(log, level)("workers.claim_failed", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
@@ -193,7 +193,7 @@ class Workers:
             await handler.run(self.rt, job, lease)
         except asyncio.CancelledError:
             raise  # shutting down: the lease expires and another worker takes it
-        except Exception as exc:  # noqa: BLE001 - every failure is retried or recorded
+        except Exception as exc:  # every failure is retried or recorded
             reason, message = reason_of(exc)
             # The person reads the reason; the log keeps what happened.
             detail = {"reason": reason, "error": f"{type(exc).__name__}: {exc}"}
@@ -212,7 +212,7 @@ class Workers:
             await self._safely(store.finish_job(self.rt.db, job.id, worker_id))
             bound.info("job.done", ms=round((time.perf_counter() - started) * 1000, 1))
 
-    async def _give_up(self, job: Job, worker_id: str, handler: JobHandler, error: str, bound, detail: dict) -> None:  # noqa: ANN001
+    async def _give_up(self, job: Job, worker_id: str, handler: JobHandler, error: str, bound, detail: dict) -> None:
         bound.error("job.failed", **detail)
         await self._safely(store.fail_job(self.rt.db, job.id, worker_id, error))
         await self._safely(handler.failed(self.rt, job, error))
@@ -226,7 +226,7 @@ class Workers:
         # If the database is down the lease runs out and the job is retried later.
         try:
             await coro
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("workers.bookkeeping_failed", error=f"{type(exc).__name__}: {exc}")
 
 

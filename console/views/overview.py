@@ -117,7 +117,7 @@ def show_outcomes(stats: Stats) -> None:
     )
 
 
-def link(column, page: str, label: str, icon: str, assistant_id: int) -> None:  # noqa: ANN001 - a Streamlit column
+def link(column, page: str, label: str, icon: str, assistant_id: int) -> None:  # a Streamlit column
     column.page_link(f"views/{page}.py", label=label, icon=icon, query_params={"assistant": assistant_id})
 
 

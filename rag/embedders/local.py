@@ -24,11 +24,11 @@ class LocalEmbedder:
         self._load_lock = threading.Lock()  # two threads asking at once must not load it twice
         self._turns = EncodeTurns()
 
-    def _load(self):  # noqa: ANN202 - the engine's model object
+    def _load(self):  # the engine's model object
         raise NotImplementedError
 
     @property
-    def model(self):  # noqa: ANN201
+    def model(self):
         if self._model is None:
             with self._load_lock:
                 if self._model is None:

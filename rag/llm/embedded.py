@@ -152,8 +152,8 @@ class EmbeddedLLM:
             total_ms=round((time.perf_counter() - started) * 1000, 1),
         )
 
-    async def _run(self, work):  # noqa: ANN001, ANN202 - a callable run in a thread with the model's lock
-        def locked():  # noqa: ANN202
+    async def _run(self, work):  # a callable run in a thread with the model's lock
+        def locked():
             with self._thread_lock:
                 return work()
 

@@ -74,7 +74,7 @@ class OllamaLLM:
         self._context_lengths: dict[str, int | None] = {}
         self._unreachable_until = 0.0
 
-    async def _call(self, operation: str, model: str, make_call) -> Any:  # noqa: ANN001
+    async def _call(self, operation: str, model: str, make_call) -> Any:
         if operation in ("chat", "show") and time.monotonic() < self._unreachable_until:
             raise LLMUnavailable("Ollama was unreachable moments ago.", code="ollama_unreachable")
         started = time.perf_counter()

@@ -206,7 +206,7 @@ class FakeEvolution(FakeGatewayServer):
         instance["messages"].append(answer)
         return web.json_response(answer, status=201)
 
-    def record(self, operation: str):  # noqa: ANN201
+    def record(self, operation: str):
         async def handler(request: web.Request) -> web.Response:
             self.calls.append((operation, await request.json()))
             if operation == "mark_read":

@@ -173,7 +173,7 @@ class FakeGraphApi:
             await self._runner.cleanup()
 
     @web.middleware
-    async def _log(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+    async def _log(self, request: web.Request, handler):
         self.requests.append((request.method, request.path))
         return await handler(request)
 

@@ -117,7 +117,7 @@ class FakeOllama:
         return app
 
     @web.middleware
-    async def _record(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+    async def _record(self, request: web.Request, handler):
         raw = await request.read()
         try:
             body = json.loads(raw) if raw else None

@@ -82,7 +82,7 @@ class FakeGatewayServer:
         raise NotImplementedError
 
     @web.middleware
-    async def _switches(self, request: web.Request, handler):  # noqa: ANN001, ANN202
+    async def _switches(self, request: web.Request, handler):
         self.requests.append((request.method, request.path))
         if self.hang:
             try:
@@ -122,7 +122,7 @@ class FakeGatewayServer:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def in_background(self, coro) -> None:  # noqa: ANN001
+    def in_background(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -270,7 +270,7 @@ class FakeWaha(FakeGatewayServer):
         self.messages.setdefault((session["name"], body["chatId"]), []).append(message)
         return web.json_response(message, status=201)
 
-    def record(self, operation: str):  # noqa: ANN201
+    def record(self, operation: str):
         async def handler(request: web.Request) -> web.Response:
             self.calls.append((operation, await request.json()))
             return web.json_response({}, status=201)
