@@ -180,20 +180,27 @@ def share(count: int, total: int) -> str:
     return f"{count}/{total} ({count / total:.0%})" if total else "-"
 
 
-def report_row(engine: str, mode: str, results: list[Result]) -> list[object]:
+def outcome_shares(results: list[Result]) -> list[str]:
+    """Right fact, wrong fact sent, not covered → fallback, covered → fallback, reply language, own-words language."""
     covered = [r for r in results if r.covered]
     silent = [r for r in results if not r.covered]
-    times = [r.ms for r in results]
-    beyond = [r.beyond_retrieval_ms for r in results if r.beyond_retrieval_ms is not None]
     return [
-        engine,
-        mode,
         share(sum(r.right for r in covered), len(covered)),
         share(sum(r.wrong_fact_sent for r in results), len(results)),
         share(sum(r.fallback for r in silent), len(silent)),
         share(sum(r.fallback for r in covered), len(covered)),
         share(sum(r.reply_language == r.language for r in results), len(results)),
         share(sum(r.own_words_language == r.language for r in results), len(results)),
+    ]
+
+
+def report_row(engine: str, mode: str, results: list[Result]) -> list[object]:
+    times = [r.ms for r in results]
+    beyond = [r.beyond_retrieval_ms for r in results if r.beyond_retrieval_ms is not None]
+    return [
+        engine,
+        mode,
+        *outcome_shares(results),
         share(sum(r.quoted for r in results), len(results)),
         round(percentile(times, 50)),
         round(percentile(times, 99)),
@@ -202,23 +209,8 @@ def report_row(engine: str, mode: str, results: list[Result]) -> list[object]:
 
 
 def by_language(results: list[Result]) -> list[tuple]:
-    rows = []
-    for language in sorted({r.language for r in results}):
-        group = [r for r in results if r.language == language]
-        covered = [r for r in group if r.covered]
-        silent = [r for r in group if not r.covered]
-        rows.append(
-            (
-                language,
-                share(sum(r.right for r in covered), len(covered)),
-                share(sum(r.wrong_fact_sent for r in group), len(group)),
-                share(sum(r.fallback for r in silent), len(silent)),
-                share(sum(r.fallback for r in covered), len(covered)),
-                share(sum(r.reply_language == r.language for r in group), len(group)),
-                share(sum(r.own_words_language == r.language for r in group), len(group)),
-            )
-        )
-    return rows
+    languages = sorted({r.language for r in results})
+    return [(language, *outcome_shares([r for r in results if r.language == language])) for language in languages]
 
 
 async def measure(args: argparse.Namespace, businesses: list[dict], documents: dict[str, str]) -> None:
