@@ -184,3 +184,23 @@ async def test_the_lead_in_above_quoted_passages_is_in_each_customers_language(a
         received = await exchange(api, channel_id, f"+55119777700{number:02d}", 1, text=question)
         assert received.startswith(SHIPPED["quote_intro"][code]), (code, received)
         assert "A croissant costs 1.80 euros." in received
+
+
+async def test_an_automatic_assistant_serves_its_documents_language_first(api, fake_ollama):  # noqa: F811
+    """No languages set: a Portuguese document makes Portuguese the assistant's main language, so a customer whose
+    language is not known yet ("ok") gets the Portuguese lead-in, not the English one."""
+    same = fake_ollama.vector("any text")
+    fake_ollama.vector = lambda text: same
+    channel_id = await open_shop(api, [], answer_mode="quote")
+    assistant_id = (await api.get(f"/api/channels/{channel_id}")).json()["assistant_id"]
+    document = "# Entregas\n\nA taxa de entrega é de R$ 5,00, e pedidos acima de R$ 60,00 têm entrega grátis.\n".encode()
+    uploaded = await api.post(f"/api/assistants/{assistant_id}/documents", files=[("files", ("entregas.md", document))])
+    assert uploaded.status_code == 201, uploaded.text
+    deadline = time.monotonic() + 60
+    while (await api.get(f"/api/assistants/{assistant_id}/documents")).json()["items"][0]["status"] != "ready":
+        assert time.monotonic() < deadline, "the document was not indexed"
+        await asyncio.sleep(0.2)
+    assistant = (await api.get(f"/api/assistants/{assistant_id}")).json()
+    assert assistant["document_languages"] == ["pt"] and assistant["served_languages"][0] == "pt"
+    received = await exchange(api, channel_id, "+5511977770099", 1, text="ok")
+    assert received.startswith(SHIPPED["quote_intro"]["pt"]), received

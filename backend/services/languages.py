@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-def served_languages(configured: Sequence[str], document_configs: Sequence[str], text_search: str) -> list[str]:
+def served_languages(configured: Sequence[str], document_languages: Sequence[str], text_search: str) -> list[str]:
     """The languages an assistant answers in, its main one first: the operator's list, or when that is empty its
-    documents' languages (most passages first), then the language of its full-text setting, then English."""
+    documents' languages (codes, most passages first), then the language of its full-text setting, then English."""
     if configured:
         return list(dict.fromkeys(configured))
-    found = [code_of_text_search(config) for config in (*document_configs, text_search)]
+    found = [*document_languages, code_of_text_search(text_search)]
     return list(dict.fromkeys([*(code for code in found if code), DEFAULT]))
 
 
